@@ -1,0 +1,245 @@
+"""``quantum-gate``: the one-shot commands operators script against, and the daemon's entry point.
+
+Exit codes (docs/cli.md): 0 PASS; 2 blocked (FAIL or INSUFFICIENT_DATA, fail-closed); 1 could not
+evaluate (bad arguments or config, Redis unreachable, cutover unknown). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import redis
+
+from quantum_gate import __version__
+from quantum_gate.config import ConfigError, Settings, load_settings
+from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.diagnosis import diagnose_window, render_diagnosis
+from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.report import dumps, gate_document, render_table, write_report
+from quantum_gate.stream import connect, load_windows
+from quantum_gate.streamids import SEQ_BITS, StreamIdError
+from quantum_gate.windows import Window, window_pair
+
+EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments: one line, exit 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (see config.example.yaml)")
+    parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env QUANTUM_GATE_REDIS_URL)")
+    parser.add_argument("--stream", help="stream key (default quantum:stream:trade.intent)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--after", help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, or a stream ID")
+    group.add_argument("--unit", help="take the cutover from this systemd unit's last start")
+    if windows:
+        parser.add_argument("--window", type=int, help="post window size in accepted events (default 2000)")
+        parser.add_argument("--baseline", type=int, help="baseline size in accepted events (default 2000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="quantum-gate", description="Cutover-aware quality gate for quantum trade.intent.")
+    parser.add_argument("--version", action="version", version=f"quantum-gate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = commands.add_parser("check", help="evaluate the gate once; exit 0 PASS, 2 blocked, 1 error")
+    _common(check)
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    check.add_argument("--report-dir", type=Path, help="also write quality_gate_<UTC stamp>.md and .json here")
+    check.add_argument("--note", help="an operator note recorded in the report")
+
+    diagnose = commands.add_parser("diagnose", help="collapse diagnosis: exact values, ranges, variants")
+    _common(diagnose)
+    diagnose.add_argument("--json", action="store_true")
+    diagnose.add_argument("--top", type=int, default=10, help="top exact values per model (default 10)")
+
+    cutover = commands.add_parser("cutover", help="show the cutover systemd reports (or convert --after)")
+    cutover.add_argument("--config", type=Path)
+    group = cutover.add_mutually_exclusive_group()
+    group.add_argument("--unit", help="systemd unit (default quantum-ai-engine.service)")
+    group.add_argument("--after", help="convert this value instead of asking systemd")
+    cutover.add_argument("--json", action="store_true")
+
+    run = commands.add_parser("run", help="the daemon: tail, watch the cutover, evaluate, export metrics")
+    _common(run)
+    run.add_argument("--listen", help="HOST:PORT for /metrics, /gate, /healthz, / (default 127.0.0.1:9731)")
+    run.add_argument("--report-dir", type=Path, help="folder for gate reports (default ./reports)")
+    run.add_argument("--interval", type=float, help="seconds between evaluations (default 15)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    demo = commands.add_parser("demo", help="embedded Redis + simulated engine + the real daemon")
+    demo.add_argument("--listen", default="127.0.0.1:9731")
+    demo.add_argument("--speed", type=float, default=1.0, help="multiply the simulated event rate")
+    demo.add_argument("--report-dir", type=Path, help="where the demo's reports go (default: a temp folder)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "redis.url": getattr(args, "redis_url", None),
+        "redis.stream": getattr(args, "stream", None),
+        "cutover.after": getattr(args, "after", None),
+        "cutover.unit": getattr(args, "unit", None),
+        "windows.post": getattr(args, "window", None),
+        "windows.baseline": getattr(args, "baseline", None),
+        "daemon.listen": getattr(args, "listen", None),
+        "daemon.report_dir": getattr(args, "report_dir", None),
+        "daemon.interval_seconds": getattr(args, "interval", None),
+    }
+    settings = load_settings(getattr(args, "config", None), overrides=overrides)
+    if getattr(args, "unit", None):  # --unit beats an `after` from the file or environment
+        settings = settings.model_copy(update={"cutover": settings.cutover.model_copy(update={"after": None})})
+    return settings
+
+
+def resolve_cutover(settings: Settings) -> Cutover:
+    """A fixed ``after`` when set, else systemd. Raises CutoverUnavailable / StreamIdError."""
+    if settings.cutover.after:
+        return fixed_cutover(settings.cutover.after)
+    return query_unit(settings.cutover.unit, settings.cutover.systemctl, settings.cutover.timeout_seconds)
+
+
+def new_windows(settings: Settings) -> tuple[Window, Window]:
+    contract = settings.contract
+    return window_pair(
+        settings.windows.post,
+        settings.windows.baseline,
+        max_models=contract.max_models,
+        max_actions=contract.max_actions,
+        max_variants=contract.max_variants,
+        max_symbols=contract.max_symbols,
+    )
+
+
+def rate_from_windows(post: Window, pre: Window, now: float, horizon_seconds: float) -> float:
+    keys = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
+    return event_rate_per_minute(keys, int(now * 1000), horizon_seconds)
+
+
+def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
+    post, pre = new_windows(settings)
+    client = connect(settings)
+    try:
+        load_windows(client, settings, cutover.stream_id, post, pre)
+    finally:
+        client.close()
+    rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
+    result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
+    return result, post, pre
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    cutover = resolve_cutover(settings)
+    now = time.time()
+    result, _, _ = evaluate_once(settings, cutover, now)
+    extra: dict[str, Any] = {"notes": {"operator": args.note}} if args.note else {}
+    document = gate_document(result, stream=settings.redis.stream, extra=extra)
+    if args.report_dir:
+        path = write_report(args.report_dir, document)
+        print(f"report written: {path} (and .md)", file=sys.stderr)
+    if args.json:
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+    else:
+        print(render_table(document))
+    return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    cutover = resolve_cutover(settings)
+    _, post, pre = evaluate_once(settings, cutover, time.time())
+    suspects = settings.gate.suspect_constants
+    document = {
+        "cutover": cutover.to_json(),
+        "stream": settings.redis.stream,
+        "windows": {
+            "post": diagnose_window(post, suspects, args.top),
+            "pre": diagnose_window(pre, suspects, args.top),
+        },
+    }
+    if args.json:
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+    else:
+        print(render_diagnosis(document))
+    return EXIT_PASS
+
+
+def cmd_cutover(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    cutover = resolve_cutover(settings)
+    if args.json:
+        sys.stdout.buffer.write(dumps(cutover.to_json()) + b"\n")
+        return EXIT_PASS
+    print(f"cutover    {cutover.timestamp}")
+    print(f"stream ID  {cutover.stream_id}")
+    if cutover.unit:
+        print(f"unit       {cutover.unit} ({cutover.active_state or 'state unknown'})")
+        print(f"invocation {cutover.invocation_id or 'unknown'}")
+        print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    return EXIT_PASS
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from quantum_gate.daemon import run_daemon
+
+    settings = settings_from_args(args)
+    return run_daemon(settings, log_level=args.log_level)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from quantum_gate.demo import run_demo
+
+    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir)
+
+
+COMMANDS = {"check": cmd_check, "diagnose": cmd_diagnose, "cutover": cmd_cutover, "run": cmd_run, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        return _fail(f"usage: {exc} (see quantum-gate --help)")
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except CutoverUnavailable as exc:
+        return _fail(f"cutover: {exc.message} (pass --after to fix the cutover by hand)")
+    except StreamIdError as exc:
+        return _fail(f"cutover: {exc}")
+    except redis.AuthenticationError:
+        return _fail("redis: authentication failed (check the password source; it is never printed)")
+    except redis.RedisError as exc:
+        return _fail(f"redis: {_first_line(exc)}")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def _fail(message: str) -> int:
+    print(f"quantum-gate: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The trade.intent contract: one stream entry's fields -> an accepted ``Event`` or a named ``Skip``.
+
+Pure and total: any mapping of bytes to bytes yields one of the two, never an exception (a hypothesis
+test holds us to that). Only the AI-engine envelope with a ``model_breakdown`` object feeds the gate;
+every other entry is skipped under a reason from ``SKIP_REASONS`` so it is counted, never dropped.
+See ../shared/contract/trade-intent.md and docs/contract.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from quantum_gate.streamids import StreamId
+
+EVENT_TYPE = b"trade.intent"
+FALLBACK_KEY = "fallback"
+
+SKIP_REASONS = (
+    "no_event_type",
+    "wrong_event_type",
+    "no_payload",
+    "payload_too_large",
+    "bad_json",
+    "payload_not_object",
+    "no_model_breakdown",
+    "breakdown_not_object",
+    "empty_model_breakdown",
+    "no_valid_votes",
+    "bad_stream_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContractLimits:
+    """Bounds that keep a hostile producer from exploding memory or metric labels."""
+
+    max_models_per_entry: int = 32
+    max_key_length: int = 64
+    max_payload_bytes: int = 1_048_576
+    max_symbol_length: int = 32
+
+
+class Vote(NamedTuple):
+    model: str
+    action: str
+    confidence: float
+    variant: str | None
+    shadow: bool
+    inactive: bool
+
+
+class Event(NamedTuple):
+    stream_id: StreamId
+    symbol: str | None
+    side: str | None
+    fallback: bool
+    votes: tuple[Vote, ...]
+    invalid_models: tuple[str, ...]
+    refused_keys: int
+
+
+class Skip(NamedTuple):
+    reason: str
+    invalid_models: tuple[str, ...] = ()
+    refused_keys: int = 0
+
+
+def parse_entry(stream_id: StreamId, fields: Mapping[bytes, bytes], limits: ContractLimits) -> Event | Skip:
+    event_type = fields.get(b"event_type")
+    if event_type is None:
+        return Skip("no_event_type")
+    if event_type != EVENT_TYPE:
+        return Skip("wrong_event_type")
+    raw_payload = fields.get(b"payload")
+    if raw_payload is None or raw_payload == b"":
+        return Skip("no_payload")
+    if len(raw_payload) > limits.max_payload_bytes:
+        return Skip("payload_too_large")
+    payload = decode_json(raw_payload)
+    if payload is _BAD_JSON:
+        return Skip("bad_json")
+    if not isinstance(payload, dict):
+        return Skip("payload_not_object")
+    breakdown = payload.get("model_breakdown")
+    if breakdown is None:
+        return Skip("no_model_breakdown")
+    if not isinstance(breakdown, dict):
+        return Skip("breakdown_not_object")
+    if not breakdown:
+        return Skip("empty_model_breakdown")
+    return _event_from_breakdown(stream_id, payload, breakdown, limits)
+
+
+def _event_from_breakdown(
+    stream_id: StreamId, payload: dict[str, Any], breakdown: dict[str, Any], limits: ContractLimits
+) -> Event | Skip:
+    votes: list[Vote] = []
+    invalid: list[str] = []
+    refused = 0
+    fallback = False
+    for key, value in breakdown.items():
+        if key == FALLBACK_KEY:
+            fallback = True
+            continue
+        if len(key) > limits.max_key_length or len(votes) + len(invalid) >= limits.max_models_per_entry:
+            refused += 1
+            continue
+        vote = _vote(key, value, limits)
+        if vote is None:
+            invalid.append(key)
+        else:
+            votes.append(vote)
+    if not votes:
+        return Skip("no_valid_votes", tuple(invalid), refused)
+    return Event(
+        stream_id=stream_id,
+        symbol=_short_string(payload.get("symbol"), limits.max_symbol_length),
+        side=_short_string(payload.get("side"), limits.max_key_length),
+        fallback=fallback,
+        votes=tuple(votes),
+        invalid_models=tuple(invalid),
+        refused_keys=refused,
+    )
+
+
+def _vote(model: str, value: Any, limits: ContractLimits) -> Vote | None:
+    """A valid vote: ``action`` a non-empty string, ``confidence`` a finite real number (not a bool).
+
+    Confidences outside [0, 1] are kept raw (the gate reports them as a contract violation); they are
+    never reshaped, unlike the producer's own sigmoid "fix".
+    """
+    if not isinstance(value, dict):
+        return None
+    action = value.get("action")
+    confidence = value.get("confidence")
+    if not isinstance(action, str) or not action or len(action) > limits.max_key_length:
+        return None
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        return None
+    confidence = float(confidence) if isinstance(confidence, float) else _int_to_float(confidence)
+    if not math.isfinite(confidence):
+        return None
+    return Vote(
+        model=model,
+        action=action,
+        confidence=confidence,
+        variant=_short_string(value.get("model"), limits.max_key_length),
+        shadow=value.get("shadow") is True,
+        inactive=value.get("inactive") is True,
+    )
+
+
+def _int_to_float(number: int) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # a 400-digit integer from a hostile producer
+        return math.inf
+
+
+def _short_string(value: Any, limit: int) -> str | None:
+    if isinstance(value, str) and value and len(value) <= limit:
+        return value
+    return None
+
+
+_BAD_JSON = object()
+
+
+def decode_json(raw: bytes) -> Any:
+    """orjson first (fast); the stdlib only when orjson refuses, because the producer writes Python
+    ``json.dumps`` output, which may hold ``NaN``/``Infinity`` that orjson rejects. A NaN confidence
+    then becomes one invalid vote instead of costing the whole event."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return _BAD_JSON
+
+
+def as_bytes_fields(fields: Mapping[str, str]) -> dict[bytes, bytes]:
+    """Fixture/test helper: fields as Redis returns them (bytes), from a JSON dump's strings."""
+    return {key.encode(): value.encode() for key, value in fields.items()}

@@ -1,0 +1,490 @@
+"""The gate engine: windows -> per-model statistics, checks and one verdict. Pure (clock passed in).
+
+``check``, ``/gate``, the reports and the daemon's gauges all come from ``evaluate``, so they agree.
+Statistics follow numpy: population std, linear-interpolated percentiles. Out-of-range confidences are
+kept raw in every statistic and reported as a contract violation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_gate.config import GateSettings
+from quantum_gate.cutover import Cutover
+from quantum_gate.windows import INACTIVE, SHADOW, Window
+
+PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
+VERDICTS = (PASS, FAIL, INSUFFICIENT)
+CHECKS = ("min_samples", "majority", "hold", "std", "p10_p90", "constant", "out_of_range", "invalid_votes")
+# The checks that mean "the model collapsed" (as opposed to a contract problem); alerts use these.
+COLLAPSE_CHECKS = ("majority", "hold", "std", "p10_p90", "constant")
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    samples: int
+    presence: float | None
+    action_shares: dict[str, float]
+    action_counts: dict[str, int]
+    hold_share: float | None
+    majority_share: float | None
+    majority_action: str | None
+    mean: float | None
+    std: float | None
+    p10: float | None
+    p90: float | None
+    p10_p90: float | None
+    min: float | None
+    max: float | None
+    unique_values: int
+    top_value: float | None
+    top_value_share: float | None
+    suspect_shares: dict[str, float]
+    suspect_share: float | None
+    out_of_range: int
+    out_of_range_share: float | None
+    invalid_votes: int
+    invalid_share: float | None
+    variants: dict[str, int]
+    shadow: int
+    inactive: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    threshold: float
+    passed: bool
+    comparator: str
+    detail: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "value": self.value,
+            "threshold": self.threshold,
+            "comparator": self.comparator,
+            "passed": self.passed,
+        }
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    name: str
+    gated: bool
+    verdict: str
+    post: ModelStats
+    pre: ModelStats
+    checks: tuple[Check, ...]
+    comparison: dict[str, Any]
+
+    def failed(self, names: tuple[str, ...] = CHECKS) -> list[Check]:
+        return [check for check in self.checks if not check.passed and check.name in names]
+
+    def collapsed(self, min_samples: int) -> bool:
+        return self.post.samples >= min_samples and bool(self.failed(COLLAPSE_CHECKS))
+
+
+@dataclass(frozen=True)
+class EnsembleStats:
+    events: int
+    side_shares: dict[str, float]
+    fallback_share: float | None
+    agreement: float | None
+    hard_disagree_share: float | None
+    votes_per_event: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    events: int
+    capacity: int
+    skipped: dict[str, int]
+    refused_model_keys: int
+    first_id_ms: int | None
+    last_id_ms: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Progress:
+    events: int
+    min_events: int
+    rate_per_minute: float | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    verdict: str
+    reasons: tuple[str, ...]
+    evaluated_at: float
+    cutover: Cutover | None
+    post: WindowSummary
+    pre: WindowSummary
+    models: dict[str, ModelReport]
+    ensemble_post: EnsembleStats
+    ensemble_pre: EnsembleStats
+    progress: Progress
+    thresholds: GateSettings
+
+    def gated(self) -> list[ModelReport]:
+        return [report for report in self.models.values() if report.gated]
+
+    def collapsed_models(self) -> list[str]:
+        minimum = self.thresholds.min_samples
+        return [report.name for report in self.gated() if report.collapsed(minimum)]
+
+
+# ---- statistics ------------------------------------------------------------------------------------
+
+
+def model_stats(window: Window, model: str, suspects: tuple[float, ...]) -> ModelStats:
+    columns = window.model(model)
+    vocab = window.vocabulary
+    if columns is None:
+        return _empty_stats(0)
+    values = columns.confidence
+    samples = int(values.size)
+    action_counts = _label_counts(columns.action, vocab.actions.names)
+    variants = _label_counts(columns.variant, vocab.variants.names)
+    total_votes = samples + columns.invalid
+    if samples == 0:
+        return _empty_stats(columns.invalid, presence=0.0 if len(window) else None)
+    shares = {label: count / samples for label, count in action_counts.items()}
+    majority_action = max(action_counts, key=lambda label: (action_counts[label], label))
+    p10, p90 = (float(v) for v in np.percentile(values, [10, 90]))
+    uniques, counts = np.unique(values, return_counts=True)
+    top = int(np.argmax(counts))
+    out_of_range = int(np.count_nonzero((values < 0.0) | (values > 1.0)))
+    suspect_shares = {_number_label(c): float(np.count_nonzero(values == c)) / samples for c in suspects}
+    return ModelStats(
+        samples=samples,
+        presence=samples / len(window) if len(window) else None,
+        action_shares=shares,
+        action_counts=action_counts,
+        hold_share=shares.get("HOLD", 0.0),
+        majority_share=action_counts[majority_action] / samples,
+        majority_action=majority_action,
+        mean=float(np.mean(values)),
+        std=float(np.std(values)),
+        p10=p10,
+        p90=p90,
+        p10_p90=p90 - p10,
+        min=float(values.min()),
+        max=float(values.max()),
+        unique_values=int(uniques.size),
+        top_value=float(uniques[top]),
+        top_value_share=int(counts[top]) / samples,
+        suspect_shares=suspect_shares,
+        suspect_share=float(np.count_nonzero(np.isin(values, suspects))) / samples,
+        out_of_range=out_of_range,
+        out_of_range_share=out_of_range / samples,
+        invalid_votes=columns.invalid,
+        invalid_share=columns.invalid / total_votes,
+        variants=variants,
+        shadow=int(np.count_nonzero(columns.flags & SHADOW)),
+        inactive=int(np.count_nonzero(columns.flags & INACTIVE)),
+    )
+
+
+def _empty_stats(invalid: int, presence: float | None = None) -> ModelStats:
+    return ModelStats(
+        samples=0,
+        presence=presence,
+        action_shares={},
+        action_counts={},
+        hold_share=None,
+        majority_share=None,
+        majority_action=None,
+        mean=None,
+        std=None,
+        p10=None,
+        p90=None,
+        p10_p90=None,
+        min=None,
+        max=None,
+        unique_values=0,
+        top_value=None,
+        top_value_share=None,
+        suspect_shares={},
+        suspect_share=None,
+        out_of_range=0,
+        out_of_range_share=None,
+        invalid_votes=invalid,
+        invalid_share=1.0 if invalid else None,
+        variants={},
+        shadow=0,
+        inactive=0,
+    )
+
+
+def _label_counts(codes: npt.NDArray[np.int8], names: list[str]) -> dict[str, int]:
+    valid = codes[codes >= 0]
+    if not valid.size:
+        return {}
+    counts = np.bincount(valid.astype(np.intp), minlength=len(names))
+    return {names[code]: int(count) for code, count in enumerate(counts) if count}
+
+
+def _number_label(value: float) -> str:
+    return f"{value:g}"
+
+
+def ensemble_stats(window: Window) -> EnsembleStats:
+    events = len(window)
+    if not events:
+        return EnsembleStats(0, {}, None, None, None, None)
+    names = window.vocabulary.actions.names
+    sides = _label_counts(window.sides(), names)
+    votes = window.vote_matrix()
+    per_action = np.stack([(votes == code).sum(axis=0) for code in range(len(names))]) if votes.size else None
+    agreement = hard = per_event = None
+    if per_action is not None:
+        totals = per_action.sum(axis=0)
+        voted = totals > 0
+        agreement = float(np.mean(per_action.max(axis=0)[voted] / totals[voted])) if voted.any() else None
+        both = (per_action[names.index("BUY")] > 0) & (per_action[names.index("SELL")] > 0)
+        hard = float(np.mean(both))
+        per_event = float(np.mean(totals))
+    return EnsembleStats(
+        events=events,
+        side_shares={label: count / events for label, count in sides.items()},
+        fallback_share=float(np.mean(window.fallback())),
+        agreement=agreement,
+        hard_disagree_share=hard,
+        votes_per_event=per_event,
+    )
+
+
+def summarize(window: Window) -> WindowSummary:
+    span = window.first_last_ms()
+    return WindowSummary(
+        events=len(window),
+        capacity=window.capacity,
+        skipped=dict(sorted(window.counters.skipped.items())),
+        refused_model_keys=window.counters.refused_keys,
+        first_id_ms=span[0] if span else None,
+        last_id_ms=span[1] if span else None,
+    )
+
+
+# ---- checks and verdict ----------------------------------------------------------------------------
+
+
+def model_checks(stats: ModelStats, settings: GateSettings) -> tuple[Check, ...]:
+    def at_most(name: str, value: float | None, threshold: float) -> Check:
+        return Check(name, value, threshold, value is not None and value <= threshold, "<=")
+
+    def at_least(name: str, value: float | None, threshold: float) -> Check:
+        return Check(name, value, threshold, value is not None and value >= threshold, ">=")
+
+    constant_ok = (
+        stats.std is not None
+        and stats.p10_p90 is not None
+        and stats.std >= settings.constant_std_min
+        and stats.p10_p90 >= settings.constant_width_min
+    )
+    return (
+        at_least("min_samples", float(stats.samples), settings.min_samples),
+        at_most("majority", stats.majority_share, settings.majority_max),
+        at_most("hold", stats.hold_share, settings.hold_max),
+        at_least("std", stats.std, settings.std_min),
+        at_least("p10_p90", stats.p10_p90, settings.p10_p90_min),
+        Check(
+            "constant",
+            stats.std,
+            settings.constant_std_min,
+            constant_ok,
+            ">=",
+            {"p10_p90": stats.p10_p90, "p10_p90_threshold": settings.constant_width_min},
+        ),
+        at_most("out_of_range", stats.out_of_range_share, settings.out_of_range_max),
+        at_most("invalid_votes", stats.invalid_share, settings.invalid_votes_max),
+    )
+
+
+def model_verdict(checks: tuple[Check, ...]) -> str:
+    enough = checks[0].passed  # min_samples comes first
+    if not enough:
+        return INSUFFICIENT
+    return PASS if all(check.passed for check in checks) else FAIL
+
+
+def verdict(
+    models: dict[str, ModelReport], post_events: int, settings: GateSettings, cutover: Cutover | None
+) -> tuple[str, tuple[str, ...]]:
+    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data."""
+    gated = [report for report in models.values() if report.gated]
+    failures = [
+        f"{report.name}: {check.name} {_fmt(check.value)} (must be {check.comparator} {_fmt(check.threshold)})"
+        for report in gated
+        if report.verdict == FAIL
+        for check in report.failed()
+    ]
+    if failures:
+        return FAIL, tuple(failures)
+    reasons: list[str] = []
+    if cutover is None:
+        reasons.append("cutover unknown")
+    if post_events < settings.min_events:
+        reasons.append(f"post window holds {post_events} of {settings.min_events} events")
+    if not gated:
+        reasons.append("no gated model in the post window")
+    reasons.extend(
+        f"{report.name}: {report.post.samples} of {settings.min_samples} samples"
+        for report in gated
+        if report.verdict == INSUFFICIENT
+    )
+    if reasons:
+        return INSUFFICIENT, tuple(reasons)
+    return PASS, ()
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}"
+
+
+# ---- pre vs post -----------------------------------------------------------------------------------
+
+
+def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, Any]:
+    """Reported, not gated: KS on confidences (D is the effect size), chi-square on the action mix
+    (Cramér's V as effect size). None where a side has too few samples to say anything."""
+    pre, post = window_pre.model(model), window_post.model(model)
+    if pre is None or post is None or pre.confidence.size < 2 or post.confidence.size < 2:
+        return {"ks": None, "chi2": None, "note": "needs at least 2 samples on each side"}
+    from scipy import stats  # imported lazily: keeps `check`'s start-up fast when nothing compares
+
+    ks = stats.ks_2samp(pre.confidence, post.confidence)
+    result: dict[str, Any] = {
+        "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue), "effect_size": float(ks.statistic)}
+    }
+    codes = sorted(set(np.unique(pre.action).tolist()) | set(np.unique(post.action).tolist()))
+    table = np.array([[np.count_nonzero(side.action == code) for code in codes] for side in (pre, post)])
+    if len(codes) < 2:
+        result["chi2"] = None
+        return result
+    chi2, pvalue, dof, _ = stats.chi2_contingency(table, correction=False)
+    total = table.sum()
+    cramers_v = math.sqrt(chi2 / (total * (min(table.shape) - 1))) if total else None
+    result["chi2"] = {"statistic": float(chi2), "pvalue": float(pvalue), "dof": int(dof), "cramers_v": cramers_v}
+    return result
+
+
+def delta(pre: ModelStats | EnsembleStats, post: ModelStats | EnsembleStats) -> dict[str, Any]:
+    """post - pre for every number; for share maps, per label."""
+    out: dict[str, Any] = {}
+    for name in post.__dataclass_fields__:
+        before, after = getattr(pre, name), getattr(post, name)
+        if isinstance(after, dict) or isinstance(before, dict):
+            before, after = before or {}, after or {}
+            labels = sorted(set(before) | set(after))
+            if all(isinstance(v, float) for v in (*before.values(), *after.values())):
+                out[name] = {label: after.get(label, 0.0) - before.get(label, 0.0) for label in labels}
+        elif _is_number(before) and _is_number(after):
+            out[name] = after - before
+        elif _is_number(before) or _is_number(after):
+            out[name] = None
+    return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# ---- the evaluation --------------------------------------------------------------------------------
+
+
+def model_names(post: Window, pre: Window) -> list[str]:
+    seen = dict.fromkeys(post.models())
+    seen.update(dict.fromkeys(pre.models()))
+    return sorted(seen)
+
+
+def evaluate(
+    post: Window,
+    pre: Window,
+    cutover: Cutover | None,
+    settings: GateSettings,
+    *,
+    now: float,
+    rate_per_minute: float | None,
+    compare_windows: bool = True,
+) -> GateResult:
+    post_models = set(post.models())
+    models: dict[str, ModelReport] = {}
+    for name in model_names(post, pre):
+        post_stats = model_stats(post, name, settings.suspect_constants)
+        pre_stats = model_stats(pre, name, settings.suspect_constants)
+        checks = model_checks(post_stats, settings)
+        models[name] = ModelReport(
+            name=name,
+            gated=name in post_models and settings.gates(name),
+            verdict=model_verdict(checks),
+            post=post_stats,
+            pre=pre_stats,
+            checks=checks,
+            comparison=compare(pre, post, name) if compare_windows else {},
+        )
+    final, reasons = verdict(models, len(post), settings, cutover)
+    return GateResult(
+        verdict=final,
+        reasons=reasons,
+        evaluated_at=now,
+        cutover=cutover,
+        post=summarize(post),
+        pre=summarize(pre),
+        models=models,
+        ensemble_post=ensemble_stats(post),
+        ensemble_pre=ensemble_stats(pre),
+        progress=progress(len(post), settings.min_events, rate_per_minute),
+        thresholds=settings,
+    )
+
+
+def progress(events: int, min_events: int, rate_per_minute: float | None) -> Progress:
+    remaining = max(min_events - events, 0)
+    eta: float | None
+    if remaining == 0:
+        eta = 0.0
+    elif rate_per_minute and rate_per_minute > 0:
+        eta = remaining / rate_per_minute * 60.0
+    else:
+        eta = None
+    return Progress(events, min_events, rate_per_minute, eta)
+
+
+def event_rate_per_minute(
+    event_ms: npt.NDArray[np.int64], now_ms: int, horizon_seconds: float, observed_since_ms: int | None = None
+) -> float:
+    """Accepted events per minute over the last ``horizon_seconds`` of stream-ID time.
+
+    When the evidence is younger than the horizon (a new stream, a daemon that just started with a
+    short backlog), the rate is taken over what was observed, never less than one minute.
+    """
+    since = now_ms - int(horizon_seconds * 1000)
+    count = int(np.count_nonzero(event_ms >= since))
+    starts = [value for value in (observed_since_ms, int(event_ms.min()) if event_ms.size else None) if value]
+    observed_from = max(min(starts), since) if starts else now_ms
+    span_seconds = max((now_ms - observed_from) / 1000.0, 60.0)
+    return count / span_seconds * 60.0

@@ -1,0 +1,257 @@
+"""Rendering one ``GateResult``: the JSON document (``check --json``, ``/gate``, report files), the
+Markdown report, and the compact terminal table. Markdown and the table are drawn from the JSON
+document, so every surface says the same thing. Files are written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quantum_gate.gate import GateResult, delta
+from quantum_gate.streamids import ms_to_iso
+
+SCHEMA = "quantum-gate/gate/v1"
+
+
+def gate_document(
+    result: GateResult,
+    *,
+    stream: str,
+    cutover_error: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The one machine-readable answer. Field names are a contract (docs/cli.md)."""
+    cutover: dict[str, Any] = (
+        result.cutover.to_json()
+        if result.cutover
+        else {"stream_id": None, "timestamp": None, "source": "unknown", "error": cutover_error}
+    )
+    models = {
+        name: {
+            "verdict": report.verdict,
+            "gated": report.gated,
+            "post": report.post.to_json(),
+            "pre": report.pre.to_json(),
+            "delta": delta(report.pre, report.post),
+            "checks": [check.to_json() for check in report.checks],
+        }
+        for name, report in result.models.items()
+    }
+    progress = result.progress
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "verdict": result.verdict,
+        "reasons": list(result.reasons),
+        "evaluated_at": _iso_seconds(result.evaluated_at),
+        "evaluated_at_seconds": result.evaluated_at,
+        "stream": stream,
+        "cutover": cutover,
+        "windows": {
+            "post": _window_json(result.post.to_json()),
+            "pre": _window_json(result.pre.to_json()),
+        },
+        "progress": {
+            "events": progress.events,
+            "min_events": progress.min_events,
+            "rate_per_minute": progress.rate_per_minute,
+            "eta_seconds": progress.eta_seconds,
+        },
+        "thresholds": result.thresholds.model_dump(mode="json"),
+        "models": models,
+        "ensemble": {
+            "post": result.ensemble_post.to_json(),
+            "pre": result.ensemble_pre.to_json(),
+            "delta": delta(result.ensemble_pre, result.ensemble_post),
+        },
+        "comparison": {name: report.comparison for name, report in result.models.items()},
+    }
+    if extra:
+        document.update(extra)
+    return document
+
+
+def _window_json(summary: dict[str, Any]) -> dict[str, Any]:
+    for side in ("first_id_ms", "last_id_ms"):
+        ms = summary.get(side)
+        summary[side.replace("_id_ms", "_event_at")] = ms_to_iso(ms) if ms is not None else None
+    return summary
+
+
+def _iso_seconds(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def dumps(document: dict[str, Any], *, indent: bool = True) -> bytes:
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(document, option=option)
+
+
+# ---- text ------------------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _arrow(before: str, after: str) -> str:
+    return f"{before} -> {after}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _model_rows(document: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, model in document["models"].items():
+        post, pre = model["post"], model["pre"]
+        rows.append(
+            [
+                name + ("" if model["gated"] else " (not gated)"),
+                model["verdict"] if model["gated"] else "-",
+                str(post["samples"]),
+                _arrow(_pct(pre["hold_share"]), _pct(post["hold_share"])),
+                _arrow(_pct(pre["majority_share"]), _pct(post["majority_share"])),
+                _arrow(_num(pre["std"]), _num(post["std"])),
+                _arrow(_num(pre["p10_p90"]), _num(post["p10_p90"])),
+                _pct(post["top_value_share"]),
+            ]
+        )
+    return rows
+
+
+MODEL_HEADER = ["model", "verdict", "n", "HOLD pre->post", "majority pre->post", "std pre->post",
+                "P10-P90 pre->post", "top value"]
+
+
+def _align(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def render_table(document: dict[str, Any]) -> str:
+    """What a person reads at a glance in a terminal."""
+    cutover = document["cutover"]
+    progress = document["progress"]
+    windows = document["windows"]
+    lines = [f"quantum-gate: {document['verdict']}"]
+    if cutover["stream_id"]:
+        lines.append(f"cutover   {cutover['timestamp']} ({cutover['source']}, stream ID {cutover['stream_id']})")
+    else:
+        lines.append(f"cutover   unknown: {cutover.get('error') or 'not found'}")
+    rate = progress["rate_per_minute"]
+    line = f"post      {progress['events']}/{progress['min_events']} events"
+    if progress["events"] < progress["min_events"]:
+        line += f", rate {_num(rate, 2)}/min, ETA {_duration(progress['eta_seconds'])}"
+    lines.append(line)
+    lines.append(f"baseline  {windows['pre']['events']} events before the cutover")
+    skipped = {**windows["pre"]["skipped"]}
+    for reason, count in windows["post"]["skipped"].items():
+        skipped[reason] = skipped.get(reason, 0) + count
+    if skipped:
+        lines.append("skipped   " + ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())))
+    if document["models"]:
+        lines.append("")
+        lines.extend(_align([MODEL_HEADER, *_model_rows(document)]))
+    if document["reasons"]:
+        lines.append("")
+        lines.extend(f"why: {reason}" for reason in document["reasons"])
+    return "\n".join(lines)
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    cutover = document["cutover"]
+    lines = [
+        f"# Quality gate: {document['verdict']}",
+        "",
+        f"- Evaluated: {document['evaluated_at']} (UTC)",
+        f"- Stream: `{document['stream']}`",
+        f"- Cutover: {cutover['timestamp'] or 'unknown'} (source {cutover['source']}, "
+        f"stream ID `{cutover['stream_id']}`)",
+    ]
+    if cutover.get("unit"):
+        lines.append(f"- Unit: `{cutover['unit']}`, InvocationID `{cutover.get('invocation_id')}`, "
+                     f"ActiveEnterTimestamp `{cutover.get('active_enter_timestamp')}`")
+    progress = document["progress"]
+    lines.append(f"- Post window: {progress['events']} / {progress['min_events']} events; "
+                 f"baseline: {document['windows']['pre']['events']} events")
+    if document["reasons"]:
+        lines += ["", "## Why", ""] + [f"- {reason}" for reason in document["reasons"]]
+    if document["models"]:
+        header = MODEL_HEADER
+        rows = _model_rows(document)
+        lines += ["", "## Models", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    for name, model in document["models"].items():
+        if not model["gated"]:
+            continue
+        lines += ["", f"### {name}: {model['verdict']}", "", "| check | value | threshold | passed |",
+                  "|---|---|---|---|"]
+        for check in model["checks"]:
+            mark = "yes" if check["passed"] else "**NO**"
+            lines.append(f"| {check['name']} | {_num(check['value'], 4)} | {check['comparator']} "
+                         f"{check['threshold']:g} | {mark} |")
+        post = model["post"]
+        if post["variants"]:
+            lines.append("")
+            lines.append("Variants: " + ", ".join(f"`{k}` {v}" for k, v in post["variants"].items()))
+    ensemble = document["ensemble"]
+    lines += ["", "## Ensemble", "", "| window | events | fallback share | agreement | hard disagree |",
+              "|---|---|---|---|---|"]
+    for side in ("pre", "post"):
+        stats = ensemble[side]
+        lines.append(f"| {side} | {stats['events']} | {_pct(stats['fallback_share'])} | "
+                     f"{_pct(stats['agreement'])} | {_pct(stats['hard_disagree_share'])} |")
+    skipped = document["windows"]["post"]["skipped"]
+    if skipped:
+        lines += ["", "## Skipped entries (post window)", ""]
+        lines += [f"- `{reason}`: {count}" for reason, count in skipped.items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+# ---- files -----------------------------------------------------------------------------------------
+
+
+def report_stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S") + f"{int(seconds * 1000) % 1000:03d}Z"
+
+
+def write_report(directory: Path, document: dict[str, Any]) -> Path:
+    """Writes ``quality_gate_<UTC stamp>.md`` and ``.json`` atomically; returns the JSON path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = directory / f"quality_gate_{report_stamp(document['evaluated_at_seconds'])}"
+    _atomic_write(base.with_suffix(".md"), render_markdown(document).encode("utf-8"))
+    json_path = base.with_suffix(".json")
+    _atomic_write(json_path, dumps(document) + b"\n")
+    return json_path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,215 @@
+"""Shared fixtures: private redis-server instances on free ports, stream writers, a stand-in systemctl.
+
+Tests never touch the machine's own Redis on 6379: each session starts its own server, and fault tests
+start one of their own so they can kill and restart it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures" / "trade_intent_examples.jsonl"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name: str) -> str:
+    """A tool a test needs: in CI its absence is a failure, locally a loud skip."""
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required in CI but not installed (.ci/run installs it)")
+        pytest.skip(f"{name} not installed: install it to run this test (CI installs it)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """One private redis-server process; ``kill`` and ``start`` let fault tests take it away."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = require_tool("redis-server")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.admin().ping():
+                    return
+            except (redis.ConnectionError, redis.ResponseError):
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.directory}/redis.log")
+
+    def admin(self) -> redis.Redis:
+        """A client for the test itself (it may write: only the product is read-only)."""
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for tests that kill, restart or reconfigure it."""
+    server = RedisServer(tmp_path / "redis", extra_args=("--appendonly", "yes", "--appendfsync", "always"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stream_key() -> str:
+    return f"test:trade.intent:{uuid.uuid4().hex[:12]}"
+
+
+def load_fixture_entries() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in FIXTURES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def payload(
+    votes: dict[str, tuple[str, float] | dict[str, Any]],
+    *,
+    symbol: str = "BTCUSDT",
+    side: str = "BUY",
+    fallback: bool = False,
+) -> str:
+    """A real-format AI-engine payload (Python json.dumps style) with the given model votes."""
+    breakdown: dict[str, Any] = {}
+    for model, vote in votes.items():
+        if isinstance(vote, dict):
+            breakdown[model] = vote
+        else:
+            breakdown[model] = {"action": vote[0], "confidence": vote[1], "model": f"{model}_main"}
+    if fallback:
+        breakdown["fallback"] = {"action": side, "confidence": 0.68, "reason": "consensus_not_met_or_hold_signal",
+                                 "triggered_by": "rsi_macd_rules"}
+    body = {
+        "symbol": symbol, "side": side, "confidence": 0.7, "timestamp": "2026-01-10T05:47:45.000000+00:00",
+        "model": "ensemble", "consensus_count": 2, "total_models": 4, "model_breakdown": breakdown,
+        "regime": "unknown",
+    }
+    return json.dumps(body)
+
+
+def envelope(payload_text: str) -> dict[str, str]:
+    return {
+        "event_type": "trade.intent", "payload": payload_text, "trace_id": "",
+        "correlation_id": str(uuid.uuid4()), "timestamp": "2026-01-10T05:47:45.847268", "source": "ai-engine",
+    }
+
+
+STANDIN_SYSTEMCTL = textwrap.dedent(
+    """\
+    #!/usr/bin/env python3
+    # Stand-in for systemctl: answers `show` from a JSON state file, like systemd would.
+    import json, os, sys
+    state = json.load(open(os.environ["FAKE_SYSTEMCTL_STATE"]))
+    args = sys.argv[1:]
+    if state.get("stderr"):
+        sys.stderr.write(state["stderr"] + "\\n")
+        sys.exit(state.get("exit", 1))
+    if args[:1] != ["show"]:
+        sys.exit(1)
+    unix = "--timestamp=unix" in args
+    if unix and state.get("old_systemd"):
+        sys.stderr.write("systemctl: unrecognized option '--timestamp=unix'\\n")
+        sys.exit(1)
+    entered = state.get("entered")  # epoch seconds, or None when the unit never started
+    human = state.get("human")
+    if entered is None:
+        stamp = ""
+    elif unix:
+        stamp = "@%d" % entered
+    else:
+        import datetime
+        stamp = human or datetime.datetime.fromtimestamp(entered, datetime.timezone.utc).strftime(
+            "%a %Y-%m-%d %H:%M:%S UTC")
+    print("InvocationID=" + state.get("invocation", ""))
+    print("ActiveEnterTimestamp=" + stamp)
+    print("ActiveState=" + state.get("active_state", "active"))
+    print("NRestarts=%d" % state.get("restarts", 0))
+    """
+)
+
+
+@dataclass
+class FakeSystemd:
+    """Writes the state the stand-in ``systemctl`` (first on PATH) reports."""
+
+    state_file: Path
+    bin_dir: Path
+
+    def set(self, **state: Any) -> None:
+        temporary = self.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state), encoding="utf-8")
+        temporary.replace(self.state_file)
+
+    def restart(self, entered: float, invocation: str | None = None, restarts: int = 0) -> None:
+        self.set(entered=entered, invocation=invocation or uuid.uuid4().hex, restarts=restarts)
+
+
+@pytest.fixture
+def fake_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "systemctl"
+    script.write_text(STANDIN_SYSTEMCTL, encoding="utf-8")
+    script.chmod(0o755)
+    state = tmp_path / "systemctl-state.json"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SYSTEMCTL_STATE", str(state))
+    fake = FakeSystemd(state, bin_dir)
+    fake.set(entered=None)
+    return fake
