@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="evaluate the gate once; exit 0 PASS, 2 blocked, 1 error")
     _common(check)
     check.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    check.add_argument("--report-dir", type=Path, help="also write quality_gate_<UTC stamp>.md and .json here")
+    check.add_argument(
+        "--report-dir", type=Path, help="also write quality_gate_<UTC stamp>.md and .json here"
+    )
     check.add_argument("--note", help="an operator note recorded in the report")
 
     diagnose = commands.add_parser("diagnose", help="collapse diagnosis: exact values, ranges, variants")
@@ -101,7 +103,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
     if getattr(args, "unit", None):  # --unit beats an `after` from the file or environment
-        settings = settings.model_copy(update={"cutover": settings.cutover.model_copy(update={"after": None})})
+        settings = settings.model_copy(
+            update={"cutover": settings.cutover.model_copy(update={"after": None})}
+        )
     return settings
 
 
@@ -206,7 +210,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir)
 
 
-COMMANDS = {"check": cmd_check, "diagnose": cmd_diagnose, "cutover": cmd_cutover, "run": cmd_run, "demo": cmd_demo}
+COMMANDS = {
+    "check": cmd_check,
+    "diagnose": cmd_diagnose,
+    "cutover": cmd_cutover,
+    "run": cmd_run,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,8 @@ def diagnose_model(window: Window, model: str, suspects: tuple[float, ...], top_
         "samples": samples,
         "unique_values": int(uniques.size),
         "top_values": [
-            {"value": float(uniques[i]), "count": int(counts[i]), "share": int(counts[i]) / samples} for i in ranked
+            {"value": float(uniques[i]), "count": int(counts[i]), "share": int(counts[i]) / samples}
+            for i in ranked
         ],
         "per_action": per_action,
         "suspect_constants": {
@@ -75,7 +76,9 @@ def render_diagnosis(document: dict[str, Any]) -> str:
             if not model["samples"]:
                 lines.append(f"{name}: no valid votes (invalid {model['invalid_votes']})")
                 continue
-            top = ", ".join(f"{t['value']:g} x{t['count']} ({t['share'] * 100:.1f}%)" for t in model["top_values"][:5])
+            top = ", ".join(
+                f"{t['value']:g} x{t['count']} ({t['share'] * 100:.1f}%)" for t in model["top_values"][:5]
+            )
             lines.append(f"{name}: n={model['samples']} unique={model['unique_values']} top: {top}")
             suspects = [
                 f"{value} {entry['share'] * 100:.1f}%"

@@ -377,7 +377,11 @@ def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, An
 
     ks = stats.ks_2samp(pre.confidence, post.confidence)
     result: dict[str, Any] = {
-        "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue), "effect_size": float(ks.statistic)}
+        "ks": {
+            "statistic": float(ks.statistic),
+            "pvalue": float(ks.pvalue),
+            "effect_size": float(ks.statistic),
+        }
     }
     codes = sorted(set(np.unique(pre.action).tolist()) | set(np.unique(post.action).tolist()))
     table = np.array([[np.count_nonzero(side.action == code) for code in codes] for side in (pre, post)])
@@ -387,7 +391,12 @@ def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, An
     chi2, pvalue, dof, _ = stats.chi2_contingency(table, correction=False)
     total = table.sum()
     cramers_v = math.sqrt(chi2 / (total * (min(table.shape) - 1))) if total else None
-    result["chi2"] = {"statistic": float(chi2), "pvalue": float(pvalue), "dof": int(dof), "cramers_v": cramers_v}
+    result["chi2"] = {
+        "statistic": float(chi2),
+        "pvalue": float(pvalue),
+        "dof": int(dof),
+        "cramers_v": cramers_v,
+    }
     return result
 
 

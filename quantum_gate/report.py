@@ -137,13 +137,23 @@ def _model_rows(document: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-MODEL_HEADER = ["model", "verdict", "n", "HOLD pre->post", "majority pre->post", "std pre->post",
-                "P10-P90 pre->post", "top value"]
+MODEL_HEADER = [
+    "model",
+    "verdict",
+    "n",
+    "HOLD pre->post",
+    "majority pre->post",
+    "std pre->post",
+    "P10-P90 pre->post",
+    "top value",
+]
 
 
 def _align(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
 
 
 def render_table(document: dict[str, Any]) -> str:
@@ -153,7 +163,9 @@ def render_table(document: dict[str, Any]) -> str:
     windows = document["windows"]
     lines = [f"quantum-gate: {document['verdict']}"]
     if cutover["stream_id"]:
-        lines.append(f"cutover   {cutover['timestamp']} ({cutover['source']}, stream ID {cutover['stream_id']})")
+        lines.append(
+            f"cutover   {cutover['timestamp']} ({cutover['source']}, stream ID {cutover['stream_id']})"
+        )
     else:
         lines.append(f"cutover   unknown: {cutover.get('error') or 'not found'}")
     rate = progress["rate_per_minute"]
@@ -166,7 +178,9 @@ def render_table(document: dict[str, Any]) -> str:
     for reason, count in windows["post"]["skipped"].items():
         skipped[reason] = skipped.get(reason, 0) + count
     if skipped:
-        lines.append("skipped   " + ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())))
+        lines.append(
+            "skipped   " + ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+        )
     if document["models"]:
         lines.append("")
         lines.extend(_align([MODEL_HEADER, *_model_rows(document)]))
@@ -187,11 +201,15 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"stream ID `{cutover['stream_id']}`)",
     ]
     if cutover.get("unit"):
-        lines.append(f"- Unit: `{cutover['unit']}`, InvocationID `{cutover.get('invocation_id')}`, "
-                     f"ActiveEnterTimestamp `{cutover.get('active_enter_timestamp')}`")
+        lines.append(
+            f"- Unit: `{cutover['unit']}`, InvocationID `{cutover.get('invocation_id')}`, "
+            f"ActiveEnterTimestamp `{cutover.get('active_enter_timestamp')}`"
+        )
     progress = document["progress"]
-    lines.append(f"- Post window: {progress['events']} / {progress['min_events']} events; "
-                 f"baseline: {document['windows']['pre']['events']} events")
+    lines.append(
+        f"- Post window: {progress['events']} / {progress['min_events']} events; "
+        f"baseline: {document['windows']['pre']['events']} events"
+    )
     if document["reasons"]:
         lines += ["", "## Why", ""] + [f"- {reason}" for reason in document["reasons"]]
     if document["models"]:
@@ -202,23 +220,37 @@ def render_markdown(document: dict[str, Any]) -> str:
     for name, model in document["models"].items():
         if not model["gated"]:
             continue
-        lines += ["", f"### {name}: {model['verdict']}", "", "| check | value | threshold | passed |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            f"### {name}: {model['verdict']}",
+            "",
+            "| check | value | threshold | passed |",
+            "|---|---|---|---|",
+        ]
         for check in model["checks"]:
             mark = "yes" if check["passed"] else "**NO**"
-            lines.append(f"| {check['name']} | {_num(check['value'], 4)} | {check['comparator']} "
-                         f"{check['threshold']:g} | {mark} |")
+            lines.append(
+                f"| {check['name']} | {_num(check['value'], 4)} | {check['comparator']} "
+                f"{check['threshold']:g} | {mark} |"
+            )
         post = model["post"]
         if post["variants"]:
             lines.append("")
             lines.append("Variants: " + ", ".join(f"`{k}` {v}" for k, v in post["variants"].items()))
     ensemble = document["ensemble"]
-    lines += ["", "## Ensemble", "", "| window | events | fallback share | agreement | hard disagree |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Ensemble",
+        "",
+        "| window | events | fallback share | agreement | hard disagree |",
+        "|---|---|---|---|---|",
+    ]
     for side in ("pre", "post"):
         stats = ensemble[side]
-        lines.append(f"| {side} | {stats['events']} | {_pct(stats['fallback_share'])} | "
-                     f"{_pct(stats['agreement'])} | {_pct(stats['hard_disagree_share'])} |")
+        lines.append(
+            f"| {side} | {stats['events']} | {_pct(stats['fallback_share'])} | "
+            f"{_pct(stats['agreement'])} | {_pct(stats['hard_disagree_share'])} |"
+        )
     skipped = document["windows"]["post"]["skipped"]
     if skipped:
         lines += ["", "## Skipped entries (post window)", ""]
@@ -231,7 +263,10 @@ def render_markdown(document: dict[str, Any]) -> str:
 
 
 def report_stamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S") + f"{int(seconds * 1000) % 1000:03d}Z"
+    return (
+        datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
+        + f"{int(seconds * 1000) % 1000:03d}Z"
+    )
 
 
 def write_report(directory: Path, document: dict[str, Any]) -> Path:

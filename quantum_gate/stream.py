@@ -69,7 +69,9 @@ def parse_raw(raw: RawEntry, limits: ContractLimits) -> tuple[StreamId | None, E
     return stream_id, parse_entry(stream_id, fields, limits)
 
 
-def revrange_pages(client: redis.Redis, key: str, upper: str, lower: str, page_size: int) -> Iterator[list[RawEntry]]:
+def revrange_pages(
+    client: redis.Redis, key: str, upper: str, lower: str, page_size: int
+) -> Iterator[list[RawEntry]]:
     """XREVRANGE in pages of at most ``page_size``, continuing exclusively after the last ID seen."""
     while True:
         page: list[RawEntry] = client.xrevrange(key, max=upper, min=lower, count=page_size)
@@ -131,16 +133,31 @@ def load_windows(
     """The post window (newest events with ID >= cutover) and the baseline (newest before it)."""
     key, page, limits = settings.redis.stream, settings.redis.page_size, limits_from(settings)
     newest = fill_newest(
-        client, key, post, upper="+", lower=str(cutover), page_size=page, limits=limits, on_accepted=on_accepted
+        client,
+        key,
+        post,
+        upper="+",
+        lower=str(cutover),
+        page_size=page,
+        limits=limits,
+        on_accepted=on_accepted,
     )
     older = fill_newest(
-        client, key, pre, upper=cutover.exclusive(), lower="-", page_size=page, limits=limits,
+        client,
+        key,
+        pre,
+        upper=cutover.exclusive(),
+        lower="-",
+        page_size=page,
+        limits=limits,
         on_accepted=on_accepted,
     )
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
 
 
-def read_after(client: redis.Redis, key: str, after: StreamId, count: int, block_ms: int | None) -> list[RawEntry]:
+def read_after(
+    client: redis.Redis, key: str, after: StreamId, count: int, block_ms: int | None
+) -> list[RawEntry]:
     """XREAD entries with ID > ``after`` (BLOCK when ``block_ms`` is set); [] on a quiet stream."""
     reply = client.xread({key: str(after)}, count=count, block=block_ms)
     if not reply:
@@ -210,7 +227,9 @@ class GapTracker:
             return None
         event: str | None = None
         recreated = self.missing or (
-            self.synced_added is not None and info.entries_added is not None and info.entries_added < self.synced_added
+            self.synced_added is not None
+            and info.entries_added is not None
+            and info.entries_added < self.synced_added
         )
         emptied = info.length == 0 and (self.last_length or 0) > 0
         if (recreated and not self.missing) or emptied:

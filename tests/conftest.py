@@ -60,8 +60,17 @@ class RedisServer:
         binary = require_tool("redis-server")
         self.directory.mkdir(parents=True, exist_ok=True)
         argv = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.directory / "redis.log"),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,11 +142,21 @@ def payload(
         else:
             breakdown[model] = {"action": vote[0], "confidence": vote[1], "model": f"{model}_main"}
     if fallback:
-        breakdown["fallback"] = {"action": side, "confidence": 0.68, "reason": "consensus_not_met_or_hold_signal",
-                                 "triggered_by": "rsi_macd_rules"}
+        breakdown["fallback"] = {
+            "action": side,
+            "confidence": 0.68,
+            "reason": "consensus_not_met_or_hold_signal",
+            "triggered_by": "rsi_macd_rules",
+        }
     body = {
-        "symbol": symbol, "side": side, "confidence": 0.7, "timestamp": "2026-01-10T05:47:45.000000+00:00",
-        "model": "ensemble", "consensus_count": 2, "total_models": 4, "model_breakdown": breakdown,
+        "symbol": symbol,
+        "side": side,
+        "confidence": 0.7,
+        "timestamp": "2026-01-10T05:47:45.000000+00:00",
+        "model": "ensemble",
+        "consensus_count": 2,
+        "total_models": 4,
+        "model_breakdown": breakdown,
         "regime": "unknown",
     }
     return json.dumps(body)
@@ -145,8 +164,12 @@ def payload(
 
 def envelope(payload_text: str) -> dict[str, str]:
     return {
-        "event_type": "trade.intent", "payload": payload_text, "trace_id": "",
-        "correlation_id": str(uuid.uuid4()), "timestamp": "2026-01-10T05:47:45.847268", "source": "ai-engine",
+        "event_type": "trade.intent",
+        "payload": payload_text,
+        "trace_id": "",
+        "correlation_id": str(uuid.uuid4()),
+        "timestamp": "2026-01-10T05:47:45.847268",
+        "source": "ai-engine",
     }
 
 
