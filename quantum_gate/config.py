@@ -118,6 +118,7 @@ class DaemonSettings(_Section):
 
 class AlertSettings(_Section):
     low_rate_per_minute: float = Field(2.0, ge=0)
+    stall_seconds: float = Field(900.0, gt=0)
 
 
 class ReportSettings(_Section):

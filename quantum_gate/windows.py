@@ -315,6 +315,9 @@ class RecentTimes:
         saturated = self._size == self._ms.size and count == self._size
         return count, saturated
 
+    def values(self) -> npt.NDArray[np.int64]:
+        return self._ms[: self._size]
+
     def newest_ms(self) -> int | None:
         if not self._size:
             return None

@@ -1,0 +1,634 @@
+"""``quantum-gate run``: the long-running service.
+
+Phases, as in uvicorn's server: start (bind HTTP, find the cutover, backfill both windows from Redis,
+sd_notify READY), main loop (one tail thread doing XREAD BLOCK; APScheduler running the evaluation
+and the cutover watcher), shutdown (signal handler only sets a flag; bounded by a timeout; a second
+signal forces). Every Redis command runs on the tail thread, so the connection has one owner; the
+windows are shared with the evaluation under one lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import redis
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from quantum_gate import __version__, logs
+from quantum_gate.cli import new_windows
+from quantum_gate.config import Settings, parse_listen
+from quantum_gate.contract import Event, Skip
+from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.exporter import Snapshot, HttpApp, HttpServer
+from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.report import gate_document, write_report
+from quantum_gate.statuspage import render_status_page
+from quantum_gate.stream import (
+    GapTracker,
+    RawEntry,
+    connect,
+    entry_id,
+    fill_newest,
+    limits_from,
+    load_windows,
+    parse_raw,
+    read_after,
+    stream_info,
+)
+from quantum_gate.streamids import SEQ_BITS, StreamId
+from quantum_gate.windows import RecentTimes, Window
+
+log = structlog.get_logger("quantum_gate")
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+XINFO_EVERY_SECONDS = 5.0
+
+
+class _Stopping(Exception):  # noqa: N818 - control flow, not an error
+    """Raised inside a backfill to abandon it when the daemon is asked to stop."""
+
+
+def sd_notify(message: str) -> bool:
+    """systemd's notify protocol (a datagram to $NOTIFY_SOCKET); a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode("utf-8"))
+    except OSError:
+        return False
+    return True
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.limits = limits_from(settings)
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.post, self.pre = new_windows(settings)
+        self.cutover: Cutover | None = None
+        self.pending_cutover: Cutover | None = None
+        self.cutover_error: str | None = None
+        self.systemd_up: bool | None = None
+        self.systemd_errors: Counter[str] = Counter()
+        self.cutovers_total = 0
+        self.needs_backfill = False
+        self.last_id: StreamId | None = None
+        self.redis_up = False
+        self.accepted_total = 0
+        self.entries_read_total = 0
+        self.skipped_total: Counter[str] = Counter()
+        self.recent = RecentTimes(settings.windows.rate_max_events)
+        self.started_ms = int(clock() * 1000)
+        self.last_event_ms: int | None = None
+        self.last_entry_ms: int | None = None
+        self.gaps = GapTracker()
+        self.stream_length: int | None = None
+        self.post_window_truncated: bool | None = None
+        self.result: GateResult | None = None
+        self.document: dict[str, Any] | None = None
+        self.last_evaluation_at: float | None = None
+        self.evaluation_duration: float | None = None
+        self.evaluations_total = 0
+        self.evaluation_errors_total = 0
+        self.reports_written_total = 0
+        self.alerts: dict[str, bool] = {"low_event_rate": False, "collapse": False}
+        self.completed_for: tuple[str | None, StreamId] | None = None
+        self.reported_verdict: str | None = None
+        self.last_verdict: str | None = None
+        self.evaluation_requested = threading.Event()
+        self.evaluation_job: Any = None
+
+    # ---- snapshot for HTTP -------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot(
+                version=__version__,
+                settings=self.settings,
+                redis_up=self.redis_up,
+                systemd_up=self.systemd_up,
+                systemd_reason=self.cutover_error,
+                cutover=self.cutover,
+                cutovers_total=self.cutovers_total,
+                accepted_total=self.accepted_total,
+                skipped_total=dict(self.skipped_total),
+                entries_read_total=self.entries_read_total,
+                lost_total=self.gaps.lost,
+                resets_total=self.gaps.resets,
+                refused_total=self.post.counters.refused_keys
+                + self.pre.counters.refused_keys
+                + self.post.vocabulary.models.refused,
+                window_events={"post": len(self.post), "pre": len(self.pre)},
+                window_capacity={"post": self.post.capacity, "pre": self.pre.capacity},
+                result=self.result,
+                document=self.document,
+                rate_per_minute=self._rate(),
+                last_event_ms=self.last_event_ms,
+                last_entry_ms=self.last_entry_ms,
+                last_evaluation_at=self.last_evaluation_at,
+                evaluation_duration=self.evaluation_duration,
+                evaluations_total=self.evaluations_total,
+                evaluation_errors_total=self.evaluation_errors_total,
+                alerts=dict(self.alerts),
+                reports_written_total=self.reports_written_total,
+                stream_length=self.stream_length,
+                post_window_truncated=self.post_window_truncated,
+                systemd_errors_total=dict(self.systemd_errors),
+            )
+
+    def _rate(self) -> float:
+        return event_rate_per_minute(
+            self.recent.values(),
+            int(self.clock() * 1000),
+            self.settings.windows.rate_horizon_seconds,
+            observed_since_ms=self.started_ms,
+        )
+
+    # ---- cutover -----------------------------------------------------------------------------------
+
+    def initial_cutover(self) -> None:
+        if self.settings.cutover.after:
+            self.pending_cutover = fixed_cutover(self.settings.cutover.after)
+            return
+        self.watch_cutover()
+
+    def watch_cutover(self) -> None:
+        """Scheduler job: ask systemd; a new InvocationID or start time becomes a pending cutover."""
+        cut = self.settings.cutover
+        try:
+            found = query_unit(cut.unit, cut.systemctl, cut.timeout_seconds)
+        except CutoverUnavailable as exc:
+            with self.lock:
+                changed = self.systemd_up is not False or self.cutover_error != exc.message
+                self.systemd_up = False
+                self.cutover_error = exc.message
+                self.systemd_errors[exc.reason] += 1
+            if changed:
+                log.warning(
+                    "cutover.unavailable",
+                    unit=cut.unit,
+                    reason=exc.reason,
+                    error=exc.message,
+                    keeping=str(self.cutover.stream_id) if self.cutover else None,
+                )
+            return
+        with self.lock:
+            if self.systemd_up is False:
+                log.info("cutover.available", unit=cut.unit)
+            self.systemd_up = True
+            self.cutover_error = None
+            current = self.pending_cutover or self.cutover
+            if current is None or current.identity() != found.identity():
+                self.pending_cutover = found
+
+    def _apply_cutover(self, client: redis.Redis, new: Cutover) -> None:
+        """Adopt a cutover: the post window keeps what it read at or after it; the baseline is
+        re-read from Redis as the newest events before it (a backwards move rebuilds both)."""
+        with self.lock:
+            old = self.cutover
+        if old is None or new.stream_id < old.stream_id:
+            self._backfill(client, new)
+        else:
+            fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
+            fill_newest(
+                client,
+                self.settings.redis.stream,
+                fresh_pre,
+                upper=new.stream_id.exclusive(),
+                lower="-",
+                page_size=self.settings.redis.page_size,
+                limits=self.limits,
+                on_accepted=self._abort_if_stopping,
+            )
+            with self.lock:
+                dropped = self.post.retain_from(new.stream_id.packed())
+                self.post.counters.clear()
+                self.pre = fresh_pre
+                self.cutover = new
+            log.info(
+                "cutover.detected",
+                **_cutover_fields(new),
+                previous=str(old.stream_id),
+                post_events_kept=len(self.post),
+                post_events_moved=dropped,
+                baseline_events=len(fresh_pre),
+            )
+        with self.lock:
+            self.cutovers_total += 1
+            self.pending_cutover = None if self.pending_cutover == new else self.pending_cutover
+        self.request_evaluation()
+
+    def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
+        post, pre = new_windows(self.settings)
+        counted_before = self.last_id is not None
+        started = time.monotonic()
+        result = load_windows(
+            client, self.settings, cutover.stream_id, post, pre, on_accepted=self._abort_if_stopping
+        )
+        with self.lock:
+            self.post, self.pre, self.cutover = post, pre, cutover
+            if not counted_before:  # the first backfill counts what it read; later ones re-read old entries
+                self.accepted_total += len(post) + len(pre)
+                self.entries_read_total += result.read
+                for window in (post, pre):
+                    self.skipped_total.update(window.counters.skipped)
+                horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
+                for key in np.concatenate([pre.keys(), post.keys()]):
+                    ms = int(key) >> SEQ_BITS
+                    if ms >= self.started_ms - horizon_ms:
+                        self.recent.add(ms)
+                newest_event = post.first_last_ms() or pre.first_last_ms()
+                self.last_event_ms = newest_event[1] if newest_event else None
+            if result.newest is not None and (self.last_id is None or result.newest > self.last_id):
+                self.last_id = result.newest
+                self.last_entry_ms = result.newest.ms
+        log.info(
+            "stream.backfilled",
+            **_cutover_fields(cutover),
+            post_events=len(post),
+            baseline_events=len(pre),
+            entries_read=result.read,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _abort_if_stopping(self, _event: Event) -> None:
+        if self.stopping.is_set():
+            raise _Stopping
+
+    # ---- the tail thread ---------------------------------------------------------------------------
+
+    def tail_forever(self) -> None:
+        backoff = 0.5
+        client: redis.Redis | None = None
+        next_xinfo = 0.0
+        while not self.stopping.is_set():
+            try:
+                if client is None:
+                    client = connect(self.settings)
+                    client.ping()
+                    self._set_redis_up(True)
+                self._catch_up(client)
+                now = time.monotonic()
+                if now >= next_xinfo:
+                    self._observe_stream(client)
+                    next_xinfo = now + XINFO_EVERY_SECONDS
+                entries = read_after(
+                    client,
+                    self.settings.redis.stream,
+                    self.last_id or StreamId(0, 0),
+                    self.settings.redis.read_count,
+                    self.settings.redis.block_ms,
+                )
+                if entries:
+                    self._ingest(entries)
+                backoff = 0.5
+            except _Stopping:
+                break
+            except REDIS_ERRORS as exc:
+                self._set_redis_up(False, exc)
+                if client is not None:
+                    client.close()
+                    client = None
+                self.ready.set()  # READY means "serving what we know"; redis_up 0 says the rest
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
+            except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
+                self._set_redis_up(False, exc)
+                self.stopping.wait(self.settings.redis.backoff_max_seconds)
+        if client is not None:
+            client.close()
+
+    def _catch_up(self, client: redis.Redis) -> None:
+        """Start-up and cutover work that needs Redis: the first position, backfills, cutovers."""
+        with self.lock:
+            pending = self.pending_cutover
+        if pending is not None:
+            self._apply_cutover(client, pending)
+        if self.last_id is None:
+            newest: list[RawEntry] = client.xrevrange(self.settings.redis.stream, count=1)  # type: ignore[assignment]
+            self.last_id = (entry_id(newest[0][0]) if newest else None) or StreamId(0, 0)
+        if not self.ready.is_set():
+            self.ready.set()
+            self.request_evaluation()
+
+    def _observe_stream(self, client: redis.Redis) -> None:
+        info = stream_info(client, self.settings.redis.stream)
+        with self.lock:
+            happened = self.gaps.observe(info, self.last_id)
+            self.stream_length = info.length if info else 0
+            if self.cutover is not None and info is not None and info.first is not None:
+                self.post_window_truncated = (
+                    info.first > self.cutover.stream_id and info.entries_added != info.length
+                )
+        if happened == "reset":
+            log.warning(
+                "stream.reset",
+                stream=self.settings.redis.stream,
+                resets=self.gaps.resets,
+                exists=info is not None,
+            )
+        elif happened == "lost":
+            log.warning("stream.gap", stream=self.settings.redis.stream, lost_total=self.gaps.lost)
+
+    def _ingest(self, entries: list[RawEntry]) -> None:
+        with self.lock:
+            cutover = self.cutover
+            for raw in entries:
+                stream_id, parsed = parse_raw(raw, self.limits)
+                self.entries_read_total += 1
+                if stream_id is None:
+                    self.skipped_total[parsed.reason] += 1  # type: ignore[union-attr]
+                    continue
+                self.last_id = stream_id
+                self.last_entry_ms = stream_id.ms
+                window = self.post if cutover is not None and stream_id >= cutover.stream_id else self.pre
+                if isinstance(parsed, Skip):
+                    self.skipped_total[parsed.reason] += 1
+                    if cutover is not None:
+                        window.note_skip(parsed)
+                    continue
+                self.accepted_total += 1
+                self.recent.add(stream_id.ms)
+                self.last_event_ms = stream_id.ms
+                if cutover is not None:
+                    window.add(parsed)
+            self.gaps.note_read(len(entries))
+            reached = cutover is not None and len(self.post) >= self.settings.gate.min_events
+            waiting = self.completed_for != (cutover.identity() if cutover else None)
+        if reached and waiting:
+            self.request_evaluation()
+
+    def _set_redis_up(self, up: bool, exc: BaseException | None = None) -> None:
+        with self.lock:
+            changed = self.redis_up != up
+            self.redis_up = up
+        if not changed:
+            return
+        if up:
+            log.info(
+                "stream.reconnected", redis=self.settings.redis.redacted_url(), resume_after=str(self.last_id)
+            )
+        else:
+            log.warning(
+                "stream.disconnected",
+                redis=self.settings.redis.redacted_url(),
+                error=type(exc).__name__ if exc else None,
+                detail=_redis_detail(exc),
+            )
+
+    # ---- evaluation --------------------------------------------------------------------------------
+
+    def request_evaluation(self) -> None:
+        self.evaluation_requested.set()
+        job = self.evaluation_job
+        if job is not None:
+            try:
+                job.modify(next_run_time=datetime.now(UTC))
+            except Exception:  # noqa: BLE001 - the scheduler may be shutting down; the tick will come
+                return
+
+    def evaluation_tick(self) -> None:
+        """Scheduler job (never overlapping, late runs coalesced)."""
+        self.evaluation_requested.clear()
+        started = time.monotonic()
+        try:
+            with self.lock:
+                now = self.clock()
+                result = evaluate(
+                    self.post,
+                    self.pre,
+                    self.cutover,
+                    self.settings.gate,
+                    now=now,
+                    rate_per_minute=self._rate(),
+                )
+                document = gate_document(
+                    result, stream=self.settings.redis.stream, cutover_error=self.cutover_error
+                )
+                self.result, self.document = result, document
+                self.last_evaluation_at = now
+                self.evaluation_duration = time.monotonic() - started
+                self.evaluations_total += 1
+        except Exception as exc:  # noqa: BLE001 - fail closed: never keep a PASS we can no longer vouch for
+            self._evaluation_failed(exc)
+            return
+        self._after_evaluation(result, document)
+        if os.environ.get("WATCHDOG_USEC"):
+            sd_notify("WATCHDOG=1")
+
+    def _evaluation_failed(self, exc: Exception) -> None:
+        with self.lock:
+            self.evaluation_errors_total += 1
+            if self.result is not None and self.result.verdict != INSUFFICIENT:
+                self.result = None
+                self.document = None
+        log.error("gate.evaluation_failed", error=type(exc).__name__, detail=str(exc)[:300], exc_info=exc)
+
+    def _after_evaluation(self, result: GateResult, document: dict[str, Any]) -> None:
+        if result.verdict != self.last_verdict:
+            log.info(
+                "gate.verdict_changed",
+                verdict=result.verdict,
+                previous=self.last_verdict,
+                reasons=list(result.reasons)[:10],
+                post_events=result.post.events,
+            )
+            sd_notify(
+                f"STATUS=verdict {result.verdict}; post {result.post.events}/{result.progress.min_events}"
+            )
+            self.last_verdict = result.verdict
+        self._update_alerts(result)
+        cutover = result.cutover
+        if cutover is None:
+            return
+        gated = result.gated()
+        ready = (
+            result.post.events >= self.settings.gate.min_events
+            and bool(gated)
+            and all(report.post.samples >= self.settings.gate.min_samples for report in gated)
+        )
+        if ready and self.completed_for != cutover.identity():
+            self.completed_for = cutover.identity()
+            path = self._write_report(document)
+            log.info(
+                "gate.completed",
+                verdict=result.verdict,
+                report=str(path) if path else None,
+                post_events=result.post.events,
+                **_cutover_fields(cutover),
+            )
+            self.reported_verdict = result.verdict
+            self._run_hook(path, result.verdict)
+        elif self.completed_for == cutover.identity() and result.verdict != self.reported_verdict:
+            self._write_report(document)
+            self.reported_verdict = result.verdict
+
+    def _write_report(self, document: dict[str, Any]) -> Any:
+        try:
+            path = write_report(self.settings.daemon.report_dir, document)
+        except OSError as exc:
+            log.error("report.failed", directory=str(self.settings.daemon.report_dir), error=str(exc))
+            return None
+        with self.lock:
+            self.reports_written_total += 1
+        log.info("report.written", path=str(path), verdict=document["verdict"])
+        return path
+
+    def _run_hook(self, path: Any, verdict: str) -> None:
+        argv = list(self.settings.daemon.on_gate_complete)
+        if not argv:
+            return
+        env = {**os.environ, "QUANTUM_GATE_VERDICT": verdict, "QUANTUM_GATE_REPORT": str(path or "")}
+        timeout = self.settings.daemon.on_gate_complete_timeout_seconds
+
+        def run() -> None:
+            try:
+                done = subprocess.run(argv, env=env, timeout=timeout, check=False, capture_output=True)
+                log.info("hook.finished", argv0=argv[0], returncode=done.returncode)
+            except subprocess.TimeoutExpired:
+                log.error("hook.timeout", argv0=argv[0], timeout_seconds=timeout)
+            except OSError as exc:
+                log.error("hook.failed", argv0=argv[0], error=exc.strerror or str(exc))
+
+        threading.Thread(target=run, name="on-gate-complete", daemon=True).start()
+
+    def _update_alerts(self, result: GateResult) -> None:
+        rate = result.progress.rate_per_minute
+        threshold = self.settings.alerts.low_rate_per_minute
+        states = {
+            "low_event_rate": rate is not None and rate < threshold,
+            "collapse": bool(result.collapsed_models()),
+        }
+        for alert, active in states.items():
+            if active == self.alerts[alert]:
+                continue
+            self.alerts[alert] = active
+            details: dict[str, Any] = (
+                {"rate_per_minute": round(rate or 0.0, 3), "threshold": threshold}
+                if alert == "low_event_rate"
+                else {"models": result.collapsed_models()}
+            )
+            log.warning("alert.raised", alert=alert, **details) if active else log.info(
+                "alert.cleared", alert=alert, **details
+            )
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        settings = self.settings
+        host, port = parse_listen(settings.daemon.listen)
+        log.info(
+            "daemon.starting",
+            version=__version__,
+            stream=settings.redis.stream,
+            redis=settings.redis.redacted_url(),
+            listen=settings.daemon.listen,
+            cutover_source="after" if settings.cutover.after else f"systemd:{settings.cutover.unit}",
+            interval_seconds=settings.daemon.interval_seconds,
+        )
+        try:
+            server = HttpServer(HttpApp(self.snapshot, self.clock, render_status_page), host, port)
+        except OSError as exc:
+            log.error(
+                "daemon.failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}"
+            )
+            return 1
+        self._install_signals()
+        server.start()
+        self.initial_cutover()
+        tail = threading.Thread(target=self.tail_forever, name="tail", daemon=True)
+        tail.start()
+        scheduler = self._start_scheduler()
+        while not self.stopping.is_set() and not self.ready.wait(0.2):
+            pass
+        if not self.stopping.is_set():
+            sd_notify("READY=1")
+            log.info(
+                "daemon.ready",
+                listen=f"{host}:{server.port}",
+                post_events=len(self.post),
+                baseline_events=len(self.pre),
+                redis_up=self.redis_up,
+            )
+        self.stopping.wait()
+        log.info("daemon.stopping")
+        sd_notify("STOPPING=1")
+        scheduler.shutdown(wait=False)
+        server.stop()
+        tail.join(timeout=settings.daemon.shutdown_timeout_seconds)
+        log.info("daemon.stopped", clean=not tail.is_alive())
+        return 0
+
+    def _start_scheduler(self) -> BackgroundScheduler:
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)  # it logs every run at INFO
+        scheduler = BackgroundScheduler(timezone=UTC)
+        self.evaluation_job = scheduler.add_job(
+            self.evaluation_tick,
+            "interval",
+            seconds=self.settings.daemon.interval_seconds,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            id="evaluate",
+        )
+        if not self.settings.cutover.after:
+            scheduler.add_job(
+                self.watch_cutover,
+                "interval",
+                seconds=self.settings.cutover.poll_seconds,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                id="watch-cutover",
+            )
+        scheduler.start()
+        return scheduler
+
+    def _install_signals(self) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self.stopping.is_set():
+                os._exit(1)  # the second signal forces
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+
+def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
+    return {
+        "cutover": cutover.timestamp,
+        "cutover_id": str(cutover.stream_id),
+        "source": cutover.source,
+        "invocation_id": cutover.invocation_id,
+    }
+
+
+def _redis_detail(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    return str(exc).splitlines()[0][:200] if str(exc) else None
+
+
+def run_daemon(settings: Settings, log_level: str = "info") -> int:
+    logs.configure(log_level)
+    return Daemon(settings).run()

@@ -1,0 +1,411 @@
+"""Prometheus collector and the small HTTP app (``/metrics``, ``/gate``, ``/healthz``, ``/``).
+
+Metrics are computed at scrape time from one immutable ``Snapshot`` of the daemon (the latest
+evaluation plus live counters), by a custom collector in the project's own registry. A broken
+snapshot source yields ``quantum_gate_up 0``-style gauges, never an exception in the scrape.
+Names and labels are documented in docs/metrics.md; label sets are bounded (model keys are capped by
+the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, checks by ``CHECKS``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from quantum_gate.config import Settings
+from quantum_gate.contract import SKIP_REASONS
+from quantum_gate.cutover import Cutover
+from quantum_gate.gate import CHECKS, VERDICTS, GateResult, ModelStats
+from quantum_gate.report import dumps
+
+P = "quantum_gate_"
+ALERTS = ("low_event_rate", "collapse")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a scrape, ``/gate`` or ``/healthz`` reads, taken under the daemon's lock."""
+
+    version: str
+    settings: Settings
+    redis_up: bool
+    systemd_up: bool | None
+    systemd_reason: str | None
+    cutover: Cutover | None
+    cutovers_total: int
+    accepted_total: int
+    skipped_total: dict[str, int]
+    entries_read_total: int
+    lost_total: int
+    resets_total: int
+    refused_total: int
+    window_events: dict[str, int]
+    window_capacity: dict[str, int]
+    result: GateResult | None
+    document: dict[str, Any] | None
+    rate_per_minute: float | None
+    last_event_ms: int | None
+    last_entry_ms: int | None
+    last_evaluation_at: float | None
+    evaluation_duration: float | None
+    evaluations_total: int
+    evaluation_errors_total: int
+    alerts: dict[str, bool]
+    reports_written_total: int
+    stream_length: int | None
+    post_window_truncated: bool | None
+    systemd_errors_total: dict[str, int] = field(default_factory=dict)
+
+
+def _gauge(
+    name: str, doc: str, value: float | None = None, labels: tuple[str, ...] = ()
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(P + name, doc, labels=list(labels) or None)
+    if value is not None and not labels:
+        family.add_metric([], float(value))
+    return family
+
+
+def _counter(
+    name: str, doc: str, value: float | None = None, labels: tuple[str, ...] = ()
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(P + name, doc, labels=list(labels) or None)
+    if value is not None and not labels:
+        family.add_metric([], float(value))
+    return family
+
+
+class GateCollector(Collector):
+    """Builds every family from ``snapshot()`` at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            snap = self._snapshot()
+        except Exception:  # noqa: BLE001 - a scrape must answer even if the daemon state is broken
+            yield _gauge("snapshot_up", "1 when the daemon state could be read for this scrape", 0)
+            return
+        yield _gauge("snapshot_up", "1 when the daemon state could be read for this scrape", 1)
+        yield from self._daemon(snap)
+        yield from self._stream(snap)
+        if snap.result is not None:
+            yield from self._gate(snap, snap.result)
+
+    # ---- daemon, systemd, Redis --------------------------------------------------------------------
+
+    def _daemon(self, snap: Snapshot) -> Iterator[Metric]:
+        info = _gauge("build_info", "quantum-gate version", labels=("version",))
+        info.add_metric([snap.version], 1)
+        yield info
+        yield _gauge("redis_up", "1 when the last Redis command succeeded", int(snap.redis_up))
+        if snap.systemd_up is not None:
+            yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
+        errors = _counter(
+            "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
+        )
+        for reason, count in sorted(snap.systemd_errors_total.items()):
+            errors.add_metric([reason], count)
+        yield errors
+        yield _gauge("cutover_known", "1 when a cutover is known", int(snap.cutover is not None))
+        if snap.cutover is not None:
+            yield _gauge(
+                "cutover_timestamp_seconds",
+                "cutover time (UTC epoch seconds)",
+                snap.cutover.stream_id.seconds,
+            )
+        yield _counter(
+            "cutovers_total", "cutovers adopted, the first one found at start included", snap.cutovers_total
+        )
+        yield _gauge(
+            "last_evaluation_timestamp_seconds", "when the gate was last evaluated", snap.last_evaluation_at
+        )
+        yield _gauge(
+            "evaluation_duration_seconds", "duration of the last evaluation", snap.evaluation_duration
+        )
+        yield _counter("evaluations_total", "gate evaluations run", snap.evaluations_total)
+        yield _counter(
+            "evaluation_errors_total", "gate evaluations that raised", snap.evaluation_errors_total
+        )
+        yield _counter("reports_written_total", "gate reports written", snap.reports_written_total)
+        alerts = _gauge("alert_active", "1 while the daemon's own alert is raised", labels=("alert",))
+        for alert in ALERTS:
+            alerts.add_metric([alert], int(snap.alerts.get(alert, False)))
+        yield alerts
+        yield _gauge(
+            "event_rate_threshold_per_minute",
+            "the low event rate alert threshold",
+            snap.settings.alerts.low_rate_per_minute,
+        )
+        yield _gauge(
+            "stall_threshold_seconds",
+            "no accepted event for this long means stalled",
+            snap.settings.alerts.stall_seconds,
+        )
+
+    # ---- stream and windows ------------------------------------------------------------------------
+
+    def _stream(self, snap: Snapshot) -> Iterator[Metric]:
+        yield _counter("events_accepted_total", "entries accepted into the gate", snap.accepted_total)
+        skipped = _counter("events_skipped_total", "entries skipped, by reason", labels=("reason",))
+        for reason in SKIP_REASONS:
+            skipped.add_metric([reason], snap.skipped_total.get(reason, 0))
+        yield skipped
+        yield _counter("entries_read_total", "stream entries read", snap.entries_read_total)
+        yield _counter("events_lost_total", "entries trimmed before they could be read", snap.lost_total)
+        yield _counter(
+            "stream_resets_total", "stream deleted, recreated or emptied under the daemon", snap.resets_total
+        )
+        yield _counter("model_keys_refused_total", "model keys refused by the caps", snap.refused_total)
+        events = _gauge("window_events", "accepted events in the window", labels=("window",))
+        capacity = _gauge("window_capacity", "window size limit", labels=("window",))
+        for window in ("pre", "post"):
+            events.add_metric([window], snap.window_events.get(window, 0))
+            capacity.add_metric([window], snap.window_capacity.get(window, 0))
+        yield events
+        yield capacity
+        yield _gauge(
+            "min_events", "accepted post-cutover events the gate needs", snap.settings.gate.min_events
+        )
+        if snap.rate_per_minute is not None:
+            yield _gauge(
+                "event_rate_per_minute", "accepted events per minute (stream-ID time)", snap.rate_per_minute
+            )
+        if snap.last_event_ms is not None:
+            yield _gauge("last_event_timestamp_seconds", "newest accepted event", snap.last_event_ms / 1000)
+        if snap.last_entry_ms is not None:
+            yield _gauge(
+                "last_entry_timestamp_seconds", "newest stream entry of any kind", snap.last_entry_ms / 1000
+            )
+        if snap.stream_length is not None:
+            yield _gauge("stream_length", "XLEN of the stream", snap.stream_length)
+        if snap.post_window_truncated is not None:
+            yield _gauge(
+                "post_window_truncated",
+                "1 when the stream no longer holds its first post-cutover entries",
+                int(snap.post_window_truncated),
+            )
+
+    # ---- the gate ----------------------------------------------------------------------------------
+
+    def _gate(self, snap: Snapshot, result: GateResult) -> Iterator[Metric]:
+        verdict = _gauge("verdict", "the gate verdict, one-hot", labels=("verdict",))
+        for name in VERDICTS:
+            verdict.add_metric([name.lower()], int(result.verdict == name))
+        yield verdict
+        progress = result.progress
+        if progress.eta_seconds is not None:
+            yield _gauge("eta_seconds", "time to min_events at the current rate", progress.eta_seconds)
+        yield from self._models(result)
+        yield from self._checks(snap, result)
+        yield from self._ensemble(result)
+
+    def _models(self, result: GateResult) -> Iterator[Metric]:
+        labels = ("model", "window")
+        gated = _gauge("model_gated", "1 when the model is gated", labels=("model",))
+        model_verdict = _gauge("model_verdict", "per-model verdict, one-hot", labels=("model", "verdict"))
+        collapsed = _gauge("model_collapsed", "1 when a gated model collapsed", labels=("model",))
+        samples = _gauge("model_samples", "valid votes in the window", labels=labels)
+        presence = _gauge("model_presence", "share of window events with a valid vote", labels=labels)
+        shares = _gauge("model_action_share", "share of votes per action", labels=(*labels, "action"))
+        stats = {
+            key: _gauge(f"model_{key}", doc, labels=labels)
+            for key, doc in (
+                ("confidence_mean", "mean confidence"),
+                ("confidence_std", "population std of confidence"),
+                ("confidence_p10", "10th percentile of confidence"),
+                ("confidence_p90", "90th percentile of confidence"),
+                ("confidence_p10_p90", "P90 - P10 of confidence"),
+                ("top_value_share", "share of the most frequent exact confidence"),
+                ("suspect_share", "share of confidences at a suspect constant"),
+                ("out_of_range_share", "share of confidences outside [0, 1]"),
+            )
+        }
+        minimum = result.thresholds.min_samples
+        for name, report in result.models.items():
+            gated.add_metric([name], int(report.gated))
+            if report.gated:
+                for value in VERDICTS:
+                    model_verdict.add_metric([name, value.lower()], int(report.verdict == value))
+                collapsed.add_metric([name], int(report.collapsed(minimum)))
+            for window, model_stats in (("post", report.post), ("pre", report.pre)):
+                samples.add_metric([name, window], model_stats.samples)
+                if model_stats.presence is not None:
+                    presence.add_metric([name, window], model_stats.presence)
+                for action, share in model_stats.action_shares.items():
+                    shares.add_metric([name, window, action], share)
+                for key, value in _stat_values(model_stats).items():
+                    if value is not None:
+                        stats[key].add_metric([name, window], value)
+        yield from (gated, model_verdict, collapsed, samples, presence, shares, *stats.values())
+
+    def _checks(self, snap: Snapshot, result: GateResult) -> Iterator[Metric]:
+        passing = _gauge("check_passing", "1 when the check passes", labels=("model", "check"))
+        values = _gauge("check_value", "the value the check compares", labels=("model", "check"))
+        for report in result.gated():
+            for check in report.checks:
+                passing.add_metric([report.name, check.name], int(check.passed))
+                if check.value is not None:
+                    values.add_metric([report.name, check.name], check.value)
+        thresholds = _gauge("check_threshold", "the threshold of each check", labels=("check",))
+        gate = snap.settings.gate
+        for name, value in zip(CHECKS, _thresholds(gate), strict=True):
+            thresholds.add_metric([name], value)
+        yield from (passing, values, thresholds)
+
+    def _ensemble(self, result: GateResult) -> Iterator[Metric]:
+        fallback = _gauge(
+            "ensemble_fallback_share", "share of events where the rule fallback fired", labels=("window",)
+        )
+        sides = _gauge(
+            "ensemble_side_share", "share of ensemble decisions per side", labels=("window", "action")
+        )
+        agreement = _gauge(
+            "ensemble_agreement", "mean share of votes on the modal action", labels=("window",)
+        )
+        hard = _gauge(
+            "ensemble_hard_disagree_share", "share of events with BUY and SELL votes", labels=("window",)
+        )
+        for window, stats in (("post", result.ensemble_post), ("pre", result.ensemble_pre)):
+            scalars: list[tuple[GaugeMetricFamily, float | None]] = [
+                (fallback, stats.fallback_share),
+                (agreement, stats.agreement),
+                (hard, stats.hard_disagree_share),
+            ]
+            for family, value in scalars:
+                if value is not None:
+                    family.add_metric([window], value)
+            for action, share in stats.side_shares.items():
+                sides.add_metric([window, action], share)
+        yield from (fallback, sides, agreement, hard)
+
+
+def _stat_values(stats: ModelStats) -> dict[str, float | None]:
+    return {
+        "confidence_mean": stats.mean,
+        "confidence_std": stats.std,
+        "confidence_p10": stats.p10,
+        "confidence_p90": stats.p90,
+        "confidence_p10_p90": stats.p10_p90,
+        "top_value_share": stats.top_value_share,
+        "suspect_share": stats.suspect_share,
+        "out_of_range_share": stats.out_of_range_share,
+    }
+
+
+def _thresholds(gate: Any) -> tuple[float, ...]:
+    return (
+        gate.min_samples,
+        gate.majority_max,
+        gate.hold_max,
+        gate.std_min,
+        gate.p10_p90_min,
+        gate.constant_std_min,
+        gate.out_of_range_max,
+        gate.invalid_votes_max,
+    )
+
+
+def make_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GateCollector(snapshot))
+    return registry
+
+
+# ---- HTTP ------------------------------------------------------------------------------------------
+
+
+def health(snap: Snapshot, now: float) -> tuple[bool, str]:
+    if not snap.redis_up:
+        return False, "redis unreachable"
+    if snap.last_evaluation_at is None:
+        return False, "no evaluation yet"
+    age = now - snap.last_evaluation_at
+    limit = snap.settings.daemon.staleness_limit()
+    if age > limit:
+        return False, f"last evaluation {age:.0f}s ago (limit {limit:.0f}s)"
+    return True, "ok"
+
+
+class HttpApp:
+    """Routes for the daemon's listener; ``render_index`` draws ``/`` (the status page)."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        clock: Callable[[], float],
+        render_index: Callable[[Snapshot, float], str],
+    ) -> None:
+        self.snapshot = snapshot
+        self.clock = clock
+        self.render_index = render_index
+        self.registry = make_registry(snapshot)
+
+    def handle(self, path: str) -> tuple[int, str, bytes]:
+        route = path.split("?", 1)[0]
+        if route == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+        snap = self.snapshot()
+        if route == "/gate":
+            if snap.document is None:
+                return 503, "application/json", b'{"error": "no evaluation yet"}\n'
+            return 200, "application/json", dumps(snap.document) + b"\n"
+        if route == "/healthz":
+            ok, why = health(snap, self.clock())
+            body = dumps({"status": "ok" if ok else "unhealthy", "reason": why}, indent=False) + b"\n"
+            return (200 if ok else 503), "application/json", body
+        if route in {"/", "/index.html"}:
+            return 200, "text/html; charset=utf-8", self.render_index(snap, self.clock()).encode("utf-8")
+        return 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /gate, /healthz\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: HttpApp
+    server_version = "quantum-gate"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        try:
+            status, content_type, body = self.app.handle(self.path)
+        except Exception:  # noqa: BLE001 - answer 500, keep serving
+            status, content_type, body = 500, "text/plain; charset=utf-8", b"internal error\n"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return  # access logs would be one line per scrape; the daemon logs state changes only
+
+
+class HttpServer:
+    def __init__(self, app: HttpApp, host: str, port: int) -> None:
+        handler = type("Handler", (_Handler,), {"app": app})
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
