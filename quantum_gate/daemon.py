@@ -208,6 +208,13 @@ class Daemon:
             old = self.cutover
         if old is None or new.stream_id < old.stream_id:
             self._backfill(client, new)
+            log.info(
+                "cutover.detected",
+                **_cutover_fields(new),
+                previous=str(old.stream_id) if old else None,
+                post_events=len(self.post),
+                baseline_events=len(self.pre),
+            )
         else:
             fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
             fill_newest(
