@@ -34,6 +34,7 @@ from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import Snapshot, HttpApp, HttpServer
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.report import gate_document, write_report
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
@@ -106,6 +107,7 @@ class Daemon:
         self.post_window_truncated: bool | None = None
         self.result: GateResult | None = None
         self.document: dict[str, Any] | None = None
+        self.histograms: dict[str, dict[str, Histogram]] = {}
         self.last_evaluation_at: float | None = None
         self.evaluation_duration: float | None = None
         self.evaluations_total = 0
@@ -154,6 +156,7 @@ class Daemon:
                 stream_length=self.stream_length,
                 post_window_truncated=self.post_window_truncated,
                 systemd_errors_total=dict(self.systemd_errors),
+                histograms=self.histograms,
             )
 
     def _rate(self) -> float:
@@ -433,6 +436,7 @@ class Daemon:
                     result, stream=self.settings.redis.stream, cutover_error=self.cutover_error
                 )
                 self.result, self.document = result, document
+                self.histograms = window_histograms(self.post, self.pre)
                 self.last_evaluation_at = now
                 self.evaluation_duration = time.monotonic() - started
                 self.evaluations_total += 1

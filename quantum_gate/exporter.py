@@ -23,6 +23,7 @@ from quantum_gate.config import Settings
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
 from quantum_gate.gate import CHECKS, VERDICTS, GateResult, ModelStats
+from quantum_gate.histograms import Histogram
 from quantum_gate.report import dumps
 
 P = "quantum_gate_"
@@ -62,6 +63,8 @@ class Snapshot:
     stream_length: int | None
     post_window_truncated: bool | None
     systemd_errors_total: dict[str, int] = field(default_factory=dict)
+    # {model: {"pre" | "post": Histogram}} of the latest evaluation (the status page draws them)
+    histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
 
 
 def _gauge(
