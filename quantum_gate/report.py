@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from quantum_gate.depth_markdown import depth_markdown, provenance_markdown
 from quantum_gate.gate import GateResult, delta
 from quantum_gate.streamids import ms_to_iso
 
@@ -210,6 +211,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"- Post window: {progress['events']} / {progress['min_events']} events; "
         f"baseline: {document['windows']['pre']['events']} events"
     )
+    lines += provenance_markdown(document)
     if document["reasons"]:
         lines += ["", "## Why", ""] + [f"- {reason}" for reason in document["reasons"]]
     if document["models"]:
@@ -255,6 +257,7 @@ def render_markdown(document: dict[str, Any]) -> str:
     if skipped:
         lines += ["", "## Skipped entries (post window)", ""]
         lines += [f"- `{reason}`: {count}" for reason, count in skipped.items()]
+    lines += depth_markdown(document)  # retention, per-symbol, transitions, histograms (when present)
     lines.append("")
     return "\n".join(lines)
 
