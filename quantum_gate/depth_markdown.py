@@ -321,3 +321,27 @@ def depth_markdown(document: dict[str, Any]) -> list[str]:
         *transitions_markdown(document),
         *histograms_markdown(document),
     ]
+
+
+def diagnose_depth_text(document: dict[str, Any]) -> list[str]:
+    """``diagnose``'s terminal addendum: who is stuck (self-transitions), and where it changed."""
+    lines: list[str] = []
+    transitions = document.get("transitions")
+    if transitions and transitions["models"]:
+        lines += ["", "== action transitions on the same symbol: stuck (self-transition share) pre -> post"]
+        for name, sides in transitions["models"].items():
+            pre, post = sides["pre"], sides["post"]
+            dominant = post["dominant"]
+            move = (
+                f", dominant {dominant['from']} -> {dominant['to']} {_pct(dominant['share'])}"
+                if dominant
+                else ""
+            )
+            lines.append(
+                f"{name}: stuck {_pct(pre['self_share'])} -> {_pct(post['self_share'])} "
+                f"({pre['transitions']} -> {post['transitions']} transitions{move})"
+            )
+    symbols = document.get("symbols")
+    if symbols and symbols["models"]:
+        lines += symbols_text(symbols)
+    return lines
