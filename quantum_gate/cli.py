@@ -17,12 +17,16 @@ import numpy as np
 import redis
 
 from quantum_gate import __version__
+from quantum_gate.breakdown import report_depth, symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.provenance import capture_deployment_info, provenance_json
 from quantum_gate.report import dumps, gate_document, render_table, write_report
-from quantum_gate.stream import connect, load_windows
+from quantum_gate.retention import retention_for_windows
+from quantum_gate.stream import connect, load_windows, stream_info
 from quantum_gate.streamids import SEQ_BITS, StreamIdError
 from quantum_gate.windows import Window, window_pair
 
@@ -145,12 +149,44 @@ def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[Gat
     return result, post, pre
 
 
+def depth_extra(
+    settings: Settings, post: Window, pre: Window, cutover: Cutover, now: float, *, operator_note: str | None
+) -> dict[str, Any]:
+    """check's report-depth keys: symbols, transitions, histograms, deployment, notes, retention."""
+    report = settings.report
+    deployment = capture_deployment_info(
+        report.deployment_info,
+        timeout=report.deployment_info_timeout_seconds,
+        max_bytes=report.deployment_info_max_bytes,
+    )
+    client = connect(settings)
+    try:
+        info = stream_info(client, settings.redis.stream)
+    finally:
+        client.close()
+    rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
+    retention = retention_for_windows(
+        info,
+        post=post,
+        pre=pre,
+        cutover=cutover,
+        min_events=settings.gate.min_events,
+        rate_per_minute=rate,
+        now_ms=int(now * 1000),
+    )
+    return {
+        **report_depth(post, pre, top_symbols=report.top_symbols, histogram_bins=report.histogram_bins),
+        **provenance_json(deployment, report.notes, operator_note),
+        "retention": retention.to_json() if retention is not None else None,
+    }
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)
     now = time.time()
-    result, _, _ = evaluate_once(settings, cutover, now)
-    extra: dict[str, Any] = {"notes": {"operator": args.note}} if args.note else {}
+    result, post, pre = evaluate_once(settings, cutover, now)
+    extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
     if args.report_dir:
         path = write_report(args.report_dir, document)
@@ -175,10 +211,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             "pre": diagnose_window(pre, suspects, args.top),
         },
     }
+    document["symbols"] = symbols_document(post, pre, settings.report.top_symbols)
+    document["transitions"] = transitions_document(post, pre)
     if args.json:
         sys.stdout.buffer.write(dumps(document) + b"\n")
     else:
         print(render_diagnosis(document))
+        print("\n".join(diagnose_depth_text(document)))
     return EXIT_PASS
 
 
