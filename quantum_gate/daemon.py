@@ -95,6 +95,7 @@ class Daemon:
         self.needs_backfill = False
         self.last_id: StreamId | None = None
         self.redis_up = False
+        self.redis_state_logged = False  # the first outcome is logged even when it is "down"
         self.accepted_total = 0
         self.entries_read_total = 0
         self.skipped_total: Counter[str] = Counter()
@@ -390,8 +391,9 @@ class Daemon:
 
     def _set_redis_up(self, up: bool, exc: BaseException | None = None) -> None:
         with self.lock:
-            changed = self.redis_up != up
+            changed = self.redis_up != up or not self.redis_state_logged
             self.redis_up = up
+            self.redis_state_logged = True
         if not changed:
             return
         if up:
