@@ -29,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from quantum_gate import __version__, logs
 from quantum_gate.cli import new_windows
-from quantum_gate.config import Settings, parse_listen
+from quantum_gate.config import Settings, parse_listen, resolve_redis_password
 from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import Snapshot, HttpApp, HttpServer
@@ -325,6 +325,14 @@ class Daemon:
                 backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
             except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
                 self._set_redis_up(False, exc)
+                self.stopping.wait(self.settings.redis.backoff_max_seconds)
+            except Exception as exc:  # noqa: BLE001 - e.g. a credential file gone: never die silently
+                self._set_redis_up(False, exc)
+                log.error("stream.failed", error=type(exc).__name__, detail=_redis_detail(exc), exc_info=exc)
+                if client is not None:
+                    client.close()
+                    client = None
+                self.ready.set()
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
         if client is not None:
             client.close()
@@ -643,5 +651,6 @@ def _redis_detail(exc: BaseException | None) -> str | None:
 
 
 def run_daemon(settings: Settings, log_level: str = "info") -> int:
+    resolve_redis_password(settings)  # an unreadable password source is refused at start (exit 1)
     logs.configure(log_level)
     return Daemon(settings).run()
