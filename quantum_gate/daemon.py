@@ -519,7 +519,8 @@ class Daemon:
         argv = list(self.settings.daemon.on_gate_complete)
         if not argv:
             return
-        env = {**os.environ, "QUANTUM_GATE_VERDICT": verdict, "QUANTUM_GATE_REPORT": str(path or "")}
+        env = {name: value for name, value in os.environ.items() if name != "QUANTUM_GATE_REDIS_PASSWORD"}
+        env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(path or ""))  # never the password
         timeout = self.settings.daemon.on_gate_complete_timeout_seconds
 
         def run() -> None:
