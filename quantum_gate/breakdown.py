@@ -35,7 +35,7 @@ OTHER_CATEGORY = len(TRANSITION_LABELS) - 1
 # below that a single vote can swing its action mix by 100 %, so it is listed after them.
 MIN_RANKED_SAMPLES = 5
 UNKNOWN_SYMBOL = "(unknown)"  # entries without a symbol, or beyond the symbol table's cap
-RANKED_BY = "change = action_shift + |mean_delta| + |std_delta| (action_shift: total variation distance)"
+RANKED_BY = "change = action_shift (total variation distance of the action mix) + |mean_delta| + |std_delta|"
 
 
 # ---- shared helpers --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ the same thing. Pure. Text bars use ``#`` so they read the same in a terminal an
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 BAR_WIDTH = 25
@@ -56,12 +57,12 @@ def provenance_markdown(document: dict[str, Any]) -> list[str]:
         why = "fixed by hand (`--after`)" if source == "after" else "unknown"
         lines.append(f"- Unit, InvocationID, ActiveEnterTimestamp: none, the cutover was {why}")
     lines.append(
-        f"- Stream ID: `{cutover.get('stream_id')}` ({cutover.get('timestamp') or 'unknown'} UTC, "
+        f"- Stream ID: `{cutover.get('stream_id')}` ({cutover.get('timestamp') or 'time unknown'}, "
         f"source {cutover.get('source')})"
     )
     deployment = document.get("deployment")
     if deployment:
-        argv = " ".join(deployment["argv"])
+        argv = shlex.join(deployment["argv"])
         state = deployment["error"] or f"exit {deployment['returncode']}"
         if deployment.get("truncated"):
             state += ", output truncated"
@@ -136,9 +137,9 @@ def symbols_markdown(document: dict[str, Any]) -> list[str]:
         "",
         "## Per-symbol breakdown",
         "",
-        f"Per model, the {symbols['top_n']} symbols that changed most pre -> post "
-        f"({symbols['ranked_by']}; symbols with fewer than {symbols['min_ranked_samples']} votes on a side "
-        "rank after the others); the rest are pooled in *other*. Shares are of the model's votes.",
+        f"Per model, the {symbols['top_n']} symbols that changed most pre -> post, ranked by "
+        f"{symbols['ranked_by']}. Symbols with fewer than {symbols['min_ranked_samples']} votes on a side "
+        "rank after the others; the rest are pooled in *other*. Shares are of the model's votes.",
         "",
     ]
     for name, model in symbols["models"].items():
@@ -258,10 +259,11 @@ def _row_col_used(side: dict[str, Any], index: int) -> bool:
 # ---- histograms ------------------------------------------------------------------------------------
 
 
-def _bar(count: int, total: int) -> str:
-    if not total or not count:
+def _bar(share: float, scale: float) -> str:
+    """``share`` of the window as a bar; ``scale`` (the largest share drawn) fills BAR_WIDTH."""
+    if share <= 0 or scale <= 0:
         return ""
-    return "#" * max(1, round(count / total * BAR_WIDTH))
+    return "#" * max(1, round(share / scale * BAR_WIDTH))
 
 
 def _bin_label(edges: list[float], index: int) -> str:
@@ -273,15 +275,21 @@ def histogram_lines(name: str, histograms: dict[str, Any], sides: dict[str, Any]
     edges: list[float] = histograms["edges"]
     pre, post = sides["pre"], sides["post"]
     label_width = len(_bin_label(edges, len(edges) - 2)) + 1
-    head = f"{'':<{label_width}} {'pre n=' + str(pre['total']):<{13 + BAR_WIDTH + 2}}  post n={post['total']}"
-    lines = [f"{name}: confidence", head]
+    cell_width = 6 + 1 + 6 + 2 + BAR_WIDTH + 1
+    scale = max(
+        (count / side["total"] for side in (pre, post) if side["total"] for count in side["counts"]),
+        default=0.0,
+    )
+    head = f"{'':<{label_width}} {'pre  n=' + str(pre['total']):<{cell_width}}  post n={post['total']}"
+    lines = [f"{name}: confidence (bars share of the window; the longest = {scale * 100:.1f}%)", head]
     for i in range(len(edges) - 1):
         marker = "!" if edges[i] >= 1.0 else " "  # right of 1.0: out of the contract's range
         cells = []
         for side in (pre, post):
             count, total = side["counts"][i], side["total"]
-            share = f"{count / total * 100:5.1f}%" if total else "    -"
-            cells.append(f"{count:>6} {share} |{_bar(count, total):<{BAR_WIDTH}}|")
+            share = f"{count / total * 100:5.1f}%" if total else "     -"
+            bar = _bar(count / total if total else 0.0, scale)
+            cells.append(f"{count:>6} {share} |{bar:<{BAR_WIDTH}}|")
         lines.append(f"{_bin_label(edges, i) + marker:<{label_width}} {cells[0]}  {cells[1]}".rstrip())
     folded = [
         f"{side_name}: {side['below']} below {edges[0]:g} (in the first bin), "
@@ -305,8 +313,8 @@ def histograms_markdown(document: dict[str, Any]) -> list[str]:
         "",
         f"{histograms['bins']} bins of {width:.3g} over [{histograms['lo']:g}, {histograms['hi']:g}], "
         "right-closed, so a value on an edge (0.5, 0.75, 1.0) sits at the top of the bar left of it. "
-        "Rows marked `!` are above 1.0: out of the contract's range, kept raw. Bar length is the share "
-        "of the window's votes, so pre and post compare even when their sizes differ.",
+        "Rows marked `!` are above 1.0: out of the contract's range, kept raw. Bars show the share of "
+        "the window's votes on one scale per model, so pre and post compare even when their sizes differ.",
     ]
     for name, sides in histograms["models"].items():
         lines += ["", *_fence("\n".join(histogram_lines(name + _gated(document, name), histograms, sides)))]
