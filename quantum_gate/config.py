@@ -239,13 +239,15 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _one_line(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"]) or "config"
-    message = error["msg"]
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    if not key:  # a rule across keys (Settings._coherent): its message names them
+        return f"config: {message}{more}"
     given = error.get("input")
     shown = "" if isinstance(given, dict) or "url" in key else f" (got {given!r})"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"config: {key}: {message}{shown}{more}"
 
 
