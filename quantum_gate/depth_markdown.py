@@ -66,7 +66,8 @@ def provenance_markdown(document: dict[str, Any]) -> list[str]:
         state = deployment["error"] or f"exit {deployment['returncode']}"
         if deployment.get("truncated"):
             state += ", output truncated"
-        lines.append(f"- Deployment info: `{argv}` at {deployment['captured_at']} ({state}):")
+        when = f" at {deployment['captured_at']}" if deployment["captured_at"] else ""
+        lines.append(f"- Deployment info: `{argv}`{when} ({state}):")
         lines += ["", *(f"  {line}" for line in _fence(deployment["output"] or "(no output)"))]
     else:
         lines.append("- Deployment info: not configured (`report.deployment_info`)")

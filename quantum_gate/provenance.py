@@ -171,10 +171,27 @@ def capture_logged(
 
 
 def provenance_json(
-    deployment: DeploymentInfo | None, config_notes: str | None, operator_note: str | None
+    deployment: DeploymentInfo | None,
+    config_notes: str | None,
+    operator_note: str | None,
+    *,
+    configured: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``deployment`` and ``notes`` keys of the gate document (null when not configured)."""
+    """The ``deployment`` and ``notes`` keys of the gate document. ``deployment`` is null when no
+    command is configured; when one is (``configured``) but nothing was captured for this cutover yet,
+    it says so in ``error`` instead of showing another cutover's output."""
+    document: dict[str, Any] | None = deployment.to_json() if deployment is not None else None
+    if document is None and configured:
+        document = {
+            "argv": list(configured),
+            "captured_at": None,
+            "duration_seconds": None,
+            "returncode": None,
+            "output": "",
+            "truncated": False,
+            "error": "not captured yet for this cutover",
+        }
     return {
-        "deployment": deployment.to_json() if deployment is not None else None,
+        "deployment": document,
         "notes": {"config": config_notes or None, "operator": operator_note or None},
     }

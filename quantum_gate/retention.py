@@ -166,14 +166,14 @@ def retention_for_windows(
 ) -> Retention | None:
     """``assess_retention`` with the window state the daemon or ``check`` holds."""
     span = pre.first_last_ms()
-    keys = post.keys()
+    events = len(post)
     return assess_retention(
         info,
         cutover_ms=cutover.stream_id.ms if cutover is not None else None,
         baseline_first_ms=span[0] if span else None,
-        post_events=int(keys.size),
+        post_events=events,
         min_events=min_events,
-        eta_seconds=progress(int(keys.size), min_events, rate_per_minute).eta_seconds,
+        eta_seconds=progress(events, min_events, rate_per_minute).eta_seconds,
         now_ms=now_ms,
     )
 
