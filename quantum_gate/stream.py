@@ -212,6 +212,8 @@ class GapTracker:
     resets: int = 0
     missing: bool = False
     last_length: int | None = None
+    last_added: int | None = None
+    last_entry: StreamId | None = None
 
     def note_read(self, count: int) -> None:
         self.read_since_sync += count
@@ -219,10 +221,11 @@ class GapTracker:
     def observe(self, info: StreamInfo | None, last_read: StreamId | None) -> str | None:
         """Feed one XINFO reading; returns "reset" or "lost" when something happened, else None."""
         if info is None:
-            if not self.missing:
-                self.missing = True
+            existed = self.last_length is not None and not self.missing
+            self.missing = True
+            self.synced_added = None
+            if existed:  # a key that never existed (the daemon started first) was not deleted
                 self.resets += 1
-                self.synced_added = None
                 return "reset"
             return None
         event: str | None = None
@@ -232,13 +235,15 @@ class GapTracker:
             and info.entries_added < self.synced_added
         )
         emptied = info.length == 0 and (self.last_length or 0) > 0
-        if (recreated and not self.missing) or emptied:
+        if (recreated and not self.missing) or emptied or self._wiped(info):
             self.resets += 1
             event = "reset"
         if recreated:
             self.synced_added = None
         self.missing = False
         self.last_length = info.length
+        self.last_added = info.entries_added
+        self.last_entry = info.last
         if info.entries_added is None or info.last_generated is None:
             return event
         if last_read is not None and last_read >= info.last_generated:
@@ -250,3 +255,14 @@ class GapTracker:
             self.synced_added = info.entries_added
             self.read_since_sync = 0
         return event
+
+    def _wiped(self, info: StreamInfo) -> bool:
+        """Emptied and refilled between two readings (``XTRIM MAXLEN 0`` while the producer writes):
+        every entry of the previous reading is gone although far fewer were added than it held, which
+        no ``MAXLEN`` trim can do (it keeps at least as many as it is given)."""
+        if self.last_entry is None or self.last_added is None or info.entries_added is None:
+            return False
+        if info.length == 0 or info.first is None or info.first <= self.last_entry:
+            return False
+        added = info.entries_added - self.last_added
+        return 0 <= added and added * 2 < (self.last_length or 0)
