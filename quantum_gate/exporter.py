@@ -25,6 +25,7 @@ from quantum_gate.cutover import Cutover
 from quantum_gate.gate import CHECKS, VERDICTS, GateResult, ModelStats
 from quantum_gate.histograms import Histogram
 from quantum_gate.report import dumps
+from quantum_gate.retention import RISK_KINDS, Retention
 
 P = "quantum_gate_"
 ALERTS = ("low_event_rate", "collapse")
@@ -65,6 +66,8 @@ class Snapshot:
     systemd_errors_total: dict[str, int] = field(default_factory=dict)
     # {model: {"pre" | "post": Histogram}} of the latest evaluation (the status page draws them)
     histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
+    # What the stream covers (XINFO STREAM) and the trimming risks (retention.assess_retention)
+    retention: Retention | None = None
 
 
 def _gauge(
@@ -190,6 +193,7 @@ class GateCollector(Collector):
             )
         if snap.stream_length is not None:
             yield _gauge("stream_length", "XLEN of the stream", snap.stream_length)
+        yield from _retention(snap.retention)
         if snap.post_window_truncated is not None:
             yield _gauge(
                 "post_window_truncated",
@@ -289,6 +293,26 @@ class GateCollector(Collector):
             for action, share in stats.side_shares.items():
                 sides.add_metric([window, action], share)
         yield from (fallback, sides, agreement, hard)
+
+
+def _retention(retention: Retention | None) -> Iterator[Metric]:
+    """How much time and how many entries the stream covers, and the trimming risks (docs/retention.md)."""
+    if retention is None:
+        return
+    if retention.first_ms is not None:
+        yield _gauge(
+            "stream_first_entry_timestamp_seconds", "oldest entry still in the stream", retention.first_ms / 1000
+        )
+    if retention.covers_seconds is not None:
+        yield _gauge(
+            "stream_retention_seconds", "time from the oldest to the newest stream entry", retention.covers_seconds
+        )
+    if retention.entries_added is not None:
+        yield _gauge("stream_entries_added", "XINFO entries-added: entries ever added", retention.entries_added)
+    risk = _gauge("retention_risk", "1 when trimming threatens the baseline or the post window", labels=("kind",))
+    for kind in RISK_KINDS:
+        risk.add_metric([kind], int(retention.risks[kind]))
+    yield risk
 
 
 def _stat_values(stats: ModelStats) -> dict[str, float | None]:
