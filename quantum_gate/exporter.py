@@ -301,15 +301,23 @@ def _retention(retention: Retention | None) -> Iterator[Metric]:
         return
     if retention.first_ms is not None:
         yield _gauge(
-            "stream_first_entry_timestamp_seconds", "oldest entry still in the stream", retention.first_ms / 1000
+            "stream_first_entry_timestamp_seconds",
+            "oldest entry still in the stream",
+            retention.first_ms / 1000,
         )
     if retention.covers_seconds is not None:
         yield _gauge(
-            "stream_retention_seconds", "time from the oldest to the newest stream entry", retention.covers_seconds
+            "stream_retention_seconds",
+            "time from the oldest to the newest stream entry",
+            retention.covers_seconds,
         )
     if retention.entries_added is not None:
-        yield _gauge("stream_entries_added", "XINFO entries-added: entries ever added", retention.entries_added)
-    risk = _gauge("retention_risk", "1 when trimming threatens the baseline or the post window", labels=("kind",))
+        yield _gauge(
+            "stream_entries_added", "XINFO entries-added: entries ever added", retention.entries_added
+        )
+    risk = _gauge(
+        "retention_risk", "1 when trimming threatens the baseline or the post window", labels=("kind",)
+    )
     for kind in RISK_KINDS:
         risk.add_metric([kind], int(retention.risks[kind]))
     yield risk
