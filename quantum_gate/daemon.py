@@ -28,6 +28,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from quantum_gate import __version__, logs
+from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
 from quantum_gate.contract import Event, Skip
@@ -35,7 +36,9 @@ from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, que
 from quantum_gate.exporter import Snapshot, HttpApp, HttpServer
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
+from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.report import gate_document, write_report
+from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     GapTracker,
@@ -106,6 +109,10 @@ class Daemon:
         self.gaps = GapTracker()
         self.stream_length: int | None = None
         self.post_window_truncated: bool | None = None
+        self.retention: Retention | None = None
+        self.retention_watch = RetentionWatch()
+        # report.deployment_info's output, captured when a cutover is adopted, with that cutover's identity
+        self.deployment: tuple[tuple[str | None, StreamId], DeploymentInfo] | None = None
         self.result: GateResult | None = None
         self.document: dict[str, Any] | None = None
         self.histograms: dict[str, dict[str, Histogram]] = {}
@@ -158,6 +165,7 @@ class Daemon:
                 post_window_truncated=self.post_window_truncated,
                 systemd_errors_total=dict(self.systemd_errors),
                 histograms=self.histograms,
+                retention=self.retention,
             )
 
     def _rate(self) -> float:
@@ -244,7 +252,15 @@ class Daemon:
                 post_events_moved=dropped,
                 baseline_events=len(fresh_pre),
             )
+        report = self.settings.report
+        deployment = capture_logged(
+            report.deployment_info,
+            timeout=report.deployment_info_timeout_seconds,
+            max_bytes=report.deployment_info_max_bytes,
+            cutover_id=str(new.stream_id),
+        )
         with self.lock:
+            self.deployment = (new.identity(), deployment) if deployment is not None else None
             self.cutovers_total += 1
             self.pending_cutover = None if self.pending_cutover == new else self.pending_cutover
         self.request_evaluation()
@@ -359,6 +375,16 @@ class Daemon:
                 self.post_window_truncated = (
                     info.first > self.cutover.stream_id and info.entries_added != info.length
                 )
+            self.retention = retention_for_windows(
+                info,
+                post=self.post,
+                pre=self.pre,
+                cutover=self.cutover,
+                min_events=self.settings.gate.min_events,
+                rate_per_minute=self._rate(),
+                now_ms=int(self.clock() * 1000),
+            )
+        self.retention_watch.observe(self.retention, self.settings.redis.stream)
         if happened == "reset":
             log.warning(
                 "stream.reset",
@@ -443,7 +469,10 @@ class Daemon:
                     rate_per_minute=self._rate(),
                 )
                 document = gate_document(
-                    result, stream=self.settings.redis.stream, cutover_error=self.cutover_error
+                    result,
+                    stream=self.settings.redis.stream,
+                    cutover_error=self.cutover_error,
+                    extra=self._document_extra(),
                 )
                 self.result, self.document = result, document
                 self.histograms = window_histograms(self.post, self.pre)
@@ -456,6 +485,20 @@ class Daemon:
         self._after_evaluation(result, document)
         if os.environ.get("WATCHDOG_USEC"):
             sd_notify("WATCHDOG=1")
+
+    def _document_extra(self) -> dict[str, Any]:
+        """Report depth for /gate and the reports, from the windows just evaluated (under the lock)."""
+        report = self.settings.report
+        captured = self.deployment
+        current = self.cutover.identity() if self.cutover is not None else None
+        deployment = captured[1] if captured is not None and captured[0] == current else None
+        return {
+            **report_depth(
+                self.post, self.pre, top_symbols=report.top_symbols, histogram_bins=report.histogram_bins
+            ),
+            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
+            "retention": self.retention.to_json() if self.retention is not None else None,
+        }
 
     def _evaluation_failed(self, exc: Exception) -> None:
         with self.lock:
