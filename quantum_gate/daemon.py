@@ -341,6 +341,7 @@ class Daemon:
                 backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
             except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
                 self._set_redis_up(False, exc)
+                self.ready.set()  # or Type=notify would never see READY and kill us in a loop
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
             except Exception as exc:  # noqa: BLE001 - e.g. a credential file gone: never die silently
                 self._set_redis_up(False, exc)
