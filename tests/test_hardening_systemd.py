@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import STANDIN_SYSTEMCTL, FakeSystemd, RedisServer
 from hardening_kit import DaemonProcess, Metrics, http_get, xadd_many
 
 UNIT = "quantum-ai-engine.service"
-FAULTS = {
+FAULTS: dict[str, dict[str, Any]] = {
     "systemctl_missing": {},
     "no_bus": {"stderr": "Failed to connect to bus: No such file or directory", "exit": 1},
     "never_started": {"entered": None, "invocation": ""},
