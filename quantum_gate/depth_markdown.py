@@ -92,7 +92,7 @@ def retention_markdown(document: dict[str, Any]) -> list[str]:
         "## Stream retention",
         "",
         f"- The stream holds {retention['length']} entries covering {_hours(retention['covers_seconds'])} "
-        f"({retention['first_entry_at']} .. {retention['last_entry_at']} UTC), "
+        f"({retention['first_entry_at']} .. {retention['last_entry_at']}), "
         f"{_num(retention['entry_rate_per_minute'], 2)} entries/min",
         f"- Entries added: {retention['entries_added']}; removed so far: {trimmed}"
         + ("" if retention["trimming"] else " (not trimming yet: MAXLEN not reached)"),
