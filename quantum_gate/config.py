@@ -43,8 +43,13 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, value: str) -> str:
-        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            parts.port  # noqa: B018 - urllib validates the port lazily; redis-py would raise it later
+        except ValueError:
+            raise ValueError("the port must be a number from 0 to 65535") from None
         return value
 
     def redacted_url(self) -> str:

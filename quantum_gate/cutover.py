@@ -98,8 +98,12 @@ def parse_active_enter(value: str) -> datetime:
     if not match:
         raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}")
     day, clock, fraction, zone = match.groups()
-    moment = datetime.fromisoformat(f"{day}T{clock}.{(fraction or '0').ljust(6, '0')}")
-    return moment.replace(tzinfo=_zone(zone, value)).astimezone(UTC)
+    where = _zone(zone, value)
+    try:  # a well-formed line can still name no real moment: 2026-13-45, 25:61, +99:99
+        moment = datetime.fromisoformat(f"{day}T{clock}.{(fraction or '0').ljust(6, '0')}")
+        return moment.replace(tzinfo=where).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}") from None
 
 
 def _zone(zone: str, value: str) -> tzinfo:
@@ -108,7 +112,10 @@ def _zone(zone: str, value: str) -> tzinfo:
     offset = _OFFSET_RE.match(zone)
     if offset:
         sign = -1 if offset.group(1) == "-" else 1
-        return timezone(sign * timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+        try:
+            return timezone(sign * timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+        except ValueError:  # +99:99: not an offset any clock uses
+            raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}") from None
     # Abbreviations such as CET or EST are ambiguous; guessing would move the cutover by hours.
     raise CutoverUnavailable(
         "non_utc_timestamp", f"ActiveEnterTimestamp {value!r} is in zone {zone!r}, which is ambiguous"

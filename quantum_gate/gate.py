@@ -441,14 +441,17 @@ def evaluate(
     compare_windows: bool = True,
 ) -> GateResult:
     post_models = set(post.models())
+    # A model the operator explicitly includes is gated even when it never voted after the cutover:
+    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out.
+    required = {name for name in settings.include_models if settings.gates(name)}
     models: dict[str, ModelReport] = {}
-    for name in model_names(post, pre):
+    for name in sorted({*model_names(post, pre), *required}):
         post_stats = model_stats(post, name, settings.suspect_constants)
         pre_stats = model_stats(pre, name, settings.suspect_constants)
         checks = model_checks(post_stats, settings)
         models[name] = ModelReport(
             name=name,
-            gated=name in post_models and settings.gates(name),
+            gated=(name in post_models or name in required) and settings.gates(name),
             verdict=model_verdict(checks),
             post=post_stats,
             pre=pre_stats,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 _DIGITS_RE = re.compile(r"^\d{1,20}(\.\d+)?$")
@@ -64,7 +64,10 @@ def unpack_ms(packed: int) -> int:
 def datetime_to_stream_id(moment: datetime) -> StreamId:
     if moment.tzinfo is None:
         raise StreamIdError("a time without a zone is ambiguous here; pass UTC explicitly")
-    return StreamId(_epoch_ms(moment), 0)
+    ms = _epoch_ms(moment)
+    if ms < 0:
+        raise StreamIdError(f"{moment.isoformat()} is before 1970: no stream ID exists for it")
+    return StreamId(ms, 0)
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -83,7 +86,10 @@ def parse_iso(text: str) -> datetime:
         raise StreamIdError(f"not an ISO 8601 time: {text[:64]!r}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC date
+        raise StreamIdError(f"time out of range: {text[:64]!r}") from None
 
 
 def cutover_to_stream_id(text: str) -> StreamId:
@@ -113,8 +119,8 @@ def stream_id_to_iso(stream_id: StreamId) -> str:
 
 
 def ms_to_iso(ms: int) -> str:
-    try:
-        moment = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+    try:  # integer arithmetic: ms / 1000.0 loses the last millisecond for far-future IDs
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
     except (OverflowError, OSError, ValueError):
         return f"epoch-ms:{ms}"
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
