@@ -34,6 +34,8 @@ class RedisSettings(_Section):
     url: str = Field("redis://127.0.0.1:6379/0", repr=False)
     stream: str = Field("quantum:stream:trade.intent", min_length=1)
     password_file: Path | None = None
+    # CA bundle that signs the server's certificate for rediss:// (default: the system trust store).
+    tls_ca_file: Path | None = None
     page_size: int = Field(1000, ge=1, le=1000)
     read_count: int = Field(1000, ge=1, le=10_000)
     block_ms: int = Field(1000, ge=1, le=60_000)

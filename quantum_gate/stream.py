@@ -34,6 +34,8 @@ def connect(settings: Settings) -> redis.Redis:
     }
     if password is not None:
         kwargs["password"] = password
+    if settings.redis.tls_ca_file is not None and settings.redis.url.startswith("rediss://"):
+        kwargs["ssl_ca_certs"] = str(settings.redis.tls_ca_file)
     return redis.Redis.from_url(settings.redis.url, **kwargs)
 
 
