@@ -328,6 +328,7 @@ class Daemon:
                 )
                 if entries:
                     self._ingest(entries)
+                self._set_redis_up(True)  # also after a RedisError (WRONGTYPE, NOPERM) kept the client
                 backoff = 0.5
             except _Stopping:
                 break
