@@ -118,6 +118,12 @@ class _BySymbol:
         return _side_of(self.confidence[picked], self.category[picked])
 
 
+def _printable(label: str) -> str:
+    """A symbol as valid UTF-8: a producer's lone surrogate (JSON ``\\ud800``) is shown escaped, so
+    the document still encodes."""
+    return label.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _change(pre: dict[str, Any], post: dict[str, Any]) -> dict[str, float | None]:
     if not pre["samples"] or not post["samples"]:
         return {"change": None, "action_shift": None, "mean_delta": None, "std_delta": None}
@@ -154,7 +160,7 @@ def symbol_breakdown(post: Window, pre: Window, model: str, top_n: int) -> dict[
         change = _change(pre_side, post_side)
         well_sampled = min(pre_side["samples"], post_side["samples"]) >= MIN_RANKED_SAMPLES
         group = 2 if change["change"] is None else (0 if well_sampled else 1)
-        label = UNKNOWN_SYMBOL if names[code] == OTHER_LABEL else names[code]
+        label = UNKNOWN_SYMBOL if names[code] == OTHER_LABEL else _printable(names[code])
         row = {"symbol": label, "pre": pre_side, "post": post_side, **change, "well_sampled": well_sampled}
         total = pre_side["samples"] + post_side["samples"]
         rows.append(((group, -(change["change"] or 0.0), -total, label), code, row))

@@ -357,3 +357,12 @@ def test_retention_watch_logs_state_changes_only() -> None:
 
 def test_transition_labels_are_the_base_actions_plus_other() -> None:
     assert TRANSITION_LABELS == ("BUY", "SELL", "HOLD", "other")
+
+
+def test_a_lone_surrogate_symbol_still_encodes() -> None:
+    from quantum_gate.report import dumps
+
+    post, pre = filled(sequence("m", [("\ud800", "BUY", 0.5)] * 3))
+    depth = report_depth(post, pre, top_symbols=5, histogram_bins=20)
+    assert depth["symbols"]["models"]["m"]["symbols"][0]["symbol"] == "\\ud800"
+    assert b"\\\\ud800" in dumps(depth)
