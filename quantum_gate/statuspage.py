@@ -1,20 +1,625 @@
-"""The status page served at ``/``: a self-contained HTML page drawn from one daemon snapshot."""
+"""The status page served at ``/``: one self-contained HTML page drawn from one daemon snapshot.
+
+What a person needs to decide whether the new deployment is healthy, and why: the verdict and its
+reasons, the cutover, the post window's progress to ``min_events``, a per-model table with every check
+and its threshold, pre -> post deltas, and pre vs post confidence histograms as inline SVG.
+
+No external assets and no script (a ``<meta>`` refresh reloads it), so it works offline; a
+Content-Security-Policy forbids loading anything. Everything that came from the stream or from
+systemd (model keys, actions, variants, unit names, invocation IDs, reasons that quote them) is
+untrusted and goes through ``_e`` (HTML escaping, quotes included) before it reaches the page.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from quantum_gate.exporter import Snapshot
+from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS
+from quantum_gate.histograms import Histogram
+
+NO_EVALUATION = "NO EVALUATION YET"
+# CSS class per verdict; looked up, never built from input.
+VERDICT_CLASS = {PASS: "pass", FAIL: "fail", INSUFFICIENT: "insufficient", NO_EVALUATION: "none"}
+SHARE_CHECKS = frozenset({"majority", "hold", "out_of_range", "invalid_votes"})
+CHECK_TITLES = {
+    "min_samples": "samples",
+    "majority": "majority",
+    "hold": "HOLD",
+    "std": "std",
+    "p10_p90": "P10-P90",
+    "constant": "constant",
+    "out_of_range": "out of range",
+    "invalid_votes": "invalid votes",
+}
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+STYLE = """
+:root{--fg:#1d2330;--muted:#5f6b7a;--line:#d9dee5;--bg:#f6f7f9;--card:#fff;--pass:#1a7f37;
+--fail:#c62828;--insufficient:#9a6700;--none:#57606a;--post:#2f6fdf;--pre:#e07b00}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+color:var(--fg);background:var(--bg)}
+main{max-width:1280px;margin:0 auto;padding:16px 20px 40px}
+h1,h2,h3{margin:0 0 8px;font-weight:600}
+h2{font-size:16px;margin-top:22px}
+code{font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eef1f5;
+padding:1px 4px;border-radius:3px;word-break:break-all}
+.top{display:flex;flex-wrap:wrap;gap:16px;align-items:stretch}
+.verdict{flex:1 1 420px;border-radius:8px;padding:14px 18px;color:#fff}
+.verdict.pass{background:var(--pass)}.verdict.fail{background:var(--fail)}
+.verdict.insufficient{background:var(--insufficient)}.verdict.none{background:var(--none)}
+.verdict .label{text-transform:uppercase;letter-spacing:.08em;font-size:12px;opacity:.85}
+.verdict h1{font-size:34px;letter-spacing:.02em;margin:2px 0 6px}
+.verdict ul{margin:6px 0 0;padding-left:20px}
+.verdict li{margin:1px 0}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
+.facts{flex:1 1 300px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:16px;margin-top:16px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 12px;margin:0}
+dt{color:var(--muted)}dd{margin:0}
+.bar{height:14px;background:#e6e9ee;border-radius:7px;overflow:hidden;margin:6px 0}
+.bar span{display:block;height:100%;background:var(--post)}
+.bar.done span{background:var(--pass)}
+table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line)}
+th,td{padding:4px 6px;font-size:13px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top;
+white-space:nowrap}
+table.narrow{width:auto;min-width:420px}
+th{background:#eef1f5;font-weight:600;font-size:12px}
+th:first-child,td:first-child{text-align:left}
+.scroll{overflow-x:auto}
+.sub{display:block;color:var(--muted);font-size:11px}
+.ok{color:var(--pass)}.bad{color:var(--fail);font-weight:600}.warn{color:var(--insufficient)}
+td.ok{background:#eaf6ec}td.bad{background:#fdecea}
+.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff}
+.chip.pass{background:var(--pass)}.chip.fail{background:var(--fail)}
+.chip.insufficient{background:var(--insufficient)}.chip.none{background:var(--none)}
+.banner{margin-top:12px;padding:8px 12px;border-radius:6px;background:#fff4e5;border:1px solid #f0c36d}
+.hists{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:16px}
+.hist-card h3{font-size:14px}
+.legend{font-size:12px;color:var(--muted)}
+.swatch{display:inline-block;width:10px;height:10px;margin:0 4px 0 8px;vertical-align:-1px}
+svg.hist{display:block;width:100%;height:auto}
+footer{margin-top:26px;color:var(--muted);font-size:12px}
+footer a{color:inherit}
+"""
+
+
+# ---- formatting ------------------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    """Escape for HTML text and quoted attributes alike."""
+    return escape(str(value), quote=True)
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _utc(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    total = max(round(seconds), 0)
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _signed(value: float | None, *, share: bool) -> str:
+    if value is None:
+        return ""
+    if share:
+        return "±0pp" if abs(value) < 0.0005 else f"{value * 100:+.1f}pp"
+    return "±0" if abs(value) < 0.0005 else f"{value:+.3f}"
+
+
+def _pre_post(pre: float | None, post: float | None, *, share: bool) -> str:
+    """A table cell: the post value, and under it the baseline value and the change."""
+    shown = _pct(post) if share else _num(post)
+    if pre is None:
+        return f"{shown}<span class=sub>pre -</span>"
+    change = _signed(post - pre, share=share) if post is not None else ""
+    before = _pct(pre) if share else _num(pre)
+    return f"{shown}<span class=sub>pre {before}{', ' + change if change else ''}</span>"
+
+
+def _check_value(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if name == "min_samples":
+        return f"{value:.0f}"
+    if name in SHARE_CHECKS:
+        return _pct(value)
+    return _num(value, 4)
+
+
+def _threshold(name: str, comparator: str, threshold: float) -> str:
+    shown = _pct(threshold, 0) if name in SHARE_CHECKS else f"{threshold:g}"
+    return f"{'≤' if comparator == '<=' else '≥' if comparator == '>=' else comparator} {shown}"
+
+
+def _chip(verdict: str) -> str:
+    return f"<span class='chip {VERDICT_CLASS.get(verdict, 'none')}'>{_e(verdict)}</span>"
+
+
+# ---- sections --------------------------------------------------------------------------------------
+
+
+def _verdict_block(snap: Snapshot, document: dict[str, Any] | None) -> str:
+    verdict = document["verdict"] if document else NO_EVALUATION
+    reasons: list[str] = list(document.get("reasons", [])) if document else []
+    if document is None:
+        items = "<li>waiting for the first evaluation (the windows are being read from Redis)</li>"
+    elif reasons:
+        items = "".join(f"<li>{_e(reason)}</li>" for reason in reasons)
+    else:
+        events = document["progress"]["events"]
+        items = f"<li>every gated model passes every check over {events} post-cutover events</li>"
+    return (
+        f"<section class='verdict {VERDICT_CLASS.get(verdict, 'none')}' aria-live=polite>"
+        "<div class=label>quality gate verdict</div>"
+        f"<h1 id=verdict>{_e(verdict)}</h1>"
+        f"<div class=label>why</div><ul id=reasons>{items}</ul></section>"
+    )
+
+
+def _facts(snap: Snapshot, now: float) -> str:
+    settings = snap.settings
+    if settings.cutover.after:
+        systemd = "not asked (cutover fixed with --after)"
+    elif snap.systemd_up is None:
+        systemd = "not asked yet"
+    elif snap.systemd_up:
+        systemd = "<span class=ok>answering</span>"
+    else:
+        systemd = f"<span class=bad>unavailable</span>: {_e(snap.systemd_reason or 'unknown')}"
+    evaluated = "never"
+    if snap.last_evaluation_at is not None:
+        age = now - snap.last_evaluation_at
+        stale = age > settings.daemon.staleness_limit()
+        evaluated = (
+            f"{_e(_utc(snap.last_evaluation_at))} "
+            f"<span class={'bad' if stale else 'sub'}>"
+            f"({_duration(age)} ago{', STALE' if stale else ''})</span>"
+        )
+    raised = [name for name, active in sorted(snap.alerts.items()) if active]
+    alerts = (
+        ", ".join(f"<span class=bad>{_e(name)}</span>" for name in raised) or "<span class=ok>none</span>"
+    )
+    redis = "<span class=ok>up</span>" if snap.redis_up else "<span class=bad>down</span>"
+    rows = [
+        ("stream", f"<code>{_e(settings.redis.stream)}</code>"),
+        ("Redis", f"{redis} <span class=sub>{_e(settings.redis.redacted_url())}</span>"),
+        ("systemd", systemd),
+        ("last evaluation", evaluated),
+        ("evaluations", f"{snap.evaluations_total} ({snap.evaluation_errors_total} failed)"),
+        ("alerts raised", alerts),
+        (
+            "reports written",
+            f"{snap.reports_written_total} <span class=sub>{_e(settings.daemon.report_dir)}</span>",
+        ),
+    ]
+    return "<section class='card facts' id=facts><dl>" + _dl(rows) + "</dl></section>"
+
+
+def _dl(rows: list[tuple[str, str]]) -> str:
+    return "".join(f"<dt>{_e(label)}</dt><dd>{value}</dd>" for label, value in rows)
+
+
+def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -> str:
+    cutover = snap.cutover
+    if cutover is None:
+        why = snap.systemd_reason or "not found yet"
+        body = (
+            "<p class=bad>Cutover unknown: the verdict is never PASS without one.</p>"
+            f"<dl>{_dl([('why', _e(why)), ('cutovers adopted', str(snap.cutovers_total))])}</dl>"
+        )
+        return f"<section class=card id=cutover><h2>Cutover</h2>{body}</section>"
+    seconds = cutover.stream_id.seconds
+    rows = [
+        ("time", f"{_e(_utc(seconds))}"),
+        ("age", f"{_duration(now - seconds)}"),
+        ("source", _e(cutover.source) + (f" <code>{_e(cutover.unit)}</code>" if cutover.unit else "")),
+        ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-"),
+    ]
+    if cutover.active_state or cutover.n_restarts is not None:
+        restarts = "-" if cutover.n_restarts is None else str(cutover.n_restarts)
+        rows.append(("unit state", f"{_e(cutover.active_state or '-')}, NRestarts {restarts}"))
+    rows += [
+        ("stream ID", f"<code>{_e(cutover.stream_id)}</code>"),
+        ("cutovers adopted", f"{snap.cutovers_total} <span class=sub>since the daemon started</span>"),
+    ]
+    pending = ""
+    evaluated_for = (document or {}).get("cutover", {}).get("stream_id")
+    if document is not None and evaluated_for != str(cutover.stream_id):
+        pending = "<p class=warn>A new cutover was adopted; its first evaluation is on its way.</p>"
+    return f"<section class=card id=cutover><h2>Cutover</h2><dl>{_dl(rows)}</dl>{pending}</section>"
+
+
+def _progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -> str:
+    minimum = snap.settings.gate.min_events
+    events = snap.window_events.get("post", 0)  # live; the evaluation may be up to one interval old
+    rate = snap.rate_per_minute
+    share = min(events / minimum, 1.0) if minimum else 1.0
+    done = events >= minimum
+    if done:
+        eta = "<span class=ok>reached</span>"
+    elif rate and rate > 0:
+        seconds = (minimum - events) / rate * 60.0
+        eta = f"{_duration(seconds)} <span class=sub>(about {_e(_utc(now + seconds))})</span>"
+    else:
+        eta = "unknown (no events lately)"
+    rows = [
+        ("post window", f"<b id=post-events>{events}</b> of {minimum} events"),
+        ("rate", f"{_num(rate, 2)} events/min <span class=sub>(stream-ID time, last 10 min)</span>"),
+        ("ETA to gate", eta),
+        ("baseline", f"{snap.window_events.get('pre', 0)} events before the cutover"),
+        ("accepted", f"{snap.accepted_total} events since start ({snap.entries_read_total} entries read)"),
+    ]
+    if snap.stream_length is not None:
+        rows.append(("stream length", str(snap.stream_length)))
+    warning = ""
+    if snap.post_window_truncated:
+        warning = (
+            "<p class=warn>The stream was trimmed past the cutover: "
+            "the first post-cutover events are gone.</p>"
+        )
+    bar = f"<div class='bar{' done' if done else ''}'><span style='width:{share * 100:.1f}%'></span></div>"
+    return (
+        f"<section class=card id=progress><h2>Post-window progress</h2>{bar}"
+        f"<dl>{_dl(rows)}</dl>{warning}</section>"
+    )
+
+
+def _actions(models: dict[str, Any]) -> list[str]:
+    seen: dict[str, None] = dict.fromkeys(("BUY", "SELL", "HOLD"))
+    for model in models.values():
+        for side in ("post", "pre"):
+            seen.update(dict.fromkeys(model[side]["action_shares"]))
+    return list(seen)
+
+
+def _models_table(document: dict[str, Any]) -> str:
+    models: dict[str, Any] = document["models"]
+    if not models:
+        return "<h2>Models</h2><p>No model has voted in either window yet.</p>"
+    actions = _actions(models)
+    head = (
+        "<tr><th>model</th><th>verdict</th><th>samples</th><th>presence</th>"
+        + "".join(f"<th>{_e(action)}</th>" for action in actions)
+        + "<th>std</th><th>P10-P90</th><th>top value</th><th>variants (post)</th></tr>"
+    )
+    rows = []
+    for name, model in models.items():
+        post, pre = model["post"], model["pre"]
+        verdict = _chip(model["verdict"]) if model["gated"] else "<span class=sub>not gated</span>"
+        cells = [
+            f"<td><b>{_e(name)}</b></td>",
+            f"<td>{verdict}</td>",
+            f"<td>{post['samples']}<span class=sub>pre {pre['samples']}</span></td>",
+            f"<td>{_pre_post(pre['presence'], post['presence'], share=True)}</td>",
+        ]
+        for action in actions:
+            before = pre["action_shares"].get(action, 0.0) if pre["samples"] else None
+            after = post["action_shares"].get(action, 0.0) if post["samples"] else None
+            cells.append(f"<td>{_pre_post(before, after, share=True)}</td>")
+        cells += [
+            f"<td>{_pre_post(pre['std'], post['std'], share=False)}</td>",
+            f"<td>{_pre_post(pre['p10_p90'], post['p10_p90'], share=False)}</td>",
+            f"<td>{_top_value(post, pre)}</td>",
+            f"<td>{_variants(post['variants'])}</td>",
+        ]
+        rows.append(f"<tr data-model='{_e(name)}'>{''.join(cells)}</tr>")
+    return (
+        "<h2>Models <span class=sub>post window; under each value the baseline and the change</span></h2>"
+        f"<div class=scroll><table id=models><thead>{head}</thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _top_value(post: dict[str, Any], pre: dict[str, Any]) -> str:
+    if post["top_value"] is None:
+        return "-"
+    share = post["top_value_share"]
+    before = (
+        f"pre {_pct(pre['top_value_share'])} at {pre['top_value']:g}"
+        if pre["top_value"] is not None
+        else "pre -"
+    )
+    return f"{_pct(share)} at {post['top_value']:g}<span class=sub>{_e(before)}</span>"
+
+
+def _variants(variants: dict[str, int]) -> str:
+    if not variants:
+        return "-"
+    ranked = sorted(variants.items(), key=lambda item: (-item[1], item[0]))
+    shown = "<br>".join(f"<code>{_e(name)}</code> {count}" for name, count in ranked[:2])
+    return shown + (f"<span class=sub>+{len(ranked) - 2} more</span>" if len(ranked) > 2 else "")
+
+
+def _checks_table(document: dict[str, Any]) -> str:
+    gated = {name: model for name, model in document["models"].items() if model["gated"]}
+    if not gated:
+        return ""
+    thresholds: dict[str, str] = {}
+    for model in gated.values():
+        for check in model["checks"]:
+            thresholds.setdefault(
+                check["name"], _threshold(check["name"], check["comparator"], check["threshold"])
+            )
+    names = [name for name in CHECKS if name in thresholds]
+    head = "<tr><th>model</th>" + "".join(
+        f"<th>{_e(CHECK_TITLES.get(name, name))}<span class=sub>{_e(thresholds[name])}</span></th>"
+        for name in names
+    )
+    rows = []
+    for model_name, model in gated.items():
+        by_name = {check["name"]: check for check in model["checks"]}
+        cells = [f"<td><b>{_e(model_name)}</b> {_chip(model['verdict'])}</td>"]
+        for name in names:
+            check = by_name.get(name)
+            if check is None:
+                cells.append("<td>-</td>")
+                continue
+            passed = bool(check["passed"])
+            mark = "✓" if passed else "✗"
+            cells.append(
+                f"<td class={'ok' if passed else 'bad'} data-check='{_e(name)}' "
+                f"data-passed={'true' if passed else 'false'}>"
+                f"{mark} {_check_value(name, check['value'])}</td>"
+            )
+        rows.append(f"<tr data-model='{_e(model_name)}'>{''.join(cells)}</tr>")
+    return (
+        "<h2>Checks <span class=sub>post window, each with its threshold</span></h2>"
+        f"<div class=scroll><table id=checks><thead>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+# ---- histograms ------------------------------------------------------------------------------------
+
+SVG_W, SVG_H = 340, 170
+PLOT_L, PLOT_R, PLOT_T, PLOT_B = 34, 330, 12, 140
+
+
+def histogram_svg(model: str, pre: Histogram | None, post: Histogram | None) -> str:
+    """Pre (orange outline) vs post (blue bars), each as a share of its own window's samples."""
+    sample = post or pre
+    if sample is None:
+        return ""
+    lo, hi = sample.lo, sample.hi
+    width, height = PLOT_R - PLOT_L, PLOT_B - PLOT_T
+
+    def share_of(hist: Histogram | None) -> list[float]:
+        if hist is None or not hist.total:
+            return []
+        return [count / hist.total for count in hist.counts]
+
+    post_shares, pre_shares = share_of(post), share_of(pre)
+    top = max([*post_shares, *pre_shares, 0.0]) or 1.0
+    top = min(1.0, _nice_ceiling(top))
+
+    def x(value: float) -> float:
+        return PLOT_L + (value - lo) / (hi - lo) * width
+
+    def y(share: float) -> float:
+        return PLOT_B - share / top * height
+
+    parts = [
+        f"<svg class=hist data-model='{_e(model)}' xmlns='http://www.w3.org/2000/svg' "
+        f"viewBox='0 0 {SVG_W} {SVG_H}' role=img aria-label='confidence histogram of {_e(model)}'>",
+        f"<title>{_e(model)}: confidence, pre vs post (share of samples per bin)</title>",
+        f"<rect x='{PLOT_L}' y='{PLOT_T}' width='{width}' height='{height}' "
+        "fill='#fafbfc' stroke='#d9dee5'/>",
+    ]
+    for fraction in (0.5, 1.0):
+        level = y(top * fraction)
+        parts.append(
+            f"<line x1='{PLOT_L}' x2='{PLOT_R}' y1='{level:.1f}' y2='{level:.1f}' stroke='#e6e9ee'/>"
+            f"<text x='{PLOT_L - 4}' y='{level + 4:.1f}' font-size='10' text-anchor='end' "
+            f"fill='#5f6b7a'>{top * fraction * 100:.0f}%</text>"
+        )
+    if post is not None and post_shares:
+        edges = post.edges()
+        for index, share in enumerate(post_shares):
+            if share <= 0:
+                continue
+            left, right = x(edges[index]), x(edges[index + 1])
+            parts.append(
+                f"<rect class=post x='{left + 0.5:.1f}' y='{y(share):.1f}' "
+                f"width='{max(right - left - 1, 1):.1f}' "
+                f"height='{PLOT_B - y(share):.1f}' fill='#2f6fdf' fill-opacity='0.75'/>"
+            )
+    if pre is not None and pre_shares:
+        edges = pre.edges()
+        points = [f"{x(edges[0]):.1f},{PLOT_B}"]
+        for index, share in enumerate(pre_shares):
+            points.append(f"{x(edges[index]):.1f},{y(share):.1f}")
+            points.append(f"{x(edges[index + 1]):.1f},{y(share):.1f}")
+        points.append(f"{x(edges[-1]):.1f},{PLOT_B}")
+        parts.append(
+            f"<polyline class=pre points='{' '.join(points)}' "
+            "fill='none' stroke='#e07b00' stroke-width='1.6'/>"
+        )
+    if lo < 1.0 < hi:
+        at = x(1.0)
+        parts.append(
+            f"<line x1='{at:.1f}' x2='{at:.1f}' y1='{PLOT_T}' y2='{PLOT_B}' stroke='#c62828' "
+            "stroke-dasharray='3 3'/>"
+            f"<text x='{at + 3:.1f}' y='{PLOT_T + 10}' font-size='9' fill='#c62828'>&gt; 1</text>"
+        )
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        if lo <= tick <= hi:
+            parts.append(
+                f"<line x1='{x(tick):.1f}' x2='{x(tick):.1f}' y1='{PLOT_B}' y2='{PLOT_B + 4}' "
+                "stroke='#5f6b7a'/>"
+                f"<text x='{x(tick):.1f}' y='{PLOT_B + 15}' font-size='10' text-anchor='middle' "
+                f"fill='#5f6b7a'>{tick:g}</text>"
+            )
+    parts.append(
+        f"<text x='{(PLOT_L + PLOT_R) / 2:.0f}' y='{SVG_H - 2}' font-size='10' text-anchor='middle' "
+        "fill='#5f6b7a'>confidence</text></svg>"
+    )
+    return "".join(parts)
+
+
+def _nice_ceiling(value: float) -> float:
+    for step in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0):
+        if value <= step:
+            return step
+    return 1.0
+
+
+def _histograms(snap: Snapshot, document: dict[str, Any] | None) -> str:
+    if not snap.histograms:
+        return ""
+    cards = []
+    for model, sides in snap.histograms.items():
+        pre, post = sides.get("pre"), sides.get("post")
+        counts = (
+            f"<span class=swatch style='background:#2f6fdf'></span>post n={post.total if post else 0}"
+            f"<span class=swatch style='background:#e07b00'></span>pre n={pre.total if pre else 0}"
+        )
+        outside = sum(hist.above + hist.below for hist in (pre, post) if hist is not None)
+        note = f" <span class=bad>{outside} beyond the axis</span>" if outside else ""
+        gated = document is not None and document["models"].get(model, {}).get("gated", False)
+        chip = _chip(document["models"][model]["verdict"]) if gated and document else ""
+        cards.append(
+            f"<div class='card hist-card'><h3>{_e(model)} {chip}</h3>"
+            f"{histogram_svg(model, pre, post)}<div class=legend>{counts}{note}</div></div>"
+        )
+    return (
+        "<h2>Confidence histograms <span class=sub>share of each window's samples per 0.05 bin; "
+        "bars = post, outline = pre; right of the dashed line is out of range</span></h2>"
+        f"<div class=hists id=histograms>{''.join(cards)}</div>"
+    )
+
+
+# ---- ensemble and skips ----------------------------------------------------------------------------
+
+
+def _ensemble(document: dict[str, Any]) -> str:
+    ensemble = document["ensemble"]
+    pre, post = ensemble["pre"], ensemble["post"]
+    sides = sorted(set(pre["side_shares"]) | set(post["side_shares"]))
+    rows = [
+        ("events", f"{post['events']}<span class=sub>pre {pre['events']}</span>"),
+        ("rule fallback fired", _pre_post(pre["fallback_share"], post["fallback_share"], share=True)),
+        ("agreement on the modal vote", _pre_post(pre["agreement"], post["agreement"], share=True)),
+        (
+            "BUY and SELL votes at once",
+            _pre_post(pre["hard_disagree_share"], post["hard_disagree_share"], share=True),
+        ),
+    ]
+    rows += [
+        (
+            f"side {side}",
+            _pre_post(pre["side_shares"].get(side), post["side_shares"].get(side, 0.0), share=True),
+        )
+        for side in sides
+    ]
+    cells = "".join(f"<tr><td>{_e(label)}</td><td>{value}</td></tr>" for label, value in rows)
+    return (
+        "<section><h2>Ensemble <span class=sub>reported, not gated: the engine never publishes HOLD, "
+        "so its side is biased</span></h2>"
+        f"<table id=ensemble class=narrow><tbody>{cells}</tbody></table></section>"
+    )
+
+
+def _skips(snap: Snapshot, document: dict[str, Any] | None) -> str:
+    post = document["windows"]["post"]["skipped"] if document else {}
+    pre = document["windows"]["pre"]["skipped"] if document else {}
+    reasons = sorted(set(snap.skipped_total) | set(post) | set(pre))
+    extra = [
+        ("entries trimmed before they were read", snap.lost_total),
+        ("stream resets", snap.resets_total),
+        ("model keys refused by the caps", snap.refused_total),
+    ]
+    rows = (
+        "".join(
+            f"<tr><td><code>{_e(reason)}</code></td><td>{snap.skipped_total.get(reason, 0)}</td>"
+            f"<td>{post.get(reason, 0)}</td><td>{pre.get(reason, 0)}</td></tr>"
+            for reason in reasons
+        )
+        or "<tr><td colspan=4>none: every entry read so far fed the gate</td></tr>"
+    )
+    others = "".join(f"<tr><td>{_e(label)}</td><td colspan=3>{count}</td></tr>" for label, count in extra)
+    return (
+        "<section><h2>Skipped entries "
+        "<span class=sub>entries that do not feed the gate, by reason</span></h2>"
+        "<table id=skips class=narrow><thead><tr><th>reason</th><th>since start</th><th>post window</th>"
+        f"<th>baseline</th></tr></thead><tbody>{rows}{others}</tbody></table></section>"
+    )
+
+
+# ---- the page --------------------------------------------------------------------------------------
+
+
+def refresh_seconds(snap: Snapshot) -> int:
+    return int(min(max(round(snap.settings.daemon.interval_seconds), 2), 30))
 
 
 def render_status_page(snap: Snapshot, now: float) -> str:
     document = snap.document
-    verdict = document["verdict"] if document else "NO EVALUATION YET"
-    reasons = "".join(f"<li>{escape(reason)}</li>" for reason in (document or {}).get("reasons", []))
+    verdict = document["verdict"] if document else NO_EVALUATION
+    refresh = refresh_seconds(snap)
+    banners = []
+    if not snap.redis_up:
+        banners.append("Redis is unreachable: the numbers below are from the last data read.")
+    if (
+        snap.last_evaluation_at is not None
+        and now - snap.last_evaluation_at > snap.settings.daemon.staleness_limit()
+    ):
+        banners.append("The last evaluation is stale: do not trust this verdict.")
+    body = [
+        "<main>",
+        "<div class=top>",
+        _verdict_block(snap, document),
+        _facts(snap, now),
+        "</div>",
+        "".join(f"<p class=banner>{_e(text)}</p>" for text in banners),
+        "<div class=grid>",
+        _cutover_card(snap, document, now),
+        _progress_card(snap, document, now),
+        "</div>",
+    ]
+    if document is not None:
+        body += [_models_table(document), _checks_table(document)]
+    body.append(_histograms(snap, document))
+    if document is not None:
+        body.append(_ensemble(document))
+    body.append(_skips(snap, document))
+    body.append(
+        f"<footer>quantum-gate {_e(snap.version)} · page drawn {_e(_utc(now))}, "
+        f"refreshes every {refresh} s · "
+        "<a href='/gate'>/gate</a> (JSON, as <code>check --json</code>) · <a href='/metrics'>/metrics</a> · "
+        "<a href='/healthz'>/healthz</a></footer></main>"
+    )
     return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>quantum-gate</title>"
-        '<meta http-equiv="refresh" content="10"></head><body>'
-        f"<h1>quantum-gate: <span id=verdict>{escape(verdict)}</span></h1><ul>{reasons}</ul>"
-        '<p><a href="/metrics">/metrics</a> · <a href="/gate">/gate</a> · <a href="/healthz">/healthz</a></p>'
-        "</body></html>"
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        f"<meta http-equiv=refresh content='{refresh}'>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<link rel=icon href='data:,'>"
+        f"<title>{_e(verdict)} · quantum-gate</title><style>{STYLE}</style></head><body>"
+        + "".join(body)
+        + "</body></html>"
     )

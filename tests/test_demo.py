@@ -1,0 +1,119 @@
+"""``quantum-gate demo`` end to end: the whole story at high speed, read from /metrics as a person (or
+Prometheus) would, then Ctrl-C (SIGINT) and a clean exit 0. Needs nothing installed: the demo brings its
+own Redis-compatible server and its own stand-in ``systemctl``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import free_port
+
+SPEED = 20
+STORY_BOUND_SECONDS = 120
+SAMPLE = re.compile(r'^(quantum_gate_[a-z_]+)(?:\{verdict="([a-z_]+)"\})? ([0-9.e+-]+)$', re.MULTILINE)
+
+
+def scrape(url: str) -> tuple[str | None, float]:
+    """(the one-hot verdict, quantum_gate_cutovers_total) from /metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    verdict, cutovers = None, 0.0
+    for name, label, value in SAMPLE.findall(text):
+        if name == "quantum_gate_verdict" and float(value) == 1.0:
+            verdict = label
+        elif name == "quantum_gate_cutovers_total":
+            cutovers = float(value)
+    return verdict, cutovers
+
+
+def test_the_demo_plays_fail_then_pass_after_the_patch_then_fail_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    reports = tmp_path / "reports"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
+    env["QUANTUM_GATE_REDIS_URL"] = "redis://127.0.0.1:6379/0"  # must be ignored: the demo never uses it
+    stdout, stderr = (tmp_path / "stdout").open("w+b"), (tmp_path / "stderr").open("w+b")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quantum_gate",
+            "demo",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--speed",
+            str(SPEED),
+            "--report-dir",
+            str(reports),
+        ],
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+    )
+    seen: list[tuple[str | None, float]] = []
+    try:
+        deadline = time.monotonic() + STORY_BOUND_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "stderr").read_text()
+            try:
+                state = scrape(url)
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+                continue
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            passed = [
+                index for index, (verdict, cutovers) in enumerate(seen) if verdict == "pass" and cutovers >= 2
+            ]
+            if passed and any(verdict == "fail" for verdict, _ in seen[passed[0] :]):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the story did not finish in {STORY_BOUND_SECONDS}s: {seen}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        stdout.close()
+        stderr.close()
+    out, err = (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
+    assert code == 0, err
+
+    # The story, in order: collapsed (FAIL) under the first cutover, PASS after the patch, FAIL again.
+    assert seen[0][0] in {None, "fail"}, seen
+    first_pass = next(index for index, (verdict, _) in enumerate(seen) if verdict == "pass")
+    assert ("fail", 1.0) in seen[:first_pass], seen
+    assert seen[first_pass][1] == 2.0, seen
+    assert any(verdict == "fail" and cutovers == 3.0 for verdict, cutovers in seen[first_pass:]), seen
+
+    # The first lines say where to look and what will happen; the Redis is the embedded one.
+    head = out.splitlines()[:20]
+    assert any(f"{url}/" in line for line in head)
+    assert any(f"{url}/metrics" in line for line in head) and any(f"{url}/gate" in line for line in head)
+    assert any("restarts with the patch" in line for line in head)
+    redis_line = next(line for line in head if "Redis" in line and "redis://" in line)
+    assert ":6379" not in redis_line
+    assert "demo stopped" in out.splitlines()[-1]
+
+    # The real daemon's normal code paths ran: cutovers from systemctl, gate.completed and reports.
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    names = [event["event"] for event in events]
+    assert names.count("cutover.detected") >= 3
+    assert all(event["source"] == "systemd" for event in events if event["event"] == "cutover.detected")
+    completed = [event["verdict"] for event in events if event["event"] == "gate.completed"]
+    assert completed == ["FAIL", "PASS", "FAIL"]
+    verdicts = sorted(json.loads(path.read_text())["verdict"] for path in reports.glob("*.json"))
+    assert verdicts == ["FAIL", "FAIL", "PASS"]
+    assert names[-1] == "daemon.stopped"

@@ -1,0 +1,274 @@
+"""The status page in a real browser: headless Chromium (Debian's ``chromium``) loads ``/`` from a daemon
+running as a subprocess on a private redis-server, and the test asserts what a person looks for.
+
+Chromium is driven over the DevTools protocol on ``--remote-debugging-pipe`` (file descriptors 3 and 4,
+NUL-separated JSON), which needs nothing beyond the standard library. Every request the page makes,
+every console message and every CSP violation is recorded, so "no failed requests" and "loads nothing
+from elsewhere" are checked the way the browser saw them. The screenshot is kept in the test's temporary
+folder (and copied to ``$QUANTUM_GATE_SCREENSHOT_DIR`` when that is set, for a human to look at).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RedisServer, envelope, free_port, payload, require_tool
+
+CUTOVER_S = int(time.time()) - 3600
+HOSTILE_MODEL = "<img src=/pwned onerror=alert(1)>"
+MODELS = ["lgbm", "nhits", "xgb", HOSTILE_MODEL]
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--remote-debugging-pipe",
+    "--window-size=1280,2200",
+)
+
+
+TRAMPOLINE = """
+import fcntl, os, sys
+read, write = (fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3])
+for fd in sys.argv[1:3]:
+    os.close(int(fd))
+os.dup2(read, 3)
+os.dup2(write, 4)
+os.close(read)
+os.close(write)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+class DevTools:
+    """A Chromium process and its DevTools pipe; events are kept in arrival order."""
+
+    def __init__(self, chromium: str, profile: Path) -> None:
+        to_child_read, self._to_child = os.pipe()
+        self._from_child, from_child_write = os.pipe()
+        # The protocol expects the pipe on fds 3 (commands in) and 4 (replies out). A small Python
+        # trampoline moves them there (sh cannot: dash only knows fds 0-9, and pytest's capture pushes
+        # ours above that), then execs Chromium.
+        argv = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", TRAMPOLINE, str(to_child_read), str(from_child_write), *argv],
+            pass_fds=(to_child_read, from_child_write),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_child_read)
+        os.close(from_child_write)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session is not None:
+            message["sessionId"] = session
+        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._receive(time.monotonic() + 30)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str, timeout: float, after: int = 0) -> dict[str, Any]:
+        """The first event ``method`` at index >= ``after`` (reading more from the pipe as needed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events[after:]:
+                if event.get("method") == method:
+                    return event
+            self.events.append(self._receive(deadline))
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no message from Chromium in time")
+            ready, _, _ = select.select([self._from_child], [], [], remaining)
+            if ready:
+                chunk = os.read(self._from_child, 1 << 20)
+                if not chunk:
+                    raise EOFError("Chromium closed its DevTools pipe")
+                self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        return dict(json.loads(message))
+
+    def named(self, method: str) -> list[dict[str, Any]]:
+        return [event.get("params", {}) for event in self.events if event.get("method") == method]
+
+    def close(self) -> None:
+        try:
+            os.write(self._to_child, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait(timeout=10)
+        finally:
+            os.close(self._to_child)
+            os.close(self._from_child)
+
+
+def write_stream(server: RedisServer, key: str) -> None:
+    """150 healthy events before the cutover; 210 after it, with lgbm pinned at 0.75 (a FAIL)."""
+    admin = server.admin()
+    for index in range(150):
+        ms = (CUTOVER_S - 1500 + index * 10) * 1000
+        votes = {model: ("SELL" if index % 3 else "BUY", 0.3 + (index % 13) / 20) for model in MODELS}
+        admin.xadd(key, envelope(payload(votes)), id=f"{ms}-0")  # type: ignore[arg-type]
+    for index in range(210):
+        ms = (CUTOVER_S + 5 + index * 5) * 1000
+        votes = {model: (("BUY", "SELL", "HOLD")[index % 3], 0.25 + (index % 11) / 16) for model in MODELS}
+        votes["lgbm"] = ("BUY", 0.75)
+        admin.xadd(key, envelope(payload(votes, fallback=index % 4 == 0)), id=f"{ms}-0")  # type: ignore[arg-type]
+    admin.xadd(key, {"source": "trading-bot", "event_type": "trade.intent", "payload": "{}"})
+    admin.close()
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture
+def daemon_url(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> Any:
+    write_stream(redis_server, stream_key)
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
+    argv = [
+        sys.executable,
+        "-m",
+        "quantum_gate",
+        "run",
+        "--redis-url",
+        redis_server.url,
+        "--stream",
+        stream_key,
+        "--after",
+        str(CUTOVER_S),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--interval",
+        "1",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
+    log = (tmp_path / "daemon.log").open("wb")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(url + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None, (tmp_path / "daemon.log").read_text()
+            assert time.monotonic() < deadline, "the daemon never became healthy"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+        log.close()
+    assert code == 0, (tmp_path / "daemon.log").read_text()
+
+
+def test_the_status_page_in_headless_chromium(daemon_url: str, tmp_path: Path) -> None:
+    chromium = require_tool("chromium")
+    browser = DevTools(chromium, tmp_path / "profile")
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Network", "Page", "Runtime", "Log"):
+            browser.send(f"{domain}.enable", session=session)
+        start = len(browser.events)
+        browser.send("Page.navigate", {"url": daemon_url + "/"}, session=session)
+        browser.wait_for("Page.loadEventFired", timeout=30, after=start)
+
+        def evaluate(expression: str) -> Any:
+            reply = browser.send(
+                "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session
+            )
+            return reply["result"].get("value")
+
+        verdict = evaluate("document.getElementById('verdict').textContent")
+        histogram_models = evaluate("[...document.querySelectorAll('svg.hist')].map(s => s.dataset.model)")
+        bars = evaluate("document.querySelectorAll('svg.hist rect.post').length")
+        table_models = evaluate(
+            "[...document.querySelectorAll('#models tbody tr')].map(r => r.dataset.model)"
+        )
+        failing = evaluate(
+            "[...document.querySelectorAll('#checks td[data-passed=false]')]"
+            ".map(td => td.closest('tr').dataset.model + ':' + td.dataset.check)"
+        )
+        images = evaluate("document.images.length")
+        dom = evaluate("document.documentElement.outerHTML")
+        shot = browser.send(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session
+        )
+        screenshot = tmp_path / "status-page.png"
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        if os.environ.get("QUANTUM_GATE_SCREENSHOT_DIR"):
+            shutil.copy(screenshot, Path(os.environ["QUANTUM_GATE_SCREENSHOT_DIR"]) / screenshot.name)
+
+        # The page refreshes itself (interval 1 s -> every 2 s): a second load without our asking.
+        reloads_from = len(browser.events)
+        browser.wait_for("Page.loadEventFired", timeout=15, after=reloads_from)
+        after_reload = evaluate("document.getElementById('verdict').textContent")
+    finally:
+        browser.close()
+
+    assert verdict == "FAIL"
+    assert after_reload == "FAIL"
+    assert sorted(histogram_models) == sorted(MODELS)  # one histogram per model, hostile key intact
+    assert bars > 0
+    assert sorted(table_models) == sorted(MODELS)
+    assert "lgbm:majority" in failing and "lgbm:std" in failing
+    assert not any(model.startswith("xgb:") for model in failing)
+    assert "lgbm: majority 1 (must be &lt;= 0.7)" in dom
+    assert images == 0  # the hostile model key stayed text
+
+    requests = [event["request"]["url"] for event in browser.named("Network.requestWillBeSent")]
+    assert requests and all(url.startswith(daemon_url + "/") or url.startswith("data:") for url in requests)
+    assert not [url for url in requests if "pwned" in url]
+    assert not browser.named("Network.loadingFailed")
+    statuses = [
+        (event["response"]["url"], event["response"]["status"])
+        for event in browser.named("Network.responseReceived")
+    ]
+    assert statuses and all(status < 400 for _, status in statuses), statuses
+    errors = [
+        entry["entry"] for entry in browser.named("Log.entryAdded") if entry["entry"]["level"] == "error"
+    ]
+    assert not errors, errors
+    assert not browser.named("Runtime.exceptionThrown")
+    assert not [call for call in browser.named("Runtime.consoleAPICalled") if call["type"] == "error"]
+    assert screenshot.stat().st_size > 10_000
