@@ -31,7 +31,7 @@ from quantum_gate import __version__, logs
 from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
-from quantum_gate.contract import Event, Skip
+from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import Snapshot, HttpApp, HttpServer
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
@@ -237,7 +237,7 @@ class Daemon:
                 lower="-",
                 page_size=self.settings.redis.page_size,
                 limits=self.limits,
-                on_accepted=self._abort_if_stopping,
+                on_page=self._abort_if_stopping,
             )
             with self.lock:
                 dropped = self.post.retain_from(new.stream_id.packed())
@@ -270,7 +270,7 @@ class Daemon:
         counted_before = self.last_id is not None
         started = time.monotonic()
         result = load_windows(
-            client, self.settings, cutover.stream_id, post, pre, on_accepted=self._abort_if_stopping
+            client, self.settings, cutover.stream_id, post, pre, on_page=self._abort_if_stopping
         )
         with self.lock:
             self.post, self.pre, self.cutover = post, pre, cutover
@@ -298,7 +298,9 @@ class Daemon:
             seconds=round(time.monotonic() - started, 3),
         )
 
-    def _abort_if_stopping(self, _event: Event) -> None:
+    def _abort_if_stopping(self) -> None:
+        """Called once per backfill page: a stop request abandons the backfill even when every
+        entry on the way is skipped (and so never reaches a window)."""
         if self.stopping.is_set():
             raise _Stopping
 

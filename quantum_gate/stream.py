@@ -101,11 +101,14 @@ def fill_newest(
     page_size: int,
     limits: ContractLimits,
     on_accepted: Callable[[Event], None] | None = None,
+    on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """Fill ``window`` with the newest accepted events in [lower, upper], reading newest-first and
     stopping once the window is full; skips met on the way are counted in the window."""
     result = Backfill()
     for page in revrange_pages(client, key, upper, lower, page_size):
+        if on_page is not None:  # once per page, skipped entries included (a stop request)
+            on_page()
         for raw in page:
             stream_id, parsed = parse_raw(raw, limits)
             result.read += 1
@@ -131,6 +134,7 @@ def load_windows(
     post: Window,
     pre: Window,
     on_accepted: Callable[[Event], None] | None = None,
+    on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """The post window (newest events with ID >= cutover) and the baseline (newest before it)."""
     key, page, limits = settings.redis.stream, settings.redis.page_size, limits_from(settings)
@@ -143,6 +147,7 @@ def load_windows(
         page_size=page,
         limits=limits,
         on_accepted=on_accepted,
+        on_page=on_page,
     )
     older = fill_newest(
         client,
@@ -153,6 +158,7 @@ def load_windows(
         page_size=page,
         limits=limits,
         on_accepted=on_accepted,
+        on_page=on_page,
     )
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
 
@@ -267,4 +273,4 @@ class GapTracker:
         if info.length == 0 or info.first is None or info.first <= self.last_entry:
             return False
         added = info.entries_added - self.last_added
-        return 0 <= added and added * 2 < (self.last_length or 0)
+        return added >= 0 and added * 2 < (self.last_length or 0)
