@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,7 +23,7 @@ from prometheus_client.registry import Collector
 from quantum_gate.config import Settings
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
-from quantum_gate.gate import CHECKS, VERDICTS, GateResult, ModelStats
+from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats
 from quantum_gate.histograms import Histogram
 from quantum_gate.report import dumps
 from quantum_gate.retention import RISK_KINDS, Retention
@@ -390,9 +391,7 @@ class HttpApp:
             return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
         snap = self.snapshot()
         if route == "/gate":
-            if snap.document is None:
-                return 503, "application/json", b'{"error": "no evaluation yet"}\n'
-            return 200, "application/json", dumps(snap.document) + b"\n"
+            return gate_response(snap, path)
         if route == "/healthz":
             ok, why = health(snap, self.clock())
             body = dumps({"status": "ok" if ok else "unhealthy", "reason": why}, indent=False) + b"\n"
@@ -400,6 +399,20 @@ class HttpApp:
         if route in {"/", "/index.html"}:
             return 200, "text/html; charset=utf-8", self.render_index(snap, self.clock()).encode("utf-8")
         return 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /gate, /healthz\n"
+
+
+def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
+    """``/gate``: the ``check --json`` document. ``?require=pass`` (200 only on PASS) or
+    ``?require=not_fail`` (non-2xx only on FAIL) are for rollout webhooks that read the status code,
+    such as Flagger's (docs/rollouts.md); 412 when the requirement is unmet, with the same body."""
+    if snap.document is None:
+        return 503, "application/json", b'{"error": "no evaluation yet"}\n'
+    require = parse_qs(path.partition("?")[2]).get("require", [None])[-1]
+    if require not in {None, "pass", "not_fail"}:
+        return 400, "text/plain; charset=utf-8", b"require must be pass or not_fail\n"
+    verdict = snap.document["verdict"]
+    unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
+    return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -421,6 +434,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
+
+    def do_POST(self) -> None:
+        """Rollout webhooks (Flagger) POST a JSON body: only ``/gate`` answers; the body is ignored."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.send_error(400, "bad Content-Length")
+        elif self.path.partition("?")[0] != "/gate":
+            self.send_error(405, "POST is for /gate only")
+        elif length > 1 << 20:
+            self.send_error(413, "a webhook body up to 1 MiB")
+        else:
+            self.rfile.read(length)
+            self.do_GET()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return  # access logs would be one line per scrape; the daemon logs state changes only
