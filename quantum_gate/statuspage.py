@@ -258,6 +258,7 @@ def _progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) 
     minimum = snap.settings.gate.min_events
     events = snap.window_events.get("post", 0)  # live; the evaluation may be up to one interval old
     rate = snap.rate_per_minute
+    horizon = _duration(snap.settings.windows.rate_horizon_seconds).replace("m00s", " min")
     share = min(events / minimum, 1.0) if minimum else 1.0
     done = events >= minimum
     if done:
@@ -269,7 +270,7 @@ def _progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) 
         eta = "unknown (no events lately)"
     rows = [
         ("post window", f"<b id=post-events>{events}</b> of {minimum} events"),
-        ("rate", f"{_num(rate, 2)} events/min <span class=sub>(stream-ID time, last 10 min)</span>"),
+        ("rate", f"{_num(rate, 2)} events/min <span class=sub>(stream-ID time, last {horizon})</span>"),
         ("ETA to gate", eta),
         ("baseline", f"{snap.window_events.get('pre', 0)} events before the cutover"),
         ("accepted", f"{snap.accepted_total} events since start ({snap.entries_read_total} entries read)"),
