@@ -12,6 +12,7 @@ Story: a baseline before a fixed cutover (``--after``), then a post window where
 warning the ticket receiver; every dashboard query must return data from that Prometheus. Redis is
 killed: RedisDown pages and inhibits the collapse alert, which keeps firing in Prometheus. Redis comes
 back, a healthy window replaces the collapsed one, and the pager hears that the collapse resolved.
+Last, the planned-deployment silence from docs/alerting.md is added and expired with amtool.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pytest
 import redis
 import yaml
 from conftest import REPO, RedisServer, envelope, free_port, payload, require_tool
-from test_alerting_rules import ALERTMANAGER, DASHBOARD, RULES, panel_targets
+from test_alerting_rules import ALERTMANAGER, DASHBOARD, EXPORTED_METRICS, RULES, panel_targets
 
 pytestmark = pytest.mark.slow  # still part of `make test`: pytest runs every marker by default
 
@@ -522,6 +523,15 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
             in verdict_pages[0].alerts("QuantumGateVerdictFail")[0]["annotations"]["description"]
         )
 
+        # ---- the daemon serves every name the rules and the dashboard rely on ---------------------
+        served = {
+            line.split("{", 1)[0].split(" ", 1)[0]
+            for line in http_get_text(f"http://{chain.instance}/metrics").splitlines()
+            if line and not line.startswith("#")
+        }
+        not_served = EXPORTED_METRICS - served - {"quantum_gate_systemd_up"}  # systemd_up: --after here
+        assert not not_served, f"the daemon does not serve {sorted(not_served)}"
+
         # ---- every dashboard panel query answers from this Prometheus ----------------------------
         def without_data() -> list[str]:
             empty = []
@@ -592,6 +602,46 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
         assert resolved[0].group == page.group
         assert not chain.prometheus_alerts("QuantumGatePredictionCollapse")
         assert daemon.alive() and prometheus.alive() and alertmanager.alive(), explain()
+
+        # ---- docs/alerting.md's planned-deployment silence works as written ----------------------
+        amtool = require_tool("amtool")
+        url = f"--alertmanager.url=http://127.0.0.1:{alertmanager_port}"
+        added = subprocess.run(
+            [
+                amtool,
+                "silence",
+                "add",
+                url,
+                "--author=test",
+                "--duration=1h",
+                "--comment=planned deploy of quantum-ai-engine (change 1234)",
+                'alertname=~"QuantumGate(LowEventRate|StreamStalled|RestartStorm|PostWindowStuck'
+                '|CutoverUnknown|SystemdUnreachable)"',
+                f'instance="{chain.instance}"',
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert added.returncode == 0, added.stdout + added.stderr
+        silence = added.stdout.strip()
+        listed = subprocess.run(
+            [amtool, "silence", "query", url, "-q", f'instance="{chain.instance}"'],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert listed.stdout.split() == [silence], listed.stdout + listed.stderr
+        expired = subprocess.run(
+            [amtool, "silence", "expire", url, silence],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert expired.returncode == 0, expired.stdout + expired.stderr
 
 
 def test_fast_copies_keep_expressions_routes_and_inhibitions(tmp_path: Path) -> None:
