@@ -5,7 +5,7 @@ Chromium is driven over the DevTools protocol on ``--remote-debugging-pipe`` (fi
 NUL-separated JSON), which needs nothing beyond the standard library. Every request the page makes,
 every console message and every CSP violation is recorded, so "no failed requests" and "loads nothing
 from elsewhere" are checked the way the browser saw them. The screenshot is kept in the test's temporary
-folder (and copied to ``$QUANTUM_GATE_SCREENSHOT_DIR`` when that is set, for a human to look at).
+folder (and copied to ``$STATUS_PAGE_SCREENSHOT_DIR`` when that is set, for a human to look at).
 """
 
 from __future__ import annotations
@@ -236,8 +236,8 @@ def test_the_status_page_in_headless_chromium(daemon_url: str, tmp_path: Path) -
         )
         screenshot = tmp_path / "status-page.png"
         screenshot.write_bytes(base64.b64decode(shot["data"]))
-        if os.environ.get("QUANTUM_GATE_SCREENSHOT_DIR"):
-            shutil.copy(screenshot, Path(os.environ["QUANTUM_GATE_SCREENSHOT_DIR"]) / screenshot.name)
+        if os.environ.get("STATUS_PAGE_SCREENSHOT_DIR"):
+            shutil.copy(screenshot, Path(os.environ["STATUS_PAGE_SCREENSHOT_DIR"]) / screenshot.name)
 
         # The page refreshes itself (interval 1 s -> every 2 s): a second load without our asking.
         reloads_from = len(browser.events)
