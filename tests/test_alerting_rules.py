@@ -308,6 +308,12 @@ def test_rules_and_their_template_queries_use_only_exported_metrics() -> None:
     assert not problems, problems
 
 
+def test_every_recording_rule_is_drawn_by_the_dashboard() -> None:
+    drawn = set().union(*(metric_names(target["expr"]) for _, target in panel_targets(dashboard())))
+    unused = sorted(recorded_names() - drawn)
+    assert not unused, f"recording rules nothing uses: {unused}"
+
+
 def test_recording_rules_follow_the_naming_convention() -> None:
     for rule in recording_rules():
         assert re.fullmatch(r"quantum_gate:[a-z0-9_]+(:[a-z0-9_]+)?", rule["record"]), rule["record"]
