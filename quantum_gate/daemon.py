@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -701,4 +702,12 @@ def _redis_detail(exc: BaseException | None) -> str | None:
 def run_daemon(settings: Settings, log_level: str = "info") -> int:
     resolve_redis_password(settings)  # an unreadable password source is refused at start (exit 1)
     logs.configure(log_level)
-    return Daemon(settings).run()
+    code = Daemon(settings).run()
+    # A scheduler job still running (a systemctl poll hanging up to cutover.timeout_seconds, a long
+    # evaluation) sits in a pool thread that concurrent.futures joins at interpreter exit, daemon or
+    # not: the stop is already bounded and logged, so whatever is left is not waited for.
+    if any(t.is_alive() for t in threading.enumerate() if t is not threading.current_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
