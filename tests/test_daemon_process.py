@@ -519,3 +519,29 @@ def test_sigterm_is_bounded_even_when_redis_hangs_and_a_second_signal_forces(
             daemon.send(signal.SIGTERM)
             assert daemon.process.wait(timeout=5) == 1
             assert time.monotonic() - started < 1
+
+
+SLOW_SYSTEMCTL = """\
+#!/bin/sh
+# Answers like systemd, but hangs for 8 s once the flag file exists (a wedged bus).
+[ -f "$0.slow" ] && sleep 8
+printf 'InvocationID=inv-slow\\nActiveEnterTimestamp=@1700000000\\nActiveState=active\\nNRestarts=0\\n'
+"""
+
+
+def test_sigterm_does_not_wait_for_a_hanging_systemctl_poll(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text(SLOW_SYSTEMCTL, encoding="utf-8")
+    systemctl.chmod(0o755)
+    env = base_env(PATH=f"{bin_dir}:/usr/bin:/bin")
+    settings = config(cutover={"poll_seconds": 0.2, "timeout_seconds": 10})
+    with daemon_process(tmp_path / "d", redis_server.url, stream_key, config=settings, env=env) as daemon:
+        daemon.wait_value("quantum_gate_cutover_known", 1)
+        Path(f"{systemctl}.slow").touch()
+        time.sleep(0.6)  # a poll is now stuck in `sleep 8`
+        code, seconds = daemon.terminate(within=5)
+        assert code == 0 and seconds < 5
