@@ -34,7 +34,7 @@ from quantum_gate.cli import new_windows
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
 from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
-from quantum_gate.exporter import Snapshot, HttpApp, HttpServer
+from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
@@ -347,7 +347,7 @@ class Daemon:
                 self._set_redis_up(False, exc)
                 self.ready.set()  # or Type=notify would never see READY and kill us in a loop
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
-            except Exception as exc:  # noqa: BLE001 - e.g. a credential file gone: never die silently
+            except Exception as exc:  # broad on purpose: e.g. a credential file gone: never die silently
                 self._set_redis_up(False, exc)
                 log.error("stream.failed", error=type(exc).__name__, detail=_redis_detail(exc), exc_info=exc)
                 if client is not None:
@@ -455,7 +455,7 @@ class Daemon:
         if job is not None:
             try:
                 job.modify(next_run_time=datetime.now(UTC))
-            except Exception:  # noqa: BLE001 - the scheduler may be shutting down; the tick will come
+            except Exception:  # broad on purpose: the scheduler may be shutting down; the tick will come
                 return
 
     def evaluation_tick(self) -> None:
@@ -484,7 +484,7 @@ class Daemon:
                 self.last_evaluation_at = now
                 self.evaluation_duration = time.monotonic() - started
                 self.evaluations_total += 1
-        except Exception as exc:  # noqa: BLE001 - fail closed: never keep a PASS we can no longer vouch for
+        except Exception as exc:  # fail closed: never keep a PASS we can no longer vouch for
             self._evaluation_failed(exc)
             return
         self._after_evaluation(result, document)

@@ -98,7 +98,7 @@ class GateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             snap = self._snapshot()
-        except Exception:  # noqa: BLE001 - a scrape must answer even if the daemon state is broken
+        except Exception:  # broad on purpose: a scrape must answer even if the daemon state is broken
             yield _gauge("snapshot_up", "1 when the daemon state could be read for this scrape", 0)
             return
         yield _gauge("snapshot_up", "1 when the daemon state could be read for this scrape", 1)
@@ -242,7 +242,9 @@ class GateCollector(Collector):
             gated.add_metric([name], int(report.gated))
             if report.gated:
                 for verdict_name in VERDICTS:
-                    model_verdict.add_metric([name, verdict_name.lower()], int(report.verdict == verdict_name))
+                    model_verdict.add_metric(
+                        [name, verdict_name.lower()], int(report.verdict == verdict_name)
+                    )
                 collapsed.add_metric([name], int(report.collapsed(minimum)))
             for window, model_stats in (("post", report.post), ("pre", report.pre)):
                 samples.add_metric([name, window], model_stats.samples)
@@ -420,10 +422,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "quantum-gate"
     sys_version = ""
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:  # the stdlib's name
         try:
             status, content_type, body = self.app.handle(self.path)
-        except Exception:  # noqa: BLE001 - answer 500, keep serving
+        except Exception:  # broad on purpose: answer 500, keep serving
             status, content_type, body = 500, "text/plain; charset=utf-8", b"internal error\n"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -432,7 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_POST(self) -> None:
@@ -451,7 +453,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
             self.do_GET()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         return  # access logs would be one line per scrape; the daemon logs state changes only
 
 
