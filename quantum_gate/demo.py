@@ -516,7 +516,9 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
 
     def say(text: str) -> None:
         elapsed = time.monotonic() - started
-        print(f"[demo {int(elapsed // 60)}:{int(elapsed % 60):02d}] {text}", flush=True)
+        # One write per line, so a narration line is not split by the daemon's log lines on a terminal.
+        sys.stdout.write(f"[demo {int(elapsed // 60)}:{int(elapsed % 60):02d}] {text}\n")
+        sys.stdout.flush()
 
     server = EmbeddedRedis()
     server.start()
