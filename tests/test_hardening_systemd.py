@@ -76,8 +76,6 @@ def test_systemd_fault_keeps_running_says_so_and_never_passes(
         assert blocked.value("redis_up") == 1
         assert set(blocked.family("systemd_errors_total")) == {(("reason", reason),)}
         assert gate_verdict(daemon) == "INSUFFICIENT_DATA"
-        status, _ = http_get(daemon.port, "/healthz")
-        assert status in {200, 503}
         unavailable = [line for line in daemon.logs() if line.get("event") == "cutover.unavailable"]
         assert len(unavailable) == 1, "logged once, as a state change, not on every poll"
         assert unavailable[0]["reason"] == reason
