@@ -170,11 +170,14 @@ def model_stats(window: Window, model: str, suspects: tuple[float, ...]) -> Mode
         return _empty_stats(columns.invalid, presence=0.0 if len(window) else None)
     shares = {label: count / samples for label, count in action_counts.items()}
     majority_action = max(action_counts, key=lambda label: (action_counts[label], label))
-    p10, p90 = (float(v) for v in np.percentile(values, [10, 90]))
-    uniques, counts = np.unique(values, return_counts=True)
+    shape = _distribution(values, suspects)
+    p10, p90 = shape.p10, shape.p90
+    uniques, counts = shape.uniques, shape.counts
     top = int(np.argmax(counts))
-    out_of_range = int(np.count_nonzero((values < 0.0) | (values > 1.0)))
-    suspect_shares = {_number_label(c): float(np.count_nonzero(values == c)) / samples for c in suspects}
+    out_of_range = shape.out_of_range
+    suspect_shares = {
+        _number_label(c): n / samples for c, n in zip(suspects, shape.suspect_counts, strict=True)
+    }
     return ModelStats(
         samples=samples,
         presence=samples / len(window) if len(window) else None,
@@ -194,7 +197,7 @@ def model_stats(window: Window, model: str, suspects: tuple[float, ...]) -> Mode
         top_value=float(uniques[top]),
         top_value_share=int(counts[top]) / samples,
         suspect_shares=suspect_shares,
-        suspect_share=float(np.count_nonzero(np.isin(values, suspects))) / samples,
+        suspect_share=shape.suspect_total / samples,
         out_of_range=out_of_range,
         out_of_range_share=out_of_range / samples,
         invalid_votes=columns.invalid,
@@ -202,6 +205,64 @@ def model_stats(window: Window, model: str, suspects: tuple[float, ...]) -> Mode
         variants=variants,
         shadow=int(np.count_nonzero(columns.flags & SHADOW)),
         inactive=int(np.count_nonzero(columns.flags & INACTIVE)),
+    )
+
+
+@dataclass(frozen=True)
+class _Distribution:
+    p10: float
+    p90: float
+    uniques: npt.NDArray[np.float64]
+    counts: npt.NDArray[np.intp]
+    out_of_range: int
+    suspect_counts: tuple[float, ...]
+    suspect_total: float
+
+
+def _distribution(values: npt.NDArray[np.float64], suspects: tuple[float, ...]) -> _Distribution:
+    """Percentiles, exact-value counts, out-of-range and suspect-constant counts from one sort.
+
+    Equal, value for value, to ``np.percentile(values, [10, 90])``, ``np.unique(values,
+    return_counts=True)``, ``count_nonzero((values < 0) | (values > 1))``, ``count_nonzero(values == c)``
+    and ``count_nonzero(isin(values, suspects))``: the order statistics do not depend on the input
+    order, and on a sorted array the counts are ``searchsorted`` differences. NaN (never produced by
+    the contract parser, but a hand-built window may hold it) takes the direct forms instead.
+    """
+    ordered = np.sort(values)
+    if np.isnan(ordered[-1]):
+        p10, p90 = (float(v) for v in np.percentile(values, [10, 90]))
+        uniques, counts = np.unique(values, return_counts=True)
+        return _Distribution(
+            p10=p10,
+            p90=p90,
+            uniques=uniques,
+            counts=counts,
+            out_of_range=int(np.count_nonzero((values < 0.0) | (values > 1.0))),
+            suspect_counts=tuple(float(np.count_nonzero(values == c)) for c in suspects),
+            suspect_total=float(np.count_nonzero(np.isin(values, suspects))),
+        )
+    p10, p90 = (float(v) for v in np.percentile(ordered, [10, 90]))
+    starts = np.empty(ordered.size, dtype=np.bool_)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, ordered.size))
+    below_zero = int(np.searchsorted(ordered, 0.0, side="left"))
+    above_one = ordered.size - int(np.searchsorted(ordered, 1.0, side="right"))
+
+    def count_equal(constants: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+        found = np.searchsorted(ordered, constants, side="right") - np.searchsorted(ordered, constants)
+        return np.where(np.isnan(constants), 0, found)
+
+    wanted = np.asarray(suspects, dtype=np.float64)
+    return _Distribution(
+        p10=p10,
+        p90=p90,
+        uniques=ordered[first],
+        counts=counts,
+        out_of_range=below_zero + above_one,
+        suspect_counts=tuple(float(n) for n in count_equal(wanted)),
+        suspect_total=float(count_equal(np.unique(wanted)).sum()),
     )
 
 
@@ -255,7 +316,7 @@ def ensemble_stats(window: Window) -> EnsembleStats:
     names = window.vocabulary.actions.names
     sides = _label_counts(window.sides(), names)
     votes = window.vote_matrix()
-    per_action = np.stack([(votes == code).sum(axis=0) for code in range(len(names))]) if votes.size else None
+    per_action = _votes_per_action(votes, len(names)) if votes.size else None
     agreement = hard = per_event = None
     if per_action is not None:
         totals = per_action.sum(axis=0)
@@ -272,6 +333,18 @@ def ensemble_stats(window: Window) -> EnsembleStats:
         hard_disagree_share=hard,
         votes_per_event=per_event,
     )
+
+
+def _votes_per_action(votes: npt.NDArray[np.int8], labels: int) -> npt.NDArray[np.intp]:
+    """(labels, events): how many models voted each action code in each event. Equal to
+    ``stack([(votes == code).sum(axis=0) for code in range(labels)])``, but by contiguous row
+    additions (a column sum over a few rows is numpy's slow direction)."""
+    counts = np.zeros((labels, votes.shape[1]), dtype=np.intp)
+    for code in range(labels):
+        total = counts[code]
+        for row in votes:
+            total += row == code
+    return counts
 
 
 def summarize(window: Window) -> WindowSummary:
@@ -375,12 +448,12 @@ def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, An
         return {"ks": None, "chi2": None, "note": "needs at least 2 samples on each side"}
     from scipy import stats  # imported lazily: keeps `check`'s start-up fast when nothing compares
 
-    ks = stats.ks_2samp(pre.confidence, post.confidence)
+    statistic, ks_pvalue = _ks_2samp(stats, pre.confidence, post.confidence)
     result: dict[str, Any] = {
         "ks": {
-            "statistic": float(ks.statistic),
-            "pvalue": float(ks.pvalue),
-            "effect_size": float(ks.statistic),
+            "statistic": statistic,
+            "pvalue": ks_pvalue,
+            "effect_size": statistic,
         }
     }
     codes = sorted(set(np.unique(pre.action).tolist()) | set(np.unique(post.action).tolist()))
@@ -398,6 +471,48 @@ def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, An
         "cramers_v": cramers_v,
     }
     return result
+
+
+# scipy's ks_2samp(method="auto") computes the exact p-value up to this many samples per side and uses
+# Smirnov's asymptotic distribution (kstwo) above it.
+_KS_EXACT_MAX_N = 10_000
+
+
+def _ks_2samp(
+    stats: Any, first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]
+) -> tuple[float, float]:
+    """Two-sided two-sample KS: (D, p-value), equal to ``scipy.stats.ks_2samp`` (method "auto").
+
+    Small samples go to scipy itself (exact p-value). Large ones, where scipy takes the asymptotic
+    route, are computed here the same way but faster: the ECDF difference only at the last copy of
+    each distinct value (duplicates repeat the same difference, so the extremes are the same), with
+    the counts as ``searchsorted(..., side="right")`` and the same divisions, so D is the same float;
+    the p-value is scipy's own ``kstwo.sf(D, round(n1 * n2 / (n1 + n2)))``, clipped like scipy does.
+    """
+    n1, n2 = first.size, second.size
+    ordered1, ordered2 = np.sort(first), np.sort(second)
+    if max(n1, n2) <= _KS_EXACT_MAX_N or np.isnan(ordered1[-1]) or np.isnan(ordered2[-1]):
+        ks = stats.ks_2samp(first, second)
+        return float(ks.statistic), float(ks.pvalue)
+    diffs = []
+    for ordered, other, own_n, other_n, sign in (
+        (ordered1, ordered2, n1, n2, 1),
+        (ordered2, ordered1, n2, n1, -1),
+    ):
+        last = np.empty(ordered.size, dtype=np.bool_)
+        last[-1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=last[:-1])
+        ends = np.flatnonzero(last)
+        own = (ends + 1) / own_n
+        theirs = np.searchsorted(other, ordered[ends], side="right") / other_n
+        diffs.append(own - theirs if sign > 0 else theirs - own)
+    cddiffs = np.concatenate(diffs)
+    min_s = np.clip(-np.min(cddiffs), 0, 1)
+    max_s = np.max(cddiffs)
+    d = min_s if min_s > max_s else max_s
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    pvalue = np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1)
+    return float(d), float(pvalue)
 
 
 def delta(pre: ModelStats | EnsembleStats, post: ModelStats | EnsembleStats) -> dict[str, Any]:

@@ -7,7 +7,7 @@ consumer group, no write, ever: the product must work under an ACL user limited 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,14 +75,118 @@ def revrange_pages(
     client: redis.Redis, key: str, upper: str, lower: str, page_size: int
 ) -> Iterator[list[RawEntry]]:
     """XREVRANGE in pages of at most ``page_size``, continuing exclusively after the last ID seen."""
+    pages = _raw_revrange_pages(client, key, upper, lower, page_size)
+    try:
+        for page in pages:
+            yield [_raw_entry(raw) for raw in page]
+    finally:
+        pages.close()
+
+
+def _raw_entry(raw: Any) -> RawEntry:
+    """One entry as ``client.xrevrange`` returns it: (ID, fields as a dict of bytes)."""
+    if raw is None:  # what redis-py's own callback makes of a nil entry
+        return (None, None)  # type: ignore[return-value]
+    fields = raw[1]
+    if type(fields) is list:
+        pairs = iter(fields)
+        fields = dict(zip(pairs, pairs, strict=False))
+    elif fields is None:
+        fields = {}
+    return (raw[0], fields)
+
+
+def _raw_revrange_pages(
+    client: redis.Redis, key: str, upper: str, lower: str, page_size: int
+) -> Generator[list[Any], None, None]:
+    """XREVRANGE pages as the wire gives them (``[id, [field, value, ...]]``, or ``(id, dict)`` on the
+    fallback path), never an unbounded read. Entries are never decoded here.
+
+    Read-ahead: as soon as a full page arrives, the request for the next one goes out (its exclusive
+    start is known from the page's last ID), so Redis builds page N+1 while the caller parses page N.
+    This borrows one connection from the client's pool and bypasses redis-py's per-entry callback
+    (the caller builds the field dict itself). Any connection error or timeout on that path drops the
+    connection and continues from the same bound through ``client.xrevrange``, i.e. with redis-py's
+    own retry policy and exceptions, exactly as before. If the caller stops early, the one reply still
+    in flight is read and discarded so the connection goes back to the pool clean.
+    """
+    bound: str | bytes = upper
+    if _can_read_ahead(client):
+        resume = yield from _read_ahead_pages(client, key, upper, lower, page_size)
+        if resume is None:
+            return
+        bound = resume
     while True:
-        page: list[RawEntry] = client.xrevrange(key, max=upper, min=lower, count=page_size)
-        if not page:
+        plain: list[Any] = client.xrevrange(key, max=bound, min=lower, count=page_size)  # type: ignore[assignment]
+        if not plain:
             return
-        yield page
-        if len(page) < page_size:
+        yield plain
+        if len(plain) < page_size:
             return
-        upper = "(" + page[-1][0].decode("ascii")
+        bound = b"(" + plain[-1][0]
+
+
+def _read_ahead_pages(
+    client: redis.Redis, key: str, upper: str, lower: str, page_size: int
+) -> Generator[list[Any], None, str | bytes | None]:
+    """The read-ahead path of ``_raw_revrange_pages``. Returns None when the range is exhausted, or,
+    after a connection error or timeout, the bound of the first page not yet handed out."""
+    pool = client.connection_pool
+    connection: Any = pool.get_connection()
+    bound: str | bytes = upper  # the start of the first page not yet handed to the caller
+    in_flight = False  # a request was sent whose reply has not been read
+    try:
+        connection.send_command("XREVRANGE", key, bound, lower, "COUNT", page_size)
+        in_flight = True
+        while in_flight:
+            try:
+                page = connection.read_response()
+            finally:  # read, or raised (ResponseError: read; anything else: disconnected below)
+                in_flight = False
+            if not page:
+                return None
+            full = len(page) >= page_size
+            following = b"(" + page[-1][0]
+            if full:
+                try:
+                    connection.send_command("XREVRANGE", key, following, lower, "COUNT", page_size)
+                    in_flight = True
+                except (redis.ConnectionError, redis.TimeoutError):
+                    connection.disconnect()  # this page still goes out; the rest by the plain path
+            yield page
+            if not full:
+                return None
+            bound = following
+    except (redis.ConnectionError, redis.TimeoutError):
+        connection.disconnect()  # the page at `bound` was not read: the plain path asks again
+    except redis.ResponseError:
+        raise  # e.g. WRONGTYPE or NOPERM: the reply was read, the connection is fine
+    except GeneratorExit:
+        raise  # the caller stopped early: the reply in flight is discarded below
+    except BaseException:
+        connection.disconnect()  # interrupted mid-reply: the connection state is unknown
+        raise
+    finally:
+        if in_flight:
+            _discard_reply(connection)
+        pool.release(connection)
+    return bound
+
+
+def _can_read_ahead(client: redis.Redis) -> bool:
+    """A pooled plain client (not a single-connection one, whose connection is shared and locked)."""
+    return (
+        isinstance(client, redis.Redis)
+        and getattr(client, "connection", None) is None
+        and isinstance(client.connection_pool, redis.ConnectionPool)
+    )
+
+
+def _discard_reply(connection: Any) -> None:
+    try:
+        connection.read_response()
+    except Exception:  # any trouble: the connection is simply not reused
+        connection.disconnect()
 
 
 @dataclass
@@ -104,30 +208,57 @@ def fill_newest(
     on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """Fill ``window`` with the newest accepted events in [lower, upper], reading newest-first and
-    stopping once the window is full; skips met on the way are counted in the window."""
+    stopping once the window is full; skips met on the way are counted in the window.
+
+    Each entry goes through exactly what ``parse_raw`` does (inlined: this is ``check``'s hot loop).
+    """
     result = Backfill()
-    for page in revrange_pages(client, key, upper, lower, page_size):
-        if on_page is not None:  # once per page, skipped entries included (a stop request)
-            on_page()
-        for raw in page:
-            stream_id, parsed = parse_raw(raw, limits)
-            result.read += 1
-            if result.newest is None and stream_id is not None:
-                result.newest = stream_id
-            if isinstance(parsed, Skip):
-                window.note_skip(parsed)
-                continue
-            window.add(parsed)
-            if on_accepted is not None:
-                on_accepted(parsed)
-            if len(window) >= window.capacity:
-                window.reverse()
-                return result
+    read = 0
+    newest: StreamId | None = None
+    add, note_skip = window.add, window.note_skip
+    room = window.capacity - len(window)  # each add fills one slot until the window is full
+    pages = _raw_revrange_pages(client, key, upper, lower, page_size)
+    try:
+        for page in pages:
+            if on_page is not None:  # once per page, skipped entries included (a stop request)
+                on_page()
+            for raw in page:
+                read += 1
+                stream_id = entry_id(raw[0]) if raw is not None and raw[0] is not None else None
+                if stream_id is None:
+                    note_skip(_BAD_STREAM_ID)
+                    continue
+                if newest is None:
+                    newest = stream_id
+                fields = raw[1]
+                if type(fields) is list:
+                    pairs = iter(fields)
+                    fields = dict(zip(pairs, pairs, strict=False))
+                elif not isinstance(fields, dict):
+                    fields = {}
+                parsed = parse_entry(stream_id, fields, limits)
+                if type(parsed) is Skip:
+                    note_skip(parsed)
+                    continue
+                add(parsed)  # type: ignore[arg-type]
+                if on_accepted is not None:
+                    on_accepted(parsed)  # type: ignore[arg-type]
+                room -= 1
+                if room <= 0:
+                    window.reverse()
+                    result.read, result.newest = read, newest
+                    return result
+    finally:
+        pages.close()
     window.reverse()
+    result.read, result.newest = read, newest
     return result
 
 
-def load_windows(
+_BAD_STREAM_ID = Skip("bad_stream_id")
+
+
+def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, kept as it is
     client: redis.Redis,
     settings: Settings,
     cutover: StreamId,
@@ -167,11 +298,11 @@ def read_after(
     client: redis.Redis, key: str, after: StreamId, count: int, block_ms: int | None
 ) -> list[RawEntry]:
     """XREAD entries with ID > ``after`` (BLOCK when ``block_ms`` is set); [] on a quiet stream."""
-    reply = client.xread({key: str(after)}, count=count, block=block_ms)
+    reply: Any = client.xread({key: str(after)}, count=count, block=block_ms)
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3 answers with a map
-        entries = next(iter(reply.values()), [])
+        entries: Any = next(iter(reply.values()), [])
         return list(entries[0] if entries and isinstance(entries[0], list) else entries)
     return list(reply[0][1])
 

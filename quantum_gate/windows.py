@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from quantum_gate.contract import Event, Skip
-from quantum_gate.streamids import SEQ_BITS
+from quantum_gate.streamids import SEQ_BITS, SEQ_MAX
 
 NO_ACTION = -1
+_INT64_MAX = 2**63 - 1
+_Cell = TypeVar("_Cell", bound=np.generic)
 SHADOW, INACTIVE, INVALID = 1, 2, 4
 OTHER_LABEL = "other"
 BASE_ACTIONS = ("BUY", "SELL", "HOLD")
@@ -132,8 +135,17 @@ class WindowCounters:
 
 
 class Window:
-    """The newest ``capacity`` accepted events, columnar. ``add`` is O(models) and allocation-free
-    except when a model is seen for the first time."""
+    """The newest ``capacity`` accepted events, columnar.
+
+    ``add`` is O(models) and cheap: it assigns the event its ring slot and interns its labels at once
+    (so ``len``, ``models`` and the label codes are always current), but stages the column writes in
+    small flat lists that are scattered into the numpy arrays in one vectorised step per batch (at most
+    ``STAGE_EVENTS`` events, never more than the capacity, so a batch never wraps onto itself). Every
+    reader flushes the stage first; nothing outside this class can tell the difference, except speed:
+    one numpy scalar store costs about as much as twenty list appends.
+    """
+
+    STAGE_EVENTS = 4096
 
     def __init__(self, name: str, capacity: int, vocabulary: Vocabulary) -> None:
         if capacity < 1:
@@ -142,8 +154,9 @@ class Window:
         self.capacity = capacity
         self.vocabulary = vocabulary
         self.counters = WindowCounters()
+        # np.zeros of a large size is lazily zeroed memory: a big window costs RSS only as it fills.
         self._keys = np.zeros(capacity, dtype=np.int64)
-        self._side = np.full(capacity, NO_ACTION, dtype=np.int8)
+        self._side = np.zeros(capacity, dtype=np.int8)  # every event writes its side before it is read
         self._symbol = np.zeros(capacity, dtype=np.int16)
         self._fallback = np.zeros(capacity, dtype=np.bool_)
         self._conf = np.empty((0, capacity), dtype=np.float64)
@@ -151,40 +164,125 @@ class Window:
         self._variant = np.empty((0, capacity), dtype=np.int8)
         self._flags = np.empty((0, capacity), dtype=np.uint8)
         self._row_of: dict[int, int] = {}
+        self._row_by_name: dict[str, int] = {}
         self._size = 0
         self._next = 0
+        # The stage: per event its packed key, and (slot, side, symbol, fallback); per valid vote
+        # (row, slot, action, variant, flags) and its confidence; per invalid model (row, slot).
+        self._stage_limit = min(self.STAGE_EVENTS, capacity)
+        self._stage_room = self._stage_limit
+        # The label tables' own dicts, for lookups without a method call (interning still goes through
+        # ``code``, so caps and overflow counters behave exactly as before).
+        self._action_codes = vocabulary.actions._codes
+        self._symbol_codes = vocabulary.symbols._codes
+        self._variant_codes = vocabulary.variants._codes
+        self._staged_keys: list[int] = []
+        self._staged_events: list[int] = []
+        self._staged_votes: list[int] = []
+        self._staged_conf: list[float] = []
+        self._staged_invalid: list[int] = []
 
     # ---- filling ---------------------------------------------------------------------------------
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event) -> None:  # noqa: PLR0912, PLR0915 - inlined lookups: the ingest hot path
+        stream_id = event.stream_id
+        seq = stream_id.seq
+        packed = (stream_id.ms << SEQ_BITS) | (seq if seq < SEQ_MAX else SEQ_MAX)  # StreamId.packed()
+        if packed > _INT64_MAX:  # the int64 column would refuse it: refuse before any state changes
+            raise OverflowError("Python int too large to convert to C long")
         at = self._next
-        self._next = (at + 1) % self.capacity
-        self._size = min(self._size + 1, self.capacity)
+        following = at + 1
+        self._next = following if following < self.capacity else 0
+        if self._size < self.capacity:
+            self._size += 1
         vocab = self.vocabulary
-        self._keys[at] = event.stream_id.packed()
-        self._side[at] = vocab.actions.code(event.side) if event.side else NO_ACTION
-        self._symbol[at] = vocab.symbols.code(event.symbol or OTHER_LABEL)
-        self._fallback[at] = event.fallback
-        self._action[:, at] = NO_ACTION
-        self._flags[:, at] = 0
-        for vote in event.votes:
-            row = self._row(vote.model)
+        action_codes = self._action_codes
+        side = event.side
+        if side:
+            side_code = action_codes.get(side)
+            if side_code is None:
+                side_code = vocab.actions.code(side)
+        else:
+            side_code = NO_ACTION
+        symbol = event.symbol or OTHER_LABEL
+        symbol_code = self._symbol_codes.get(symbol)
+        if symbol_code is None:
+            symbol_code = vocab.symbols.code(symbol)
+        self._staged_keys.append(packed)
+        self._staged_events.extend((at, side_code, symbol_code, 1 if event.fallback else 0))
+        rows, variant_codes = self._row_by_name, self._variant_codes
+        staged_votes, staged_conf = self._staged_votes, self._staged_conf
+        for model, action, confidence, variant, shadow, inactive in event.votes:
+            row = rows.get(model)
             if row is None:
-                self.counters.refused_keys += 1
-                continue
-            self._conf[row, at] = vote.confidence
-            self._action[row, at] = vocab.actions.code(vote.action)
-            self._variant[row, at] = vocab.variants.code(vote.variant) if vote.variant else -1
-            self._flags[row, at] = (SHADOW if vote.shadow else 0) | (INACTIVE if vote.inactive else 0)
-        for model in event.invalid_models:
-            row = self._row(model)
-            if row is not None:
-                self._flags[row, at] |= INVALID
-        self.counters.refused_keys += event.refused_keys
+                row = self._row(model)
+                if row is None:
+                    self.counters.refused_keys += 1
+                    continue
+            action_code = action_codes.get(action)
+            if action_code is None:
+                action_code = vocab.actions.code(action)
+            if variant:
+                variant_code = variant_codes.get(variant)
+                if variant_code is None:
+                    variant_code = vocab.variants.code(variant)
+            else:
+                variant_code = -1
+            if shadow or inactive:
+                flags = (SHADOW if shadow else 0) | (INACTIVE if inactive else 0)
+                staged_votes.extend((row, at, action_code, variant_code, flags))
+            else:
+                staged_votes.extend((row, at, action_code, variant_code, 0))
+            staged_conf.append(confidence)
+        if event.invalid_models:
+            for model in event.invalid_models:
+                row = self._row(model)
+                if row is not None:
+                    self._staged_invalid.extend((row, at))
+        if event.refused_keys:
+            self.counters.refused_keys += event.refused_keys
+        self._stage_room -= 1
+        if self._stage_room <= 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Scatter the staged events into the columns (slots within one stage are distinct)."""
+        count = len(self._staged_keys)
+        if not count:
+            return
+        events = np.array(self._staged_events, dtype=np.intp).reshape(count, 4)
+        slots = events[:, 0]
+        self._keys[slots] = self._staged_keys
+        self._side[slots] = events[:, 1]
+        self._symbol[slots] = events[:, 2]
+        self._fallback[slots] = events[:, 3] != 0
+        if self._row_of:
+            self._action[:, slots] = NO_ACTION
+            self._flags[:, slots] = 0
+        if self._staged_votes:
+            votes = np.array(self._staged_votes, dtype=np.intp).reshape(-1, 5)
+            at = (votes[:, 0], votes[:, 1])
+            self._conf[at] = self._staged_conf
+            self._action[at] = votes[:, 2]
+            self._variant[at] = votes[:, 3]
+            self._flags[at] = votes[:, 4]
+        if self._staged_invalid:
+            invalid = np.array(self._staged_invalid, dtype=np.intp).reshape(-1, 2)
+            np.bitwise_or.at(self._flags, (invalid[:, 0], invalid[:, 1]), np.uint8(INVALID))
+        self._drop_stage()
+
+    def _drop_stage(self) -> None:
+        self._stage_room = self._stage_limit
+        self._staged_keys.clear()
+        self._staged_events.clear()
+        self._staged_votes.clear()
+        self._staged_conf.clear()
+        self._staged_invalid.clear()
 
     def note_skip(self, skip: Skip) -> None:
         self.counters.skipped[skip.reason] += 1
-        self.counters.invalid_in_skipped.update(skip.invalid_models)
+        if skip.invalid_models:
+            self.counters.invalid_in_skipped.update(skip.invalid_models)
         self.counters.refused_keys += skip.refused_keys
 
     def _row(self, model: str) -> int | None:
@@ -194,14 +292,18 @@ class Window:
         row = self._row_of.get(code)
         if row is None:
             row = self._add_row(code)
+            self._row_by_name[model] = row
         return row
 
     def _add_row(self, code: int) -> int:
-        capacity = self.capacity
-        self._conf = np.vstack([self._conf, np.full((1, capacity), np.nan)])
-        self._action = np.vstack([self._action, np.full((1, capacity), NO_ACTION, dtype=np.int8)])
-        self._variant = np.vstack([self._variant, np.full((1, capacity), -1, dtype=np.int8)])
-        self._flags = np.vstack([self._flags, np.zeros((1, capacity), dtype=np.uint8)])
+        # Only the slots that hold events (staged ones included) are copied and initialised: the rest
+        # of a large, mostly empty window is never touched, so it costs address space, not RSS. Every
+        # slot gets its NO_ACTION / zero flags when an event is flushed into it.
+        used = min(self._size, self.capacity)
+        self._conf = _grown(self._conf, np.nan, used)
+        self._action = _grown(self._action, NO_ACTION, used)
+        self._variant = _grown(self._variant, -1, used)
+        self._flags = _grown(self._flags, 0, used)
         self._row_of[code] = len(self._row_of)
         return self._row_of[code]
 
@@ -215,6 +317,7 @@ class Window:
         return dropped
 
     def clear(self) -> None:
+        self._drop_stage()
         self._compact(np.empty(0, dtype=np.intp))
         self.counters.clear()
 
@@ -223,6 +326,7 @@ class Window:
         self._compact(self._order()[::-1])
 
     def _compact(self, keep: npt.NDArray[np.intp]) -> None:
+        self._flush()
         count = keep.size
         for name in ("_keys", "_side", "_symbol", "_fallback"):
             column = getattr(self, name)
@@ -239,13 +343,25 @@ class Window:
         return self._size
 
     def _order(self) -> npt.NDArray[np.intp]:
-        """Slot indices from oldest to newest."""
+        """Slot indices from oldest to newest (flushing the stage first: every reader comes here)."""
+        if self._staged_keys:
+            self._flush()
         if self._size < self.capacity:
             return np.arange(self._size, dtype=np.intp)
         return (np.arange(self.capacity, dtype=np.intp) + self._next) % self.capacity
 
+    def _chronological(self, column: npt.NDArray[_Cell]) -> npt.NDArray[_Cell]:
+        """A copy of ``column`` (slots on the last axis) from oldest to newest: what indexing with
+        ``_order()`` gives, by one or two contiguous copies instead of a gather."""
+        if self._staged_keys:
+            self._flush()
+        size, start = self._size, self._next
+        if size < self.capacity or start == 0:  # not wrapped: slots [0, size) are already in order
+            return column[..., :size].copy()
+        return np.concatenate((column[..., start:], column[..., :start]), axis=-1)
+
     def keys(self) -> npt.NDArray[np.int64]:
-        return self._keys[self._order()]
+        return self._chronological(self._keys)
 
     def first_last_ms(self) -> tuple[int, int] | None:
         if not self._size:
@@ -262,33 +378,53 @@ class Window:
         row = self._row_of.get(code) if code is not None else None
         if row is None:
             return None
-        order = self._order()
-        actions = self._action[row, order]
+        ordered = self._chronological
+        actions = ordered(self._action[row])
+        flags = ordered(self._flags[row])
         voted = actions != NO_ACTION
-        picked = order[voted]
-        invalid_here = int(np.count_nonzero(self._flags[row, order] & INVALID))
+        invalid_here = int(np.count_nonzero(flags & INVALID))
+        invalid = invalid_here + self.counters.invalid_in_skipped.get(name, 0)
+        if voted.all():  # the usual case: the model voted in every event of the window
+            return ModelColumns(
+                confidence=ordered(self._conf[row]),
+                action=actions,
+                variant=ordered(self._variant[row]),
+                flags=flags,
+                symbol=ordered(self._symbol),
+                invalid=invalid,
+            )
+        picked = self._order()[voted]
         return ModelColumns(
             confidence=self._conf[row, picked],
             action=actions[voted],
             variant=self._variant[row, picked],
-            flags=self._flags[row, picked],
+            flags=flags[voted],
             symbol=self._symbol[picked],
-            invalid=invalid_here + self.counters.invalid_in_skipped.get(name, 0),
+            invalid=invalid,
         )
 
     def sides(self) -> npt.NDArray[np.int8]:
-        return self._side[self._order()]
+        return self._chronological(self._side)
 
     def fallback(self) -> npt.NDArray[np.bool_]:
-        return self._fallback[self._order()]
+        return self._chronological(self._fallback)
 
     def vote_matrix(self) -> npt.NDArray[np.int8]:
         """Actions as (models, events), oldest event first; NO_ACTION where a model did not vote."""
-        return self._action[:, self._order()]
+        return self._chronological(self._action)
 
     def nbytes(self) -> int:
         arrays = (self._keys, self._side, self._symbol, self._fallback, self._conf, self._action)
         return sum(a.nbytes for a in (*arrays, self._variant, self._flags))
+
+
+def _grown(matrix: npt.NDArray[_Cell], fill: float, used: int) -> npt.NDArray[_Cell]:
+    """``matrix`` with one more row; rows and the new row are only written in slots [0, used)."""
+    rows = matrix.shape[0]
+    grown = np.empty((rows + 1, matrix.shape[1]), dtype=matrix.dtype)
+    grown[:rows, :used] = matrix[:, :used]
+    grown[rows, :used] = fill
+    return grown
 
 
 class RecentTimes:
