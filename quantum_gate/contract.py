@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -211,9 +212,35 @@ def decode_json(raw: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(raw)
+        decoded = json.loads(raw)
     except (ValueError, RecursionError, UnicodeDecodeError):
         return _BAD_JSON
+    if b"\\u" in raw and _has_lone_surrogate(raw):
+        return _without_surrogates(decoded)
+    return decoded
+
+
+def _has_lone_surrogate(raw: bytes) -> bool:
+    """The stdlib decodes ``"\\ud800"`` (which Python's ``json.dumps`` writes) into a string that is
+    not valid UTF-8; orjson refused it, which is why we are here. Such a string must never become a
+    model key, label or report text (orjson, Prometheus and Markdown would all fail on it)."""
+    return _LONE_SURROGATE.search(raw) is not None
+
+
+def _without_surrogates(decoded: Any) -> Any:
+    """Re-decode with every lone surrogate replaced by ``?``; on pathological depth, bad_json."""
+    try:
+        text = json.dumps(decoded, ensure_ascii=False, allow_nan=True)
+        return json.loads(text.encode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return _BAD_JSON
+
+
+# \uD800-\uDBFF not followed by \uDC00-\uDFFF, or \uDC00-\uDFFF on its own (case-insensitive hex).
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def as_bytes_fields(fields: Mapping[str, str]) -> dict[bytes, bytes]:
