@@ -96,7 +96,7 @@ def add_entry(client: redis.Redis, key: str, fields: Mapping[str, str], stream_i
 
 
 @contextmanager
-def tailing(daemon: Daemon, timeout: float = 10.0) -> Iterator[Daemon]:
+def tailing(daemon: Daemon, timeout: float = 30.0) -> Iterator[Daemon]:
     """The daemon's start phase and tail thread, without HTTP, scheduler or signal handlers: tests
     drive ``evaluation_tick``/``watch_cutover`` themselves and read ``snapshot()``."""
     daemon.initial_cutover()
