@@ -158,7 +158,7 @@ def query_unit(unit: str, systemctl: str = "systemctl", timeout: float = 5.0) ->
         raise CutoverUnavailable("systemctl_missing", f"{systemctl!r} not found on PATH")
     env = {**os.environ, "TZ": "UTC", "LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
     base = [binary, "show", unit, "-p", ",".join(PROPERTIES), "--no-pager"]
-    result = _run(base + ["--timestamp=unix"], env, timeout)
+    result = _run([*base, "--timestamp=unix"], env, timeout)
     if result.returncode != 0 and "timestamp" in result.stderr:
         result = _run(base, env, timeout)  # systemd < 248 does not know --timestamp
     if result.returncode != 0:

@@ -407,7 +407,8 @@ def verdict(
     """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data."""
     gated = [report for report in models.values() if report.gated]
     failures = [
-        f"{report.name}: {check.name} {_fmt(check.value)} (must be {check.comparator} {_fmt(check.threshold)})"
+        f"{report.name}: {check.name} {_fmt(check.value)} "
+        f"(must be {check.comparator} {_fmt(check.threshold)})"
         for report in gated
         if report.verdict == FAIL
         for check in report.failed()
@@ -434,6 +435,8 @@ def verdict(
 def _fmt(value: float | None) -> str:
     if value is None:
         return "n/a"
+    if abs(value) < 1e-12:  # float noise of a constant model's std reads better as what it means
+        return "0"
     return f"{value:.4g}"
 
 
@@ -446,7 +449,7 @@ def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, An
     pre, post = window_pre.model(model), window_post.model(model)
     if pre is None or post is None or pre.confidence.size < 2 or post.confidence.size < 2:
         return {"ks": None, "chi2": None, "note": "needs at least 2 samples on each side"}
-    from scipy import stats  # imported lazily: keeps `check`'s start-up fast when nothing compares
+    from scipy import stats  # noqa: PLC0415 - lazy: keeps start-up fast when nothing compares
 
     statistic, ks_pvalue = _ks_2samp(stats, pre.confidence, post.confidence)
     result: dict[str, Any] = {
