@@ -280,6 +280,8 @@ def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, 
         on_accepted=on_accepted,
         on_page=on_page,
     )
+    if cutover == StreamId(0, 0):  # nothing can precede 0-0, and Redis refuses "(0-0" as a bound
+        return newest
     older = fill_newest(
         client,
         key,

@@ -238,6 +238,17 @@ def test_cutover_newer_than_the_stream(
     assert backfill.newest == StreamId(CUTOVER_MS - 81_000, 0)
 
 
+def test_cutover_at_the_very_first_id_has_an_empty_baseline(
+    client: redis.Redis, redis_server: RedisServer, stream_key: str
+) -> None:
+    # `--after 0` once failed: Redis refuses "(0-0" as the baseline's exclusive upper bound.
+    write_entries(client, stream_key, healthy_entries(20, CUTOVER_MS - 100_000, 1000))
+    settings = settings_for(redis_server, stream_key)
+    post, pre = window_pair(100, 100)
+    backfill = load_windows(client, settings, StreamId(0, 0), post, pre)
+    assert (len(post), len(pre), backfill.read) == (20, 0, 20)
+
+
 def test_missing_stream_is_empty_not_an_error(
     client: redis.Redis, redis_server: RedisServer, stream_key: str
 ) -> None:
