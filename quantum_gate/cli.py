@@ -26,7 +26,7 @@ from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.provenance import capture_deployment_info, provenance_json
 from quantum_gate.report import dumps, gate_document, render_table, write_report
 from quantum_gate.retention import retention_for_windows
-from quantum_gate.stream import connect, load_windows, stream_info
+from quantum_gate.stream import connect, load_windows, load_windows_in_parallel, stream_info
 from quantum_gate.streamids import SEQ_BITS, StreamIdError
 from quantum_gate.windows import Window, window_pair
 
@@ -139,11 +139,15 @@ def rate_from_windows(post: Window, pre: Window, now: float, horizon_seconds: fl
 
 def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
     post, pre = new_windows(settings)
-    client = connect(settings)
-    try:
-        load_windows(client, settings, cutover.stream_id, post, pre)
-    finally:
-        client.close()
+    parallel = settings.windows.parallel_min_events
+    if parallel and min(post.capacity, pre.capacity) >= parallel:
+        _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
+    else:
+        client = connect(settings)
+        try:
+            load_windows(client, settings, cutover.stream_id, post, pre)
+        finally:
+            client.close()
     rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
     result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
     return result, post, pre

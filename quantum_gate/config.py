@@ -71,6 +71,7 @@ class WindowSettings(_Section):
     baseline: int = Field(2000, ge=1, le=10_000_000)
     rate_horizon_seconds: float = Field(600.0, gt=0, le=86_400)
     rate_max_events: int = Field(100_000, ge=10, le=10_000_000)
+    parallel_min_events: int = Field(20_000, ge=0, le=10_000_000)
 
 
 class ContractSettings(_Section):

@@ -7,8 +7,10 @@ consumer group, no write, ever: the product must work under an ACL user limited 
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import redis
@@ -16,7 +18,7 @@ import redis
 from quantum_gate.config import Settings, resolve_redis_password
 from quantum_gate.contract import ContractLimits, Event, Skip, parse_entry
 from quantum_gate.streamids import StreamId
-from quantum_gate.windows import Window
+from quantum_gate.windows import Vocabulary, Window
 
 RawEntry = tuple[bytes, dict[bytes, bytes]]
 MAX_SEQ = 2**64 - 1
@@ -294,6 +296,88 @@ def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, 
         on_page=on_page,
     )
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
+
+
+def load_windows_in_parallel(
+    settings: Settings, cutover: StreamId, post: Window, pre: Window
+) -> tuple[Backfill, Window]:
+    """``load_windows`` with the baseline read by a forked child while this process reads the post
+    window: parsing is CPU-bound Python, so two large windows take about half the time on two cores.
+    Returns the backfill and the filled baseline (a new window in ``post``'s vocabulary; ``pre`` only
+    gives its name and capacity).
+
+    For one-shot commands only (``check``, ``diagnose``): fork is safe in a single-threaded process,
+    not in the daemon. The child fills a window with a vocabulary of its own and sends it back
+    pickled; ``Window.rebind`` then moves its codes into ``post``'s vocabulary.
+    """
+    if cutover == StreamId(0, 0):
+        client = connect(settings)
+        try:
+            return load_windows(client, settings, cutover, post, pre), pre
+        finally:
+            client.close()
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    own = post.vocabulary
+    limits = (own.models.limit, own.actions.limit, own.variants.limit, own.symbols.limit)
+    child = context.Process(
+        target=_baseline_child, args=(settings, cutover, pre.name, pre.capacity, limits, sender), daemon=True
+    )
+    child.start()
+    sender.close()
+    try:
+        client = connect(settings)
+        try:
+            newest = fill_newest(
+                client, settings.redis.stream, post, upper="+", lower=str(cutover),
+                page_size=settings.redis.page_size, limits=limits_from(settings),
+            )  # fmt: skip
+        finally:
+            client.close()
+        outcome = receiver.recv()
+    except EOFError:
+        raise redis.RedisError("the baseline reader stopped without an answer") from None
+    finally:
+        receiver.close()
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    baseline, older = outcome
+    baseline.rebind(post.vocabulary)
+    return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest), baseline
+
+
+def _baseline_child(  # noqa: PLR0917 - the argument tuple of a multiprocessing target
+    settings: Settings,
+    cutover: StreamId,
+    name: str,
+    capacity: int,
+    limits: tuple[int, int, int, int],
+    sender: Connection,
+) -> None:
+    """In the forked child: fill a baseline window of its own and send it back, or the error."""
+    outcome: object
+    try:
+        baseline = Window(name, capacity, Vocabulary.bounded(*limits))
+        client = connect(settings)
+        try:
+            older = fill_newest(
+                client, settings.redis.stream, baseline, upper=cutover.exclusive(), lower="-",
+                page_size=settings.redis.page_size, limits=limits_from(settings),
+            )  # fmt: skip
+        finally:
+            client.close()
+        outcome = (baseline, older)
+    except Exception as exc:  # every failure goes back to the parent to be reported
+        outcome = exc
+    try:
+        sender.send(outcome)
+    except Exception as exc:  # e.g. an exception that does not pickle
+        sender.send(redis.RedisError(f"baseline reader failed: {type(exc).__name__}: {exc}"))
+    finally:
+        sender.close()
 
 
 def read_after(

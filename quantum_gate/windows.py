@@ -337,6 +337,38 @@ class Window:
         self._size = count
         self._next = count % self.capacity
 
+    def rebind(self, vocabulary: Vocabulary) -> None:
+        """Re-express every label code in ``vocabulary`` (a window filled in another process with a
+        vocabulary of its own joins its partner's). Caps apply as if the labels were interned here:
+        a model the target refuses loses its row and its votes are counted as refused keys."""
+        self._flush()
+        own = self.vocabulary
+        used = self._size
+        keep_rows: list[int] = []
+        row_of: dict[int, int] = {}
+        row_by_name: dict[str, int] = {}
+        for code, row in self._row_of.items():
+            name = own.models.names[code]
+            target = vocabulary.models.code(name)
+            if target is None:
+                self.counters.refused_keys += int(np.count_nonzero(self._action[row, :used] != NO_ACTION))
+                continue
+            row_of[target] = len(keep_rows)
+            row_by_name[name] = len(keep_rows)
+            keep_rows.append(row)
+        self._conf, self._action = self._conf[keep_rows], self._action[keep_rows]
+        self._variant, self._flags = self._variant[keep_rows], self._flags[keep_rows]
+        self._row_of, self._row_by_name = row_of, row_by_name
+        voted = self._action[:, :used] != NO_ACTION
+        _recode(self._action, own.actions, vocabulary.actions, used)
+        _recode(self._side, own.actions, vocabulary.actions, used)
+        _recode(self._variant, own.variants, vocabulary.variants, used, voted)
+        _recode(self._symbol, own.symbols, vocabulary.symbols, used)
+        self.vocabulary = vocabulary
+        self._action_codes = vocabulary.actions._codes
+        self._symbol_codes = vocabulary.symbols._codes
+        self._variant_codes = vocabulary.variants._codes
+
     # ---- reading ---------------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -416,6 +448,21 @@ class Window:
     def nbytes(self) -> int:
         arrays = (self._keys, self._side, self._symbol, self._fallback, self._conf, self._action)
         return sum(a.nbytes for a in (*arrays, self._variant, self._flags))
+
+
+def _recode(
+    column: npt.NDArray[np.integer],
+    source: LabelTable,
+    target: LabelTable,
+    used: int,
+    voted: npt.NDArray[np.bool_] | None = None,
+) -> None:
+    """Map label codes (>= 0) of ``source`` to ``target`` in place, over slots [0, used); in a vote
+    matrix only where the model voted (other cells hold whatever an earlier event left there)."""
+    mapping = np.array([target.code(name) for name in source.names], dtype=np.int64)
+    values = column[..., :used]
+    present = values >= 0 if voted is None else (values >= 0) & voted
+    values[present] = mapping[values[present].astype(np.intp)]
 
 
 def _grown(matrix: npt.NDArray[_Cell], fill: float, used: int) -> npt.NDArray[_Cell]:
