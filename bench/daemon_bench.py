@@ -288,8 +288,12 @@ def xadd_to_metrics_latency(redis_url: str, samples: int = 30, interval: float =
     return MetricsLatency(interval, tuple(counter), tuple(evaluated))
 
 
-if __name__ == "__main__":  # python -m bench.daemon_bench redis://127.0.0.1:PORT/0
-    url = sys.argv[1] if len(sys.argv) > 1 else "redis://127.0.0.1:6379/0"
+if __name__ == "__main__":  # python -m bench.daemon_bench redis://127.0.0.1:PORT/0 (a private server!)
+    if len(sys.argv) != 2:
+        raise SystemExit(
+            "usage: python -m bench.daemon_bench REDIS_URL  (it writes: never a production Redis)"
+        )
+    url = sys.argv[1]
     print(daemon_tail_throughput(url).markdown())
     print()
     print(xadd_to_metrics_latency(url).markdown())

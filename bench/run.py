@@ -669,6 +669,24 @@ def memory_per_event(ctx: BenchContext) -> str:
 # ---- driver -------------------------------------------------------------------------------------------
 
 
+@section("tail", "Daemon tail throughput at saturation (XADD -> window)")
+def tail_throughput(ctx: BenchContext) -> str:
+    from bench.daemon_bench import daemon_tail_throughput
+
+    measured = daemon_tail_throughput(ctx.stream().url)  # a stream key of its own on the private server
+    ctx.facts["tail_entries_per_second_median"] = measured.median
+    return measured.markdown()
+
+
+@section("latency", "Latency from XADD to /metrics")
+def metrics_latency(ctx: BenchContext) -> str:
+    from bench.daemon_bench import xadd_to_metrics_latency
+
+    measured = xadd_to_metrics_latency(ctx.stream().url)
+    ctx.facts["xadd_to_evaluated_metric_max_seconds"] = max(measured.to_evaluation)
+    return measured.markdown()
+
+
 def load_average() -> str:
     """Other work on the machine slows every figure here; the ratios are measured interleaved so
     both sides see the same contention, but absolute times should be read with this in mind."""

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -127,6 +127,7 @@ class Daemon:
         self.reported_verdict: str | None = None
         self.last_verdict: str | None = None
         self.evaluation_requested = threading.Event()
+        self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
 
     # ---- snapshot for HTTP -------------------------------------------------------------------------
@@ -403,6 +404,7 @@ class Daemon:
     def _ingest(self, entries: list[RawEntry]) -> None:
         with self.lock:
             cutover = self.cutover
+            accepted_before = self.accepted_total
             for raw in entries:
                 stream_id, parsed = parse_raw(raw, self.limits)
                 self.entries_read_total += 1
@@ -425,8 +427,19 @@ class Daemon:
             self.gaps.note_read(len(entries))
             reached = cutover is not None and len(self.post) >= self.settings.gate.min_events
             waiting = self.completed_for != (cutover.identity() if cutover else None)
+            fresh = self.accepted_total != accepted_before
         if reached and waiting:
             self.request_evaluation()
+        elif fresh and not self.evaluation_requested.is_set():
+            self.request_evaluation(delay=self._half_interval_left())
+
+    def _half_interval_left(self) -> float:
+        """New events are evaluated half an interval after the last evaluation started (at once if that
+        is past): with ticks alone, an event landing just after a tick would wait a whole interval plus
+        the evaluation itself, more than "within one interval" from XADD to /metrics. Under a steady
+        flow this evaluates twice per interval; a quiet stream keeps the plain interval."""
+        due = self.evaluation_started_at + self.settings.daemon.interval_seconds / 2
+        return max(due - time.monotonic(), 0.0)
 
     def _set_redis_up(self, up: bool, exc: BaseException | None = None) -> None:
         with self.lock:
@@ -449,19 +462,19 @@ class Daemon:
 
     # ---- evaluation --------------------------------------------------------------------------------
 
-    def request_evaluation(self) -> None:
+    def request_evaluation(self, delay: float = 0.0) -> None:
         self.evaluation_requested.set()
         job = self.evaluation_job
         if job is not None:
             try:
-                job.modify(next_run_time=datetime.now(UTC))
+                job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
             except Exception:  # broad on purpose: the scheduler may be shutting down; the tick will come
                 return
 
     def evaluation_tick(self) -> None:
         """Scheduler job (never overlapping, late runs coalesced)."""
         self.evaluation_requested.clear()
-        started = time.monotonic()
+        started = self.evaluation_started_at = time.monotonic()
         try:
             with self.lock:
                 now = self.clock()
