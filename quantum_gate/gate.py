@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
+from quantum_gate.stats import chi2_contingency, ks_2samp
 from quantum_gate.windows import INACTIVE, SHADOW, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
@@ -445,13 +446,15 @@ def _fmt(value: float | None) -> str:
 
 def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, Any]:
     """Reported, not gated: KS on confidences (D is the effect size), chi-square on the action mix
-    (Cramér's V as effect size). None where a side has too few samples to say anything."""
+    (Cramér's V as effect size). None where a side has too few samples to say anything.
+
+    The numbers are scipy's ``ks_2samp`` and ``chi2_contingency(correction=False)``, computed by
+    ``quantum_gate.stats`` in numpy without importing scipy (which would cost every ``check`` ~0.8 s).
+    """
     pre, post = window_pre.model(model), window_post.model(model)
     if pre is None or post is None or pre.confidence.size < 2 or post.confidence.size < 2:
         return {"ks": None, "chi2": None, "note": "needs at least 2 samples on each side"}
-    from scipy import stats  # noqa: PLC0415 - lazy: keeps start-up fast when nothing compares
-
-    statistic, ks_pvalue = _ks_2samp(stats, pre.confidence, post.confidence)
+    statistic, ks_pvalue = ks_2samp(pre.confidence, post.confidence)
     result: dict[str, Any] = {
         "ks": {
             "statistic": statistic,
@@ -464,58 +467,16 @@ def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, An
     if len(codes) < 2:
         result["chi2"] = None
         return result
-    chi2, pvalue, dof, _ = stats.chi2_contingency(table, correction=False)
+    chi2, pvalue, dof = chi2_contingency(table)
     total = table.sum()
     cramers_v = math.sqrt(chi2 / (total * (min(table.shape) - 1))) if total else None
     result["chi2"] = {
-        "statistic": float(chi2),
-        "pvalue": float(pvalue),
-        "dof": int(dof),
+        "statistic": chi2,
+        "pvalue": pvalue,
+        "dof": dof,
         "cramers_v": cramers_v,
     }
     return result
-
-
-# scipy's ks_2samp(method="auto") computes the exact p-value up to this many samples per side and uses
-# Smirnov's asymptotic distribution (kstwo) above it.
-_KS_EXACT_MAX_N = 10_000
-
-
-def _ks_2samp(
-    stats: Any, first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]
-) -> tuple[float, float]:
-    """Two-sided two-sample KS: (D, p-value), equal to ``scipy.stats.ks_2samp`` (method "auto").
-
-    Small samples go to scipy itself (exact p-value). Large ones, where scipy takes the asymptotic
-    route, are computed here the same way but faster: the ECDF difference only at the last copy of
-    each distinct value (duplicates repeat the same difference, so the extremes are the same), with
-    the counts as ``searchsorted(..., side="right")`` and the same divisions, so D is the same float;
-    the p-value is scipy's own ``kstwo.sf(D, round(n1 * n2 / (n1 + n2)))``, clipped like scipy does.
-    """
-    n1, n2 = first.size, second.size
-    ordered1, ordered2 = np.sort(first), np.sort(second)
-    if max(n1, n2) <= _KS_EXACT_MAX_N or np.isnan(ordered1[-1]) or np.isnan(ordered2[-1]):
-        ks = stats.ks_2samp(first, second)
-        return float(ks.statistic), float(ks.pvalue)
-    diffs = []
-    for ordered, other, own_n, other_n, sign in (
-        (ordered1, ordered2, n1, n2, 1),
-        (ordered2, ordered1, n2, n1, -1),
-    ):
-        last = np.empty(ordered.size, dtype=np.bool_)
-        last[-1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=last[:-1])
-        ends = np.flatnonzero(last)
-        own = (ends + 1) / own_n
-        theirs = np.searchsorted(other, ordered[ends], side="right") / other_n
-        diffs.append(own - theirs if sign > 0 else theirs - own)
-    cddiffs = np.concatenate(diffs)
-    min_s = np.clip(-np.min(cddiffs), 0, 1)
-    max_s = np.max(cddiffs)
-    d = min_s if min_s > max_s else max_s
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    pvalue = np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1)
-    return float(d), float(pvalue)
 
 
 def delta(pre: ModelStats | EnsembleStats, post: ModelStats | EnsembleStats) -> dict[str, Any]:
