@@ -17,7 +17,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
-from quantum_gate.windows import INACTIVE, SHADOW, Window
+from quantum_gate.windows import INACTIVE, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
@@ -157,8 +157,27 @@ class GateResult:
 # ---- statistics ------------------------------------------------------------------------------------
 
 
-def model_stats(window: Window, model: str, suspects: tuple[float, ...]) -> ModelStats:
-    columns = window.model(model)
+@dataclass(frozen=True)
+class ModelView:
+    """One model's columns in one window, fetched (copied) once per evaluation, with the confidences
+    sorted once for both the percentiles and the KS comparison."""
+
+    columns: ModelColumns | None
+    ordered: npt.NDArray[np.float64] | None
+
+    @classmethod
+    def of(cls, window: Window, model: str) -> ModelView:
+        columns = window.model(model)
+        if columns is None or not columns.confidence.size:
+            return cls(columns, None)
+        return cls(columns, np.sort(columns.confidence))
+
+
+def model_stats(
+    window: Window, model: str, suspects: tuple[float, ...], view: ModelView | None = None
+) -> ModelStats:
+    view = view or ModelView.of(window, model)
+    columns = view.columns
     vocab = window.vocabulary
     if columns is None:
         return _empty_stats(0)
@@ -171,7 +190,7 @@ def model_stats(window: Window, model: str, suspects: tuple[float, ...]) -> Mode
         return _empty_stats(columns.invalid, presence=0.0 if len(window) else None)
     shares = {label: count / samples for label, count in action_counts.items()}
     majority_action = max(action_counts, key=lambda label: (action_counts[label], label))
-    shape = _distribution(values, suspects)
+    shape = _distribution(values, suspects, view.ordered)
     p10, p90 = shape.p10, shape.p90
     uniques, counts = shape.uniques, shape.counts
     top = int(np.argmax(counts))
@@ -220,7 +239,11 @@ class _Distribution:
     suspect_total: float
 
 
-def _distribution(values: npt.NDArray[np.float64], suspects: tuple[float, ...]) -> _Distribution:
+def _distribution(
+    values: npt.NDArray[np.float64],
+    suspects: tuple[float, ...],
+    ordered: npt.NDArray[np.float64] | None = None,
+) -> _Distribution:
     """Percentiles, exact-value counts, out-of-range and suspect-constant counts from one sort.
 
     Equal, value for value, to ``np.percentile(values, [10, 90])``, ``np.unique(values,
@@ -229,7 +252,7 @@ def _distribution(values: npt.NDArray[np.float64], suspects: tuple[float, ...]) 
     order, and on a sorted array the counts are ``searchsorted`` differences. NaN (never produced by
     the contract parser, but a hand-built window may hold it) takes the direct forms instead.
     """
-    ordered = np.sort(values)
+    ordered = np.sort(values) if ordered is None else ordered
     if np.isnan(ordered[-1]):
         p10, p90 = (float(v) for v in np.percentile(values, [10, 90]))
         uniques, counts = np.unique(values, return_counts=True)
@@ -299,10 +322,11 @@ def _empty_stats(invalid: int, presence: float | None = None) -> ModelStats:
 
 
 def _label_counts(codes: npt.NDArray[np.int8], names: list[str]) -> dict[str, int]:
-    valid = codes[codes >= 0]
-    if not valid.size:
+    """Counts per label name; code -1 (no label) is not counted. One bincount, shifted by one so the
+    -1s land in a bin of their own instead of being filtered out first."""
+    if not codes.size:
         return {}
-    counts = np.bincount(valid.astype(np.intp), minlength=len(names))
+    counts = np.bincount(codes.astype(np.intp) + 1, minlength=len(names) + 1)[1:]
     return {names[code]: int(count) for code, count in enumerate(counts) if count}
 
 
@@ -336,11 +360,12 @@ def ensemble_stats(window: Window) -> EnsembleStats:
     )
 
 
-def _votes_per_action(votes: npt.NDArray[np.int8], labels: int) -> npt.NDArray[np.intp]:
+def _votes_per_action(votes: npt.NDArray[np.int8], labels: int) -> npt.NDArray[np.int16]:
     """(labels, events): how many models voted each action code in each event. Equal to
     ``stack([(votes == code).sum(axis=0) for code in range(labels)])``, but by contiguous row
     additions (a column sum over a few rows is numpy's slow direction)."""
-    counts = np.zeros((labels, votes.shape[1]), dtype=np.intp)
+    # int16: at most contract.max_models (<= 1000) votes per event, and a quarter of intp's bandwidth.
+    counts = np.zeros((labels, votes.shape[1]), dtype=np.int16)
     for code in range(labels):
         total = counts[code]
         for row in votes:
@@ -444,17 +469,30 @@ def _fmt(value: float | None) -> str:
 # ---- pre vs post -----------------------------------------------------------------------------------
 
 
-def compare(window_pre: Window, window_post: Window, model: str) -> dict[str, Any]:
+def compare(
+    window_pre: Window,
+    window_post: Window,
+    model: str,
+    views: tuple[ModelView, ModelView] | None = None,
+) -> dict[str, Any]:
     """Reported, not gated: KS on confidences (D is the effect size), chi-square on the action mix
     (Cramér's V as effect size). None where a side has too few samples to say anything.
 
     The numbers are scipy's ``ks_2samp`` and ``chi2_contingency(correction=False)``, computed by
     ``quantum_gate.stats`` in numpy without importing scipy (which would cost every ``check`` ~0.8 s).
     """
-    pre, post = window_pre.model(model), window_post.model(model)
-    if pre is None or post is None or pre.confidence.size < 2 or post.confidence.size < 2:
+    pre_view, post_view = views or (ModelView.of(window_pre, model), ModelView.of(window_post, model))
+    pre, post = pre_view.columns, post_view.columns
+    if (
+        pre is None
+        or post is None
+        or pre_view.ordered is None
+        or post_view.ordered is None
+        or pre.confidence.size < 2
+        or post.confidence.size < 2
+    ):
         return {"ks": None, "chi2": None, "note": "needs at least 2 samples on each side"}
-    statistic, ks_pvalue = ks_2samp(pre.confidence, post.confidence)
+    statistic, ks_pvalue = ks_2samp(pre_view.ordered, post_view.ordered, presorted=True)
     result: dict[str, Any] = {
         "ks": {
             "statistic": statistic,
@@ -525,8 +563,9 @@ def evaluate(
     required = {name for name in settings.include_models if settings.gates(name)}
     models: dict[str, ModelReport] = {}
     for name in sorted({*model_names(post, pre), *required}):
-        post_stats = model_stats(post, name, settings.suspect_constants)
-        pre_stats = model_stats(pre, name, settings.suspect_constants)
+        views = (ModelView.of(pre, name), ModelView.of(post, name))
+        post_stats = model_stats(post, name, settings.suspect_constants, views[1])
+        pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
         checks = model_checks(post_stats, settings)
         models[name] = ModelReport(
             name=name,
@@ -535,7 +574,7 @@ def evaluate(
             post=post_stats,
             pre=pre_stats,
             checks=checks,
-            comparison=compare(pre, post, name) if compare_windows else {},
+            comparison=compare(pre, post, name, views) if compare_windows else {},
         )
     final, reasons = verdict(models, len(post), settings, cutover)
     return GateResult(

@@ -38,15 +38,16 @@ KS_EXACT_MAX_N = 10_000
 # ---- Kolmogorov-Smirnov, two samples ---------------------------------------------------------------
 
 
-def ks_2samp(first: FloatArray, second: FloatArray) -> tuple[float, float]:
+def ks_2samp(first: FloatArray, second: FloatArray, *, presorted: bool = False) -> tuple[float, float]:
     """Two-sided two-sample KS: (D, p-value), equal to ``scipy.stats.ks_2samp(first, second)``.
 
     A NaN in either sample gives (nan, nan), as scipy's default ``nan_policy="propagate"`` does.
+    ``presorted`` says both samples are already sorted (the gate sorted them for its percentiles).
     """
     n1, n2 = int(first.size), int(second.size)
     if not n1 or not n2:
         raise ValueError("ks_2samp needs at least one value on each side")
-    ordered1, ordered2 = np.sort(first), np.sort(second)
+    ordered1, ordered2 = (first, second) if presorted else (np.sort(first), np.sort(second))
     if np.isnan(ordered1[-1]) or np.isnan(ordered2[-1]):
         return math.nan, math.nan
     d = ks_statistic(ordered1, ordered2)
@@ -72,25 +73,47 @@ def ks_statistic(ordered1: FloatArray, ordered2: FloatArray) -> float:
 
     scipy evaluates ``searchsorted(data, all, side="right") / n`` for both samples at every value of
     both; the difference only changes at the last copy of each distinct value (duplicates repeat the
-    same difference), so evaluating there with the same divisions finds the same extremes.
+    same difference), so evaluating there with the same integer counts and the same divisions finds the
+    same extremes. Few distinct values (a collapsed model): one binary search per distinct value.
+    Mostly distinct values: the counts come from one stable merge of the two sorted runs instead.
     """
     n1, n2 = ordered1.size, ordered2.size
-    diffs = []
-    for ordered, other, own_n, other_n, sign in (
-        (ordered1, ordered2, n1, n2, 1),
-        (ordered2, ordered1, n2, n1, -1),
-    ):
-        last = np.empty(ordered.size, dtype=np.bool_)
-        last[-1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=last[:-1])
-        ends = np.flatnonzero(last)
-        own = (ends + 1) / own_n
-        theirs = np.searchsorted(other, ordered[ends], side="right") / other_n
-        diffs.append(own - theirs if sign > 0 else theirs - own)
-    cddiffs = np.concatenate(diffs)
+    last1, last2 = _last_of_each_value(ordered1), _last_of_each_value(ordered2)
+    if np.count_nonzero(last1) + np.count_nonzero(last2) > (n1 + n2) // 8:
+        cddiffs = _merged_cdf_differences(ordered1, ordered2)
+    else:
+        diffs = []
+        for ordered, last, other, own_n, other_n, sign in (
+            (ordered1, last1, ordered2, n1, n2, 1),
+            (ordered2, last2, ordered1, n2, n1, -1),
+        ):
+            ends = np.flatnonzero(last)
+            own = (ends + 1) / own_n
+            theirs = np.searchsorted(other, ordered[ends], side="right") / other_n
+            diffs.append(own - theirs if sign > 0 else theirs - own)
+        cddiffs = np.concatenate(diffs)
     min_s = float(np.clip(-np.min(cddiffs), 0, 1))
     max_s = float(np.max(cddiffs))
     return min_s if min_s > max_s else max_s
+
+
+def _last_of_each_value(ordered: FloatArray) -> npt.NDArray[np.bool_]:
+    last = np.empty(ordered.size, dtype=np.bool_)
+    last[-1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=last[:-1])
+    return last
+
+
+def _merged_cdf_differences(ordered1: FloatArray, ordered2: FloatArray) -> FloatArray:
+    """ECDF1 - ECDF2 at the last copy of each distinct value of both samples, from one merge."""
+    n1, n2 = ordered1.size, ordered2.size
+    merged = np.concatenate((ordered1, ordered2))
+    order = np.argsort(merged, kind="stable")  # two sorted runs: a single merge pass
+    count1 = np.cumsum(order < n1)
+    count2 = np.arange(1, n1 + n2 + 1) - count1
+    last = _last_of_each_value(merged[order])
+    result: FloatArray = count1[last] / n1 - count2[last] / n2
+    return result
 
 
 def outside_square(n: int, h: int) -> float:
