@@ -96,7 +96,6 @@ class Daemon:
         self.systemd_up: bool | None = None
         self.systemd_errors: Counter[str] = Counter()
         self.cutovers_total = 0
-        self.needs_backfill = False
         self.last_id: StreamId | None = None
         self.redis_up = False
         self.redis_state_logged = False  # the first outcome is logged even when it is "down"

@@ -500,9 +500,11 @@ def compare(
             "effect_size": statistic,
         }
     }
-    codes = sorted(set(np.unique(pre.action).tolist()) | set(np.unique(post.action).tolist()))
-    table = np.array([[np.count_nonzero(side.action == code) for code in codes] for side in (pre, post)])
-    if len(codes) < 2:
+    # Columns: the action codes seen on either side, in code order (votes carry codes >= 0).
+    size = int(max(pre.action.max(), post.action.max())) + 1
+    counts = np.stack([np.bincount(side.action.astype(np.intp), minlength=size) for side in (pre, post)])
+    table = counts[:, counts.sum(axis=0) > 0]
+    if table.shape[1] < 2:
         result["chi2"] = None
         return result
     chi2, pvalue, dof = chi2_contingency(table)
