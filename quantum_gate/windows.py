@@ -383,14 +383,19 @@ class Window:
         return (np.arange(self.capacity, dtype=np.intp) + self._next) % self.capacity
 
     def _chronological(self, column: npt.NDArray[_Cell]) -> npt.NDArray[_Cell]:
-        """A copy of ``column`` (slots on the last axis) from oldest to newest: what indexing with
-        ``_order()`` gives, by one or two contiguous copies instead of a gather."""
+        """``column`` (slots on the last axis) from oldest to newest, read-only: what indexing with
+        ``_order()`` gives. Not wrapped (a backfilled window, or a ring not yet full): a read-only view,
+        no copy. Wrapped: one concatenation of the two contiguous halves. A view is valid until the
+        window changes; readers use it at once, under the daemon's lock, and keep only numbers."""
         if self._staged_keys:
             self._flush()
         size, start = self._size, self._next
         if size < self.capacity or start == 0:  # not wrapped: slots [0, size) are already in order
-            return column[..., :size].copy()
-        return np.concatenate((column[..., start:], column[..., :start]), axis=-1)
+            ordered = column[..., :size]
+        else:
+            ordered = np.concatenate((column[..., start:], column[..., :start]), axis=-1)
+        ordered.flags.writeable = False
+        return ordered
 
     def keys(self) -> npt.NDArray[np.int64]:
         return self._chronological(self._keys)
