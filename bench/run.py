@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import redis
 
+from quantum_gate.demo import PRODUCER_TAIL_KEYS
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
 STREAM_KEY = "quantum:stream:trade.intent"
@@ -220,23 +222,7 @@ class PayloadMaker:
             "exchange_divergence": round(rng.uniform(0.0, 25.0), 2),
             "funding_rate": round(rng.uniform(-1e-4, 1e-4), 8),
             "regime": rng.choice(("unknown", "trending", "ranging")),
-            "rl_influence_enabled": False,
-            "rl_gate_pass": False,
-            "rl_gate_reason": "rl_disabled",
-            "rl_action": None,
-            "rl_confidence": 0.0,
-            "rl_version": None,
-            "rl_policy_age_sec": None,
-            "rl_weight_effective": 0.0,
-            "rl_effect": "none",
-            "ai_leverage": 56.00000000000001,
-            "ai_size_usd": 152.00000000000003,
-            "ai_harvest_policy": {
-                "mode": "swing",
-                "trail_pct": 1.0,
-                "max_time_sec": 3600,
-                "partial_close_pct": 0.0,
-            },
+            **PRODUCER_TAIL_KEYS,
         }
         published = datetime.fromtimestamp((decided_ms + rng.randint(12_000, 23_000)) / 1000, tz=UTC)
         return {

@@ -43,6 +43,25 @@ from quantum_gate import logs
 from quantum_gate.config import Settings, parse_listen
 from quantum_gate.daemon import Daemon
 
+# The keys the producer appends after `regime` with these values in every fixture entry (RL and
+# sizing details). The gate ignores them; the demo and the benchmark write them so that payloads have
+# the producer's real size and shape.
+PRODUCER_TAIL_KEYS: dict[str, object] = {
+    "rl_influence_enabled": False,
+    "rl_gate_pass": False,
+    "rl_gate_reason": "rl_disabled",
+    "rl_action": None,
+    "rl_confidence": 0.0,
+    "rl_version": None,
+    "rl_policy_age_sec": None,
+    "rl_weight_effective": 0.0,
+    "rl_effect": "none",
+    "ai_leverage": 56.00000000000001,
+    "ai_size_usd": 152.00000000000003,
+    "ai_harvest_policy": {"mode": "swing", "trail_pct": 1.0, "max_time_sec": 3600, "partial_close_pct": 0.0},
+}
+
+
 STREAM = "quantum:stream:trade.intent"
 UNIT = "quantum-ai-engine.service"
 MAXLEN = 10_000  # the producer's own XADD ... MAXLEN ~ 10000
@@ -186,23 +205,7 @@ class Engine:
             "exchange_divergence": rng.uniform(0.0, 25.0),
             "funding_rate": rng.uniform(-5e-5, 5e-5),
             "regime": "unknown",
-            "rl_influence_enabled": False,
-            "rl_gate_pass": False,
-            "rl_gate_reason": "rl_disabled",
-            "rl_action": None,
-            "rl_confidence": 0.0,
-            "rl_version": None,
-            "rl_policy_age_sec": None,
-            "rl_weight_effective": 0.0,
-            "rl_effect": "none",
-            "ai_leverage": 56.00000000000001,
-            "ai_size_usd": 152.00000000000003,
-            "ai_harvest_policy": {
-                "mode": "swing",
-                "trail_pct": 1.0,
-                "max_time_sec": 3600,
-                "partial_close_pct": 0.0,
-            },
+            **PRODUCER_TAIL_KEYS,
         }
         return {
             "event_type": "trade.intent",
