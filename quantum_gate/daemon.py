@@ -46,7 +46,7 @@ from quantum_gate.stream import (
     RawEntry,
     connect,
     entry_id,
-    fill_newest,
+    fill_baseline,
     limits_from,
     load_windows,
     parse_raw,
@@ -230,16 +230,7 @@ class Daemon:
             )
         else:
             fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
-            fill_newest(
-                client,
-                self.settings.redis.stream,
-                fresh_pre,
-                upper=new.stream_id.exclusive(),
-                lower="-",
-                page_size=self.settings.redis.page_size,
-                limits=self.limits,
-                on_page=self._abort_if_stopping,
-            )
+            fill_baseline(client, self.settings, new.stream_id, fresh_pre, on_page=self._abort_if_stopping)
             with self.lock:
                 dropped = self.post.retain_from(new.stream_id.packed())
                 self.post.counters.clear()

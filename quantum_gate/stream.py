@@ -260,6 +260,43 @@ def fill_newest(
 _BAD_STREAM_ID = Skip("bad_stream_id")
 
 
+def fill_post(
+    client: redis.Redis,
+    settings: Settings,
+    cutover: StreamId,
+    post: Window,
+    *,
+    on_accepted: Callable[[Event], None] | None = None,
+    on_page: Callable[[], None] | None = None,
+) -> Backfill:
+    """The post window: the newest accepted events with ID >= cutover."""
+    return fill_newest(
+        client, settings.redis.stream, post, upper="+", lower=str(cutover),
+        page_size=settings.redis.page_size, limits=limits_from(settings),
+        on_accepted=on_accepted, on_page=on_page,
+    )  # fmt: skip
+
+
+def fill_baseline(
+    client: redis.Redis,
+    settings: Settings,
+    cutover: StreamId,
+    pre: Window,
+    *,
+    on_accepted: Callable[[Event], None] | None = None,
+    on_page: Callable[[], None] | None = None,
+) -> Backfill:
+    """The baseline: the newest accepted events with ID < cutover (none before 0-0, whose exclusive
+    bound "(0-0" Redis refuses)."""
+    if cutover == StreamId(0, 0):
+        return Backfill()
+    return fill_newest(
+        client, settings.redis.stream, pre, upper=cutover.exclusive(), lower="-",
+        page_size=settings.redis.page_size, limits=limits_from(settings),
+        on_accepted=on_accepted, on_page=on_page,
+    )  # fmt: skip
+
+
 def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, kept as it is
     client: redis.Redis,
     settings: Settings,
@@ -270,31 +307,8 @@ def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, 
     on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """The post window (newest events with ID >= cutover) and the baseline (newest before it)."""
-    key, page, limits = settings.redis.stream, settings.redis.page_size, limits_from(settings)
-    newest = fill_newest(
-        client,
-        key,
-        post,
-        upper="+",
-        lower=str(cutover),
-        page_size=page,
-        limits=limits,
-        on_accepted=on_accepted,
-        on_page=on_page,
-    )
-    if cutover == StreamId(0, 0):  # nothing can precede 0-0, and Redis refuses "(0-0" as a bound
-        return newest
-    older = fill_newest(
-        client,
-        key,
-        pre,
-        upper=cutover.exclusive(),
-        lower="-",
-        page_size=page,
-        limits=limits,
-        on_accepted=on_accepted,
-        on_page=on_page,
-    )
+    newest = fill_post(client, settings, cutover, post, on_accepted=on_accepted, on_page=on_page)
+    older = fill_baseline(client, settings, cutover, pre, on_accepted=on_accepted, on_page=on_page)
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
 
 
@@ -310,12 +324,6 @@ def load_windows_in_parallel(
     not in the daemon. The child fills a window with a vocabulary of its own and sends it back
     pickled; ``Window.rebind`` then moves its codes into ``post``'s vocabulary.
     """
-    if cutover == StreamId(0, 0):
-        client = connect(settings)
-        try:
-            return load_windows(client, settings, cutover, post, pre), pre
-        finally:
-            client.close()
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     own = post.vocabulary
@@ -328,10 +336,7 @@ def load_windows_in_parallel(
     try:
         client = connect(settings)
         try:
-            newest = fill_newest(
-                client, settings.redis.stream, post, upper="+", lower=str(cutover),
-                page_size=settings.redis.page_size, limits=limits_from(settings),
-            )  # fmt: skip
+            newest = fill_post(client, settings, cutover, post)
         finally:
             client.close()
         outcome = receiver.recv()
@@ -363,10 +368,7 @@ def _baseline_child(  # noqa: PLR0917 - the argument tuple of a multiprocessing 
         baseline = Window(name, capacity, Vocabulary.bounded(*limits))
         client = connect(settings)
         try:
-            older = fill_newest(
-                client, settings.redis.stream, baseline, upper=cutover.exclusive(), lower="-",
-                page_size=settings.redis.page_size, limits=limits_from(settings),
-            )  # fmt: skip
+            older = fill_baseline(client, settings, cutover, baseline)
         finally:
             client.close()
         outcome = (baseline, older)
