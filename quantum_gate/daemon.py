@@ -272,10 +272,8 @@ class Daemon:
                 for window in (post, pre):
                     self.skipped_total.update(window.counters.skipped)
                 horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
-                for key in np.concatenate([pre.keys(), post.keys()]):
-                    ms = int(key) >> SEQ_BITS
-                    if ms >= self.started_ms - horizon_ms:
-                        self.recent.add(ms)
+                held_ms = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
+                self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
                 newest_event = post.first_last_ms() or pre.first_last_ms()
                 self.last_event_ms = newest_event[1] if newest_event else None
             if result.newest is not None and (self.last_id is None or result.newest > self.last_id):

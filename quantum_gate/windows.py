@@ -492,6 +492,15 @@ class RecentTimes:
         self._next = (self._next + 1) % self._ms.size
         self._size = min(self._size + 1, self._ms.size)
 
+    def extend(self, values: npt.NDArray[np.int64]) -> None:
+        """``add`` for each value in order, in one step (a backfill seeds the ring this way)."""
+        capacity, count = self._ms.size, values.size
+        kept = values[-capacity:]  # older values would be overwritten within this call anyway
+        positions = (self._next + (count - kept.size) + np.arange(kept.size)) % capacity
+        self._ms[positions] = kept
+        self._next = (self._next + count) % capacity
+        self._size = min(self._size + count, capacity)
+
     def clear(self) -> None:
         self._size = 0
         self._next = 0

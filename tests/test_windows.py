@@ -282,3 +282,16 @@ def test_retain_from_invariant(capacity: int, gaps: list[int], cut: int) -> None
     after = window.keys().tolist()
     assert after == [key for key in before if key >= StreamId(cut * 10, 0).packed()]
     assert dropped == len(before) - len(after)
+
+
+@pytest.mark.parametrize("capacity", [1, 3, 10, 50])
+def test_recent_times_extend_equals_repeated_add(capacity: int) -> None:
+    rng = np.random.default_rng(capacity)
+    one_by_one, at_once = RecentTimes(capacity), RecentTimes(capacity)
+    for _ in range(20):
+        values = rng.integers(0, 1000, int(rng.integers(0, 40))).astype(np.int64)
+        for value in values:
+            one_by_one.add(int(value))
+        at_once.extend(values)
+        assert at_once.values().tolist() == one_by_one.values().tolist()
+        assert at_once.newest_ms() == one_by_one.newest_ms()
