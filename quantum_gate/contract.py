@@ -3,7 +3,7 @@
 Pure and total: any mapping of bytes to bytes yields one of the two, never an exception (a hypothesis
 test holds us to that). Only the AI-engine envelope with a ``model_breakdown`` object feeds the gate;
 every other entry is skipped under a reason from ``SKIP_REASONS`` so it is counted, never dropped.
-See ../shared/contract/trade-intent.md and docs/contract.md.
+See docs/contract.md (and the producer's own contract, docs/reference/producer-contract.md).
 """
 
 from __future__ import annotations

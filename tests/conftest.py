@@ -23,7 +23,7 @@ import pytest
 import redis
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "trade_intent_examples.jsonl"
+FIXTURES = REPO / "tests" / "fixtures" / "trade_intent_examples.jsonl"  # provenance: tests/fixtures/README.md
 IN_CI = os.environ.get("CI") == "true"
 
 
