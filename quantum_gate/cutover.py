@@ -7,10 +7,14 @@ timestamp form comes back in UTC where systemd honours it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -151,27 +155,65 @@ def _classify_failure(stderr: str) -> CutoverUnavailable:
     return CutoverUnavailable("systemctl_error", f"systemctl failed: {first[:200]}")
 
 
-def query_unit(unit: str, systemctl: str = "systemctl", timeout: float = 5.0) -> Cutover:
-    """Ask systemd for the unit's last start. Raises CutoverUnavailable with a bounded reason."""
+def query_unit(
+    unit: str, systemctl: str = "systemctl", timeout: float = 5.0, cancel: threading.Event | None = None
+) -> Cutover:
+    """Ask systemd for the unit's last start. Raises CutoverUnavailable with a bounded reason.
+
+    ``cancel`` (the daemon's stop flag) ends a hanging query at once: systemctl and anything it started
+    are killed and CutoverUnavailable("cancelled") is raised, so a SIGTERM never waits for systemd."""
     binary = shutil.which(systemctl)
     if binary is None:
         raise CutoverUnavailable("systemctl_missing", f"{systemctl!r} not found on PATH")
     env = {**os.environ, "TZ": "UTC", "LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
     base = [binary, "show", unit, "-p", ",".join(PROPERTIES), "--no-pager"]
-    result = _run([*base, "--timestamp=unix"], env, timeout)
+    result = _run([*base, "--timestamp=unix"], env, timeout, cancel)
     if result.returncode != 0 and "timestamp" in result.stderr:
-        result = _run(base, env, timeout)  # systemd < 248 does not know --timestamp
+        result = _run(base, env, timeout, cancel)  # systemd < 248 does not know --timestamp
     if result.returncode != 0:
         raise _classify_failure(result.stderr)
     return cutover_from_properties(unit, parse_show_output(result.stdout))
 
 
-def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, env=env, check=False, errors="replace"
+CANCEL_POLL_SECONDS = 0.1
+
+
+def _run(
+    argv: list[str], env: dict[str, str], timeout: float, cancel: threading.Event | None = None
+) -> subprocess.CompletedProcess[str]:
+    try:  # a session of its own, so a kill reaches whatever a wrapper script started too
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise CutoverUnavailable("timeout", f"systemctl did not answer within {timeout:g}s") from None
     except OSError as exc:
         raise CutoverUnavailable("systemctl_error", f"cannot run systemctl: {exc.strerror or exc}") from None
+    deadline = time.monotonic() + timeout
+    with process:
+        while True:
+            left = deadline - time.monotonic()
+            step = min(left, CANCEL_POLL_SECONDS) if cancel is not None else left
+            try:
+                stdout, stderr = process.communicate(timeout=max(step, 0.0))
+                return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    _kill(process)
+                    raise CutoverUnavailable("cancelled", "systemctl query abandoned: stopping") from None
+                if time.monotonic() >= deadline:
+                    _kill(process)
+                    raise CutoverUnavailable(
+                        "timeout", f"systemctl did not answer within {timeout:g}s"
+                    ) from None
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

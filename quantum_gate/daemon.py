@@ -18,8 +18,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -31,14 +32,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from quantum_gate import __version__, logs
 from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
-from quantum_gate.config import Settings, parse_listen, resolve_redis_password
+from quantum_gate.config import DaemonSettings, Settings, parse_listen, resolve_redis_password
 from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
-from quantum_gate.report import gate_document, write_report
+from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message
+from quantum_gate.report import gate_document, prune_reports, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
@@ -81,6 +83,61 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+class ReportFiles:
+    """The daemon's report folder: writes a report pair, applies the retention limits after each one,
+    and counts what could not be written. A failure is never fatal (the verdict stays on /gate and
+    /metrics) and is logged once per change of the failure, not once per report."""
+
+    def __init__(self, settings: DaemonSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.written_total = 0
+        self.errors_total = 0
+        self.removed_total = 0
+        self.last_error: str | None = None
+
+    def write(self, document: dict[str, Any]) -> Path | None:
+        directory = self.settings.report_dir
+        try:
+            path = write_report(directory, document)
+        except OSError as exc:
+            self._failed(f"{exc.filename or directory}: {exc.strerror or exc}")
+            return None
+        with self.lock:
+            self.written_total += 1
+            recovered, self.last_error = self.last_error, None
+        if recovered is not None:
+            log.info("report.recovered", directory=str(directory), previous_error=recovered)
+        log.info("report.written", path=str(path), verdict=document["verdict"])
+        self._prune()
+        return path
+
+    def _failed(self, error: str) -> None:
+        with self.lock:
+            self.errors_total += 1
+            changed, self.last_error = self.last_error != error, error
+        if changed:
+            log.error("report.failed", directory=str(self.settings.report_dir), error=error)
+
+    def _prune(self) -> None:
+        days = self.settings.reports_max_age_days
+        try:
+            removed = prune_reports(
+                self.settings.report_dir,
+                keep=self.settings.reports_keep,
+                max_age_seconds=days * 86_400 if days is not None else None,
+                now=self.clock(),
+            )
+        except OSError as exc:
+            self._failed(f"retention: {exc.filename or self.settings.report_dir}: {exc.strerror or exc}")
+            return
+        if removed:
+            with self.lock:
+                self.removed_total += len(removed)
+            log.info("report.removed", files=len(removed), keep=self.settings.reports_keep, max_age_days=days)
+
+
 class Daemon:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -97,7 +154,15 @@ class Daemon:
         self.systemd_errors: Counter[str] = Counter()
         self.cutovers_total = 0
         self.last_id: StreamId | None = None
+        # The tail's first position when it started before any cutover was known: the entries up to
+        # it are counted by the first backfill, those after it by the tail as they arrive.
+        self.backlog_end: StreamId | None = None
+        self.backlog_counted = False
+        # When the start-up systemctl query began (clock seconds), while it has not answered yet.
+        self.systemd_waiting_since: float | None = None
         self.redis_up = False
+        self.redis_condition: str | None = None  # what is wrong with Redis, one line (None while up)
+        self.stream_type: str | None = None  # TYPE of the stream key as last seen: stream, none, string...
         self.redis_state_logged = False  # the first outcome is logged even when it is "down"
         self.accepted_total = 0
         self.entries_read_total = 0
@@ -120,7 +185,7 @@ class Daemon:
         self.evaluation_duration: float | None = None
         self.evaluations_total = 0
         self.evaluation_errors_total = 0
-        self.reports_written_total = 0
+        self.reports = ReportFiles(settings.daemon, clock)
         self.alerts: dict[str, bool] = {"low_event_rate": False, "collapse": False}
         self.completed_for: tuple[str | None, StreamId] | None = None
         self.reported_verdict: str | None = None
@@ -137,6 +202,9 @@ class Daemon:
                 version=__version__,
                 settings=self.settings,
                 redis_up=self.redis_up,
+                redis_condition=self.redis_condition,
+                stream_type=self.stream_type,
+                systemd_waiting_since=self.systemd_waiting_since,
                 systemd_up=self.systemd_up,
                 systemd_reason=self.cutover_error,
                 cutover=self.cutover,
@@ -161,7 +229,9 @@ class Daemon:
                 evaluations_total=self.evaluations_total,
                 evaluation_errors_total=self.evaluation_errors_total,
                 alerts=dict(self.alerts),
-                reports_written_total=self.reports_written_total,
+                reports_written_total=self.reports.written_total,
+                report_errors_total=self.reports.errors_total,
+                reports_removed_total=self.reports.removed_total,
                 stream_length=self.stream_length,
                 post_window_truncated=self.post_window_truncated,
                 systemd_errors_total=dict(self.systemd_errors),
@@ -189,8 +259,10 @@ class Daemon:
         """Scheduler job: ask systemd; a new InvocationID or start time becomes a pending cutover."""
         cut = self.settings.cutover
         try:
-            found = query_unit(cut.unit, cut.systemctl, cut.timeout_seconds)
+            found = query_unit(cut.unit, cut.systemctl, cut.timeout_seconds, cancel=self.stopping)
         except CutoverUnavailable as exc:
+            if self.stopping.is_set():
+                return  # abandoned on the way out: not a systemd fault
             with self.lock:
                 changed = self.systemd_up is not False or self.cutover_error != exc.message
                 self.systemd_up = False
@@ -213,6 +285,27 @@ class Daemon:
             current = self.pending_cutover or self.cutover
             if current is None or current.identity() != found.identity():
                 self.pending_cutover = found
+
+    def await_initial_cutover(self) -> None:
+        """Start-up: the first systemctl query runs on a thread of its own while this one waits for it
+        or for a stop request, so SIGTERM never waits for a hung systemd (the query is killed)."""
+        if self.settings.cutover.after:
+            self.initial_cutover()
+            return
+        with self.lock:
+            self.systemd_waiting_since = self.clock()
+
+        def query() -> None:
+            try:
+                self.initial_cutover()
+            finally:
+                with self.lock:
+                    self.systemd_waiting_since = None
+
+        worker = threading.Thread(target=query, name="initial-cutover", daemon=True)
+        worker.start()
+        while worker.is_alive() and not self.stopping.is_set():
+            worker.join(0.1)
 
     def _apply_cutover(self, client: redis.Redis, new: Cutover) -> None:
         """Adopt a cutover: the post window keeps what it read at or after it; the baseline is
@@ -259,23 +352,33 @@ class Daemon:
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
-        counted_before = self.last_id is not None
+        with self.lock:
+            counting = not self.backlog_counted  # later backfills re-read entries counted already
+            upto = self.backlog_end
+        backlog_skips: Counter[str] = Counter()
+
+        def count_skip(stream_id: StreamId | None, skip: Skip) -> None:
+            if stream_id is None or upto is None or stream_id <= upto:
+                backlog_skips[skip.reason] += 1
+
         started = time.monotonic()
         result = load_windows(
-            client, self.settings, cutover.stream_id, post, pre, on_page=self._abort_if_stopping
+            client,
+            self.settings,
+            cutover.stream_id,
+            post,
+            pre,
+            on_page=self._abort_if_stopping,
+            on_skip=count_skip if counting and upto is not None else None,
         )
         with self.lock:
             self.post, self.pre, self.cutover = post, pre, cutover
-            if not counted_before:  # the first backfill counts what it read; later ones re-read old entries
-                self.accepted_total += len(post) + len(pre)
-                self.entries_read_total += result.read
-                for window in (post, pre):
-                    self.skipped_total.update(window.counters.skipped)
-                horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
-                held_ms = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
-                self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
-                newest_event = post.first_last_ms() or pre.first_last_ms()
-                self.last_event_ms = newest_event[1] if newest_event else None
+            if counting:
+                if upto is None:  # nothing was tailed yet: every entry read is new to the counters
+                    backlog_skips = Counter()
+                    for window in (post, pre):
+                        backlog_skips.update(window.counters.skipped)
+                self._count_backlog(post, pre, upto, backlog_skips, result.read)
             if result.newest is not None and (self.last_id is None or result.newest > self.last_id):
                 self.last_id = result.newest
                 self.last_entry_ms = result.newest.ms
@@ -287,6 +390,26 @@ class Daemon:
             entries_read=result.read,
             seconds=round(time.monotonic() - started, 3),
         )
+
+    def _count_backlog(
+        self, post: Window, pre: Window, upto: StreamId | None, skips: Counter[str], read: int
+    ) -> None:
+        """The first backfill counts what it read (docs/metrics.md): all of it at start, or, when the
+        cutover became known after the tail had started at ``upto``, the entries up to ``upto`` (the
+        tail counted those after it as they arrived). Under the lock."""
+        keys = np.concatenate([pre.keys(), post.keys()])
+        if upto is not None:
+            keys = keys[keys <= upto.packed()]
+            read = int(keys.size) + sum(skips.values())
+        self.accepted_total += int(keys.size)
+        self.entries_read_total += read
+        self.skipped_total.update(skips)
+        horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
+        held_ms = keys >> SEQ_BITS
+        self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
+        if held_ms.size:
+            self.last_event_ms = max(self.last_event_ms or 0, int(held_ms.max()))
+        self.backlog_counted = True
 
     def _abort_if_stopping(self) -> None:
         """Called once per backfill page: a stop request abandons the backfill even when every
@@ -325,7 +448,7 @@ class Daemon:
             except _Stopping:
                 break
             except REDIS_ERRORS as exc:
-                self._set_redis_up(False, exc)
+                self._set_redis_up(False, exc, self._condition(client, exc))
                 if client is not None:
                     client.close()
                     client = None
@@ -333,11 +456,11 @@ class Daemon:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
             except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
-                self._set_redis_up(False, exc)
+                self._set_redis_up(False, exc, self._condition(client, exc))
                 self.ready.set()  # or Type=notify would never see READY and kill us in a loop
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
             except Exception as exc:  # broad on purpose: e.g. a credential file gone: never die silently
-                self._set_redis_up(False, exc)
+                self._set_redis_up(False, exc, describe_redis_error(exc))
                 log.error("stream.failed", error=type(exc).__name__, detail=_redis_detail(exc), exc_info=exc)
                 if client is not None:
                     client.close()
@@ -355,7 +478,9 @@ class Daemon:
             self._apply_cutover(client, pending)
         if self.last_id is None:
             newest: list[RawEntry] = client.xrevrange(self.settings.redis.stream, count=1)  # type: ignore[assignment]
-            self.last_id = (entry_id(newest[0][0]) if newest else None) or StreamId(0, 0)
+            with self.lock:
+                self.last_id = (entry_id(newest[0][0]) if newest else None) or StreamId(0, 0)
+                self.backlog_end = self.last_id  # no cutover yet: its backfill counts up to here
         if not self.ready.is_set():
             self.ready.set()
             self.request_evaluation()
@@ -363,6 +488,7 @@ class Daemon:
     def _observe_stream(self, client: redis.Redis) -> None:
         info = stream_info(client, self.settings.redis.stream)
         with self.lock:
+            self.stream_type = "stream" if info is not None else "none"
             happened = self.gaps.observe(info, self.last_id)
             self.stream_length = info.length if info else 0
             if self.cutover is not None and info is not None and info.first is not None:
@@ -429,10 +555,25 @@ class Daemon:
         due = self.evaluation_started_at + self.settings.daemon.interval_seconds / 2
         return max(due - time.monotonic(), 0.0)
 
-    def _set_redis_up(self, up: bool, exc: BaseException | None = None) -> None:
+    def _condition(self, client: redis.Redis | None, exc: BaseException) -> str:
+        """The Redis condition in one line; a WRONGTYPE names the key and what it holds (TYPE)."""
+        if not is_wrong_type(exc) or client is None:
+            return describe_redis_error(exc)
+        key = self.settings.redis.stream
+        try:
+            held = key_type(client, key)
+        except redis.RedisError:
+            held = "key of another type"
         with self.lock:
-            changed = self.redis_up != up or not self.redis_state_logged
+            self.stream_type = held
+        return wrong_type_message(key, held)
+
+    def _set_redis_up(self, up: bool, exc: BaseException | None = None, condition: str | None = None) -> None:
+        with self.lock:
+            moved = self.redis_up != up or (not up and condition != self.redis_condition)
+            changed = moved or not self.redis_state_logged
             self.redis_up = up
+            self.redis_condition = None if up else condition
             self.redis_state_logged = True
         if not changed:
             return
@@ -445,6 +586,7 @@ class Daemon:
                 "stream.disconnected",
                 redis=self.settings.redis.redacted_url(),
                 error=type(exc).__name__ if exc else None,
+                condition=condition,
                 detail=_redis_detail(exc),
             )
 
@@ -554,22 +696,13 @@ class Daemon:
             self.reported_verdict = result.verdict
 
     def _write_report(self, document: dict[str, Any]) -> Any:
-        try:
-            path = write_report(self.settings.daemon.report_dir, document)
-        except OSError as exc:
-            log.error("report.failed", directory=str(self.settings.daemon.report_dir), error=str(exc))
-            return None
-        with self.lock:
-            self.reports_written_total += 1
-        log.info("report.written", path=str(path), verdict=document["verdict"])
-        return path
+        return self.reports.write(document)
 
     def _run_hook(self, path: Any, verdict: str) -> None:
         argv = list(self.settings.daemon.on_gate_complete)
         if not argv:
             return
-        env = {name: value for name, value in os.environ.items() if name != "QUANTUM_GATE_REDIS_PASSWORD"}
-        env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(path or ""))  # never the password
+        env = hook_environment(os.environ, verdict, path)
         timeout = self.settings.daemon.on_gate_complete_timeout_seconds
 
         def run() -> None:
@@ -626,7 +759,7 @@ class Daemon:
             return 1
         self._install_signals()
         server.start()
-        self.initial_cutover()
+        self.await_initial_cutover()
         tail = threading.Thread(target=self.tail_forever, name="tail", daemon=True)
         tail.start()
         scheduler = self._start_scheduler()
@@ -692,6 +825,18 @@ def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
         "source": cutover.source,
         "invocation_id": cutover.invocation_id,
     }
+
+
+# What the on_gate_complete hook inherits from the daemon's environment (docs/configuration.md): enough
+# to run a program (PATH, HOME, locale, zone, temp folder, user), never QUANTUM_GATE_REDIS_URL (it may
+# hold a password), QUANTUM_GATE_REDIS_PASSWORD or CREDENTIALS_DIRECTORY.
+HOOK_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+
+def hook_environment(environ: Mapping[str, str], verdict: str, report: Any) -> dict[str, str]:
+    env = {name: value for name, value in environ.items() if name in HOOK_INHERITED or name.startswith("LC_")}
+    env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(report or ""))
+    return env
 
 
 def _redis_detail(exc: BaseException | None) -> str | None:

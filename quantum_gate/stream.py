@@ -197,7 +197,7 @@ class Backfill:
     newest: StreamId | None = None
 
 
-def fill_newest(
+def fill_newest(  # noqa: PLR0912 - the backfill's inlined hot loop, one branch per outcome
     client: redis.Redis,
     key: str,
     window: Window,
@@ -208,9 +208,11 @@ def fill_newest(
     limits: ContractLimits,
     on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """Fill ``window`` with the newest accepted events in [lower, upper], reading newest-first and
-    stopping once the window is full; skips met on the way are counted in the window.
+    stopping once the window is full; skips met on the way are counted in the window (and passed to
+    ``on_skip`` with their ID, for the daemon's counters).
 
     Each entry goes through exactly what ``parse_raw`` does (inlined: this is ``check``'s hot loop).
     """
@@ -229,6 +231,8 @@ def fill_newest(
                 stream_id = entry_id(raw[0]) if raw is not None and raw[0] is not None else None
                 if stream_id is None:
                     note_skip(_BAD_STREAM_ID)
+                    if on_skip is not None:
+                        on_skip(None, _BAD_STREAM_ID)
                     continue
                 if newest is None:
                     newest = stream_id
@@ -241,6 +245,8 @@ def fill_newest(
                 parsed = parse_entry(stream_id, fields, limits)
                 if type(parsed) is Skip:
                     note_skip(parsed)
+                    if on_skip is not None:
+                        on_skip(stream_id, parsed)
                     continue
                 add(parsed)  # type: ignore[arg-type]
                 if on_accepted is not None:
@@ -268,12 +274,13 @@ def fill_post(
     *,
     on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """The post window: the newest accepted events with ID >= cutover."""
     return fill_newest(
         client, settings.redis.stream, post, upper="+", lower=str(cutover),
         page_size=settings.redis.page_size, limits=limits_from(settings),
-        on_accepted=on_accepted, on_page=on_page,
+        on_accepted=on_accepted, on_page=on_page, on_skip=on_skip,
     )  # fmt: skip
 
 
@@ -285,6 +292,7 @@ def fill_baseline(
     *,
     on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """The baseline: the newest accepted events with ID < cutover (none before 0-0, whose exclusive
     bound "(0-0" Redis refuses)."""
@@ -293,7 +301,7 @@ def fill_baseline(
     return fill_newest(
         client, settings.redis.stream, pre, upper=cutover.exclusive(), lower="-",
         page_size=settings.redis.page_size, limits=limits_from(settings),
-        on_accepted=on_accepted, on_page=on_page,
+        on_accepted=on_accepted, on_page=on_page, on_skip=on_skip,
     )  # fmt: skip
 
 
@@ -305,10 +313,12 @@ def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, 
     pre: Window,
     on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """The post window (newest events with ID >= cutover) and the baseline (newest before it)."""
-    newest = fill_post(client, settings, cutover, post, on_accepted=on_accepted, on_page=on_page)
-    older = fill_baseline(client, settings, cutover, pre, on_accepted=on_accepted, on_page=on_page)
+    hooks: dict[str, Any] = {"on_accepted": on_accepted, "on_page": on_page, "on_skip": on_skip}
+    newest = fill_post(client, settings, cutover, post, **hooks)
+    older = fill_baseline(client, settings, cutover, pre, **hooks)
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
 
 
