@@ -209,7 +209,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)
     now = time.time()
-    result, post, pre = evaluate_once(settings, cutover, now)
+    try:
+        result, post, pre = evaluate_once(settings, cutover, now)
+    except StreamMissing as missing:
+        if args.json:  # scripts still get their one JSON object (INSUFFICIENT_DATA, saying why)
+            sys.stdout.buffer.write(dumps(_missing_stream_document(settings, cutover, now, missing)) + b"\n")
+        raise
     extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
     if args.json:  # the verdict first: a report folder that cannot be written never loses it
@@ -226,6 +231,19 @@ def cmd_check(args: argparse.Namespace) -> int:
             return EXIT_REPORT_FAILED
         print(f"report written: {path} (and .md)", file=sys.stderr)
     return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
+
+
+def _missing_stream_document(
+    settings: Settings, cutover: Cutover, now: float, missing: StreamMissing
+) -> dict[str, Any]:
+    """``check --json`` on a key that does not exist: the evaluation of two empty windows (never a
+    PASS), with the missing stream as its first reason."""
+    post, pre = new_windows(settings)
+    result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=0.0)
+    extra = depth_extra(settings, post, pre, cutover, now, operator_note=None)
+    document = gate_document(result, stream=settings.redis.stream, extra=extra)
+    document["reasons"] = [str(missing), *document["reasons"]]
+    return document
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:

@@ -194,6 +194,10 @@ class Daemon:
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
 
+    @property
+    def reports_written_total(self) -> int:
+        return self.reports.written_total
+
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
