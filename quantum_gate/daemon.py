@@ -310,6 +310,7 @@ class Daemon:
         worker.start()
         while worker.is_alive() and not self.stopping.is_set():
             worker.join(0.1)
+        worker.join(timeout=2)  # stopping: the query kills systemctl within a poll step; let it finish
 
     def _apply_cutover(self, client: redis.Redis, new: Cutover) -> None:
         """Adopt a cutover: the post window keeps what it read at or after it; the baseline is

@@ -57,7 +57,8 @@ def describe_redis_error(exc: BaseException) -> str:
     code = getattr(exc, "status_code", None)
     if isinstance(exc, redis.TimeoutError):
         return f"timeout: no answer ({detail}); Redis paused, blocked or overloaded"
-    if code:
+    if code:  # redis-py strips the code from some messages and not from others (BUSY)
+        detail = detail.removeprefix(f"{code} ").strip()
         return f"{code}: {detail}" if detail else str(code)
     if isinstance(exc, redis.AuthenticationError):
         return f"authentication failed: {detail}"
