@@ -32,6 +32,7 @@ from daemonkit import (
     write_atomically,
 )
 from eventkit import entry_fields, healthy_entries
+from redis._parsers.base import BaseParser  # redis-py's own reply parser, for LOADING
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from structlog.testing import capture_logs
@@ -341,9 +342,7 @@ def test_busy_loading_and_paused_as_redis_py_reports_them(own_redis: RedisServer
     assert condition.startswith("BUSY: Redis is busy running a script"), condition
     runner.join(timeout=10)
 
-    from redis._parsers.base import BaseParser
-
-    loading = BaseParser.parse_error("LOADING Redis is loading the dataset in memory")
+    loading = BaseParser.parse_error("LOADING Redis is loading the dataset in memory")  # type: ignore[no-untyped-call]
     assert describe_redis_error(loading) == "LOADING: Redis is loading the dataset in memory"
 
     admin.client_pause(2000, all=True)  # ends by itself
@@ -382,11 +381,12 @@ def test_busy_in_the_tail_reaches_healthz(own_redis: RedisServer, stream_key: st
 
     wait_until(busy, 5, "the script to make Redis BUSY")
     with tailing(daemon):
-        reason = wait_until(
-            lambda: (why := health(daemon.snapshot(), time.time())[1]).startswith("redis BUSY: ") and why,
-            10,
-            "/healthz naming BUSY",
-        )
+
+        def busy_reason() -> str | None:
+            why = health(daemon.snapshot(), time.time())[1]
+            return why if why.startswith("redis BUSY: ") else None
+
+        reason = wait_until(busy_reason, 10, "/healthz naming BUSY")
         runner.join(timeout=10)
         wait_until(lambda: daemon.redis_up, 10, "Redis back once the script ended")
         assert daemon.redis_condition is None
