@@ -9,6 +9,7 @@ the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, ch
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -459,7 +460,7 @@ class HttpApp:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
 
-    def handle(self, path: str) -> tuple[int, str, bytes]:
+    def handle(self, path: str) -> tuple[int, str, bytes]:  # noqa: PLR0911 - one return per route
         route = path.split("?", 1)[0]
         if route == "/metrics":
             return 200, CONTENT_TYPE_LATEST, self.collector.render()
@@ -472,6 +473,8 @@ class HttpApp:
             return (200 if ok else 503), "application/json", body
         if route == "/history":
             return history_response(snap, path)
+        if route.startswith("/reports/"):
+            return report_file_response(snap.settings.daemon.report_dir, route.removeprefix("/reports/"))
         if route in {"/", "/index.html"}:
             return 200, "text/html; charset=utf-8", self.render_index(snap, self.clock()).encode("utf-8")
         return 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /gate, /healthz, /history\n"
@@ -489,6 +492,23 @@ def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     verdict = snap.document["verdict"]
     unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
     return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
+
+
+# Only the files write_report names, so nothing else in (or outside) the folder can be asked for.
+_REPORT_NAME = re.compile(r"^quality_gate_\d{8}T\d{9}Z\.(md|json)$")
+
+
+def report_file_response(directory: Path, name: str) -> tuple[int, str, bytes]:
+    """``/reports/<name>``: a report the daemon wrote (the status page's "Recent cutovers" links)."""
+    match = _REPORT_NAME.match(name)
+    if match is None:
+        return 404, "text/plain; charset=utf-8", b"not a report name\n"
+    try:
+        data = (directory / name).read_bytes()
+    except OSError:
+        return 404, "text/plain; charset=utf-8", b"no such report (it may have been removed)\n"
+    kind = "application/json" if match.group(1) == "json" else "text/markdown; charset=utf-8"
+    return 200, kind, data
 
 
 HISTORY_DEFAULT_LIMIT = 20
