@@ -17,7 +17,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
-from quantum_gate.windows import INACTIVE, SHADOW, ModelColumns, Window
+from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
@@ -54,6 +54,9 @@ class ModelStats:
     variants: dict[str, int]
     shadow: int
     inactive: int
+    # Votes whose raw action label was a spelling variant of its normal form (``hold``, ``Hold ``):
+    # counted as the normal form, and counted here so a producer's sloppy labels are visible.
+    action_label_variants: int
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -90,6 +93,8 @@ class ModelReport:
     pre: ModelStats
     checks: tuple[Check, ...]
     comparison: dict[str, Any]
+    # Voted after the cutover, but too rarely to be gated (``is_sporadic``): reported, never gated.
+    sporadic: bool = False
 
     def failed(self, names: tuple[str, ...] = CHECKS) -> list[Check]:
         return [check for check in self.checks if not check.passed and check.name in names]
@@ -148,6 +153,9 @@ class GateResult:
 
     def gated(self) -> list[ModelReport]:
         return [report for report in self.models.values() if report.gated]
+
+    def sporadic(self) -> list[ModelReport]:
+        return [report for report in self.models.values() if report.sporadic]
 
     def collapsed_models(self) -> list[str]:
         minimum = self.thresholds.min_samples
@@ -225,6 +233,7 @@ def model_stats(
         variants=variants,
         shadow=int(np.count_nonzero(columns.flags & SHADOW)),
         inactive=int(np.count_nonzero(columns.flags & INACTIVE)),
+        action_label_variants=int(np.count_nonzero(columns.flags & RESPELLED)),
     )
 
 
@@ -318,6 +327,7 @@ def _empty_stats(invalid: int, presence: float | None = None) -> ModelStats:
         variants={},
         shadow=0,
         inactive=0,
+        action_label_variants=0,
     )
 
 
@@ -549,6 +559,23 @@ def model_names(post: Window, pre: Window) -> list[str]:
     return sorted(seen)
 
 
+def votes(stats: ModelStats) -> int:
+    """Every vote the model cast in the window, valid or invalid."""
+    return stats.samples + stats.invalid_votes
+
+
+def is_sporadic(stats: ModelStats, post_events: int, settings: GateSettings) -> bool:
+    """A model that voted after the cutover too rarely to be gated: fewer than ``min_samples`` votes
+    and fewer than ``sporadic_share`` of the post window's events. One stray vote of a typo key
+    (``typo_modl``) must not hold a cutover at INSUFFICIENT_DATA; a real new model votes in most
+    events, so it is gated from its first votes on (and blocks the gate until it has ``min_samples``).
+    A model with ``min_samples`` votes is always gated, whatever its share: it can be judged."""
+    cast = votes(stats)
+    if cast == 0 or cast >= settings.min_samples:
+        return False
+    return cast < settings.sporadic_share * post_events
+
+
 def evaluate(
     post: Window,
     pre: Window,
@@ -559,24 +586,31 @@ def evaluate(
     rate_per_minute: float | None,
     compare_windows: bool = True,
 ) -> GateResult:
-    post_models = set(post.models())
     # A model the operator explicitly includes is gated even when it never voted after the cutover:
-    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out.
+    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out. It is
+    # never sporadic either.
     required = {name for name in settings.include_models if settings.gates(name)}
+    post_models = set(post.models())
+    post_events = len(post)
     models: dict[str, ModelReport] = {}
     for name in sorted({*model_names(post, pre), *required}):
         views = (ModelView.of(pre, name), ModelView.of(post, name))
         post_stats = model_stats(post, name, settings.suspect_constants, views[1])
         pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
         checks = model_checks(post_stats, settings)
+        # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
+        sporadic = (
+            name not in required and settings.gates(name) and is_sporadic(post_stats, post_events, settings)
+        )
         models[name] = ModelReport(
             name=name,
-            gated=(name in post_models or name in required) and settings.gates(name),
+            gated=settings.gates(name) and (name in required or (name in post_models and not sporadic)),
             verdict=model_verdict(checks),
             post=post_stats,
             pre=pre_stats,
             checks=checks,
             comparison=compare(pre, post, name, views) if compare_windows else {},
+            sporadic=sporadic,
         )
     final, reasons = verdict(models, len(post), settings, cutover)
     return GateResult(
