@@ -392,17 +392,18 @@ def test_check_passes_with_a_stray_typo_vote_against_redis(
     redis_server: RedisServer, stream_key: str
 ) -> None:
     client: redis.Redis = redis_server.admin()
+
+    def votes(index: int) -> dict[str, tuple[str, float] | dict[str, Any]]:
+        cast: dict[str, tuple[str, float] | dict[str, Any]] = {
+            "xgb": healthy_vote(index),
+            "lgbm": healthy_vote(index, 1),
+        }
+        if index == 120:
+            cast["typo_modl"] = ("BUY", 0.61)
+        return cast
+
     entries = [
-        (
-            f"{POST_MS + index * 1000}-0",
-            envelope(
-                payload(
-                    {"xgb": healthy_vote(index), "lgbm": healthy_vote(index, 1)}
-                    | ({"typo_modl": ("BUY", 0.61)} if index == 120 else {}),
-                    side=("BUY", "SELL")[index % 2],
-                )
-            ),
-        )
+        (f"{POST_MS + index * 1000}-0", envelope(payload(votes(index), side=("BUY", "SELL")[index % 2])))
         for index in range(250)
     ]
     write_entries(client, stream_key, entries)
