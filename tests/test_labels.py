@@ -8,11 +8,14 @@ evaluate) and through ``quantum-gate check`` against a private redis-server.
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from conftest import RedisServer, envelope, payload
+from daemonkit import make_settings, tailing, write_atomically
 from eventkit import (
     CUTOVER,
     CUTOVER_MS,
@@ -25,6 +28,7 @@ from eventkit import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 from test_cli import CUTOVER_ISO, as_json, check
 from test_statuspage import NOW, Page, snapshot
 
@@ -39,6 +43,7 @@ from quantum_gate.contract import (
     normal_label,
     parse_entry,
 )
+from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
 from quantum_gate.gate import FAIL, INSUFFICIENT, PASS, evaluate
 from quantum_gate.report import gate_document, render_markdown, render_table
@@ -55,12 +60,12 @@ ACTIONS = ("BUY", "SELL", "HOLD", "LONG", "Short_Squeeze")
 # ---- 17.1: the four-spelling HOLD collapse ---------------------------------------------------------
 
 
-def respelled_hold_fields(count: int) -> list[tuple[str, dict[str, str]]]:
+def respelled_hold_fields(count: int, start_ms: int = POST_MS) -> list[tuple[str, dict[str, str]]]:
     """``count`` real-format entries after the cutover: one model (xgb) votes HOLD every time, spelled
     as SPELLINGS in turn, with healthy (spread) confidences so only the action checks can catch it."""
     return [
         (
-            f"{POST_MS + index * 1000}-0",
+            f"{start_ms + index * 1000}-0",
             envelope(payload({"xgb": (SPELLINGS[index % 4], healthy_vote(index)[1])}, side="BUY")),
         )
         for index in range(count)
@@ -392,27 +397,69 @@ def test_sporadic_models_reach_the_metrics_and_status_page() -> None:
     assert "sporadic" in row
 
 
-def test_check_passes_with_a_stray_typo_vote_against_redis(
-    redis_server: RedisServer, stream_key: str
-) -> None:
-    client: redis.Redis = redis_server.admin()
+def typo_entries(count: int, start_ms: int = POST_MS, typo_at: int = 120) -> list[tuple[str, dict[str, str]]]:
+    """Healthy xgb and lgbm votes in ``count`` real-format entries; one stray ``typo_modl`` vote."""
 
     def votes(index: int) -> dict[str, tuple[str, float] | dict[str, Any]]:
         cast: dict[str, tuple[str, float] | dict[str, Any]] = {
             "xgb": healthy_vote(index),
             "lgbm": healthy_vote(index, 1),
         }
-        if index == 120:
+        if index == typo_at:
             cast["typo_modl"] = ("BUY", 0.61)
         return cast
 
-    entries = [
-        (f"{POST_MS + index * 1000}-0", envelope(payload(votes(index), side=("BUY", "SELL")[index % 2])))
-        for index in range(250)
+    return [
+        (f"{start_ms + index * 1000}-0", envelope(payload(votes(index), side=("BUY", "SELL")[index % 2])))
+        for index in range(count)
     ]
-    write_entries(client, stream_key, entries)
+
+
+def test_check_passes_with_a_stray_typo_vote_against_redis(
+    redis_server: RedisServer, stream_key: str
+) -> None:
+    client: redis.Redis = redis_server.admin()
+    write_entries(client, stream_key, typo_entries(250))
     result = check(redis_server, stream_key, "--after", CUTOVER_ISO, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     document = as_json(result)
     assert document["verdict"] == "PASS"
     assert document["sporadic_models"] == {"typo_modl": {"votes": 1, "share": 1 / 250}}
+
+
+# ---- the daemon: the automatic gate completes, and its document equals check's ------------------------
+
+
+def test_the_daemon_completes_the_automatic_gate_despite_a_stray_typo_vote(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path
+) -> None:
+    """Regression (issue 17.3): "no report, no hook" while a 1-vote typo model was gated."""
+    cut = int(time.time() * 1000) - 600_000
+    write_atomically(redis_server.admin(), stream_key, typo_entries(250, cut))
+    daemon = Daemon(make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": f"{cut}-0"}}))
+    with capture_logs() as logs, tailing(daemon):
+        daemon.evaluation_tick()
+    completed = [entry for entry in logs if entry["event"] == "gate.completed"]
+    assert len(completed) == 1 and completed[0]["verdict"] == PASS
+    (report,) = tmp_path.glob("quality_gate_*.json")
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["sporadic_models"] == {"typo_modl": {"votes": 1, "share": 1 / 250}}
+    assert "## Sporadic models (not gated)" in report.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_the_daemon_and_check_count_the_same_label_variants(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path
+) -> None:
+    cut = int(time.time() * 1000) - 600_000
+    write_atomically(redis_server.admin(), stream_key, respelled_hold_fields(300, cut))
+    daemon = Daemon(make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": f"{cut}-0"}}))
+    with tailing(daemon):
+        daemon.evaluation_tick()
+        assert daemon.document is not None
+        from_daemon = daemon.document["models"]["xgb"]
+    result = check(redis_server, stream_key, "--after", str(cut), "--json")
+    assert result.returncode == 2
+    from_check = as_json(result)["models"]["xgb"]
+    assert from_daemon["post"]["action_label_variants"] == from_check["post"]["action_label_variants"] == 225
+    assert from_daemon["post"] == from_check["post"]
+    assert daemon.document["verdict"] == FAIL
