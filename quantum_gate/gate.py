@@ -571,9 +571,11 @@ def is_sporadic(stats: ModelStats, post_events: int, settings: GateSettings) -> 
     events, so it is gated from its first votes on (and blocks the gate until it has ``min_samples``).
     A model with ``min_samples`` votes is always gated, whatever its share: it can be judged."""
     cast = votes(stats)
-    if cast == 0 or cast >= settings.min_samples:
+    if cast == 0 or cast >= settings.min_samples or post_events == 0:
         return False
-    return cast < settings.sporadic_share * post_events
+    # A division, not ``cast < share * events``: 0.07 * 100 is 7.000000000000001 in floating point,
+    # which would call 7 votes in 100 events sporadic at a share of exactly 7 %.
+    return cast / post_events < settings.sporadic_share
 
 
 def evaluate(

@@ -7,6 +7,7 @@ evaluate) and through ``quantum-gate check`` against a private redis-server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ from quantum_gate.contract import (
 )
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
-from quantum_gate.gate import FAIL, INSUFFICIENT, PASS, evaluate
+from quantum_gate.gate import FAIL, INSUFFICIENT, PASS, evaluate, is_sporadic
 from quantum_gate.report import gate_document, render_markdown, render_table
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId
@@ -334,6 +335,17 @@ def test_a_new_model_with_a_few_votes_above_the_share_blocks_the_gate() -> None:
     assert result.verdict == INSUFFICIENT
     assert result.reasons == ("newm: 15 of 200 samples",)
     assert not result.models["newm"].sporadic
+
+
+@pytest.mark.parametrize(("share", "cast", "events"), [(0.07, 7, 100), (0.05, 10, 200), (0.03, 3, 100)])
+def test_a_model_at_exactly_the_share_is_gated(share: float, cast: int, events: int) -> None:
+    """``votes / events >= share`` is gated, as documented, with no floating-point surprise at the line."""
+    stats = run_gate(healthy_events(events, POST_MS)).models["xgb"].post
+    at_share = dataclasses.replace(stats, samples=cast - 1, invalid_votes=1)  # invalid votes count too
+    below = dataclasses.replace(stats, samples=cast - 1, invalid_votes=0)
+    gate = GateSettings(sporadic_share=share)
+    assert not is_sporadic(at_share, events, gate)
+    assert is_sporadic(below, events, gate)
 
 
 def test_a_rare_model_with_min_samples_votes_is_gated_whatever_its_share() -> None:
