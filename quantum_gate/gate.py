@@ -564,18 +564,30 @@ def votes(stats: ModelStats) -> int:
     return stats.samples + stats.invalid_votes
 
 
-def is_sporadic(stats: ModelStats, post_events: int, settings: GateSettings) -> bool:
-    """A model that voted after the cutover too rarely to be gated: fewer than ``min_samples`` votes
-    and fewer than ``sporadic_share`` of the post window's events. One stray vote of a typo key
-    (``typo_modl``) must not hold a cutover at INSUFFICIENT_DATA; a real new model votes in most
-    events, so it is gated from its first votes on (and blocks the gate until it has ``min_samples``).
-    A model with ``min_samples`` votes is always gated, whatever its share: it can be judged."""
-    cast = votes(stats)
-    if cast == 0 or cast >= settings.min_samples or post_events == 0:
+def is_sporadic(
+    post: ModelStats,
+    post_events: int,
+    settings: GateSettings,
+    pre: ModelStats | None = None,
+    pre_events: int = 0,
+) -> bool:
+    """A model that voted after the cutover too rarely to be gated: rare in the post window (fewer
+    than ``min_samples`` votes and fewer than ``sporadic_share`` of its events) and not a regular
+    voter in the baseline either. One stray vote of a typo key (``typo_modl``) must not hold a
+    cutover at INSUFFICIENT_DATA. A real new model votes in most events, so it is gated from its
+    first votes on (and blocks the gate until it has ``min_samples``). A model with ``min_samples``
+    votes can be judged, so it is gated whatever its share. A model that voted regularly before the
+    cutover and has become rare after it is broken, not noise: it stays gated (fail closed)."""
+    if votes(post) == 0 or post_events == 0 or _regular(post, post_events, settings):
         return False
-    # A division, not ``cast < share * events``: 0.07 * 100 is 7.000000000000001 in floating point,
-    # which would call 7 votes in 100 events sporadic at a share of exactly 7 %.
-    return cast / post_events < settings.sporadic_share
+    return pre is None or not _regular(pre, pre_events, settings)
+
+
+def _regular(stats: ModelStats, events: int, settings: GateSettings) -> bool:
+    cast = votes(stats)
+    # A division, not ``cast >= share * events``: 0.07 * 100 is 7.000000000000001 in floating point,
+    # which would call 7 votes in 100 events rare at a share of exactly 7 %.
+    return cast >= settings.min_samples or (events > 0 and cast / events >= settings.sporadic_share)
 
 
 def evaluate(
@@ -602,7 +614,9 @@ def evaluate(
         checks = model_checks(post_stats, settings)
         # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
         sporadic = (
-            name not in required and settings.gates(name) and is_sporadic(post_stats, post_events, settings)
+            name not in required
+            and settings.gates(name)
+            and is_sporadic(post_stats, post_events, settings, pre_stats, len(pre))
         )
         models[name] = ModelReport(
             name=name,

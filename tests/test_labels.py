@@ -348,6 +348,25 @@ def test_a_model_at_exactly_the_share_is_gated(share: float, cast: int, events: 
     assert is_sporadic(below, events, gate)
 
 
+def test_a_model_that_voted_regularly_before_the_cutover_and_rarely_after_stays_gated() -> None:
+    """Rare after the cutover but regular in the baseline: a broken model, not noise (fail closed)."""
+    post = [
+        item._replace(votes=(*item.votes, Vote("tft", *healthy_vote(index, 2), None, False, False)))
+        if index in (10, 200)
+        else item
+        for index, item in enumerate(healthy_events(300, POST_MS))
+    ]
+    pre = healthy_events(100, CUTOVER_MS - 200_000, models=("xgb", "lgbm", "tft"))
+    result = run_gate(post, pre)
+    assert result.verdict == INSUFFICIENT
+    assert result.reasons == ("tft: 2 of 200 samples",)
+    assert result.models["tft"].gated and not result.models["tft"].sporadic
+    stray_before = [pre[0], *healthy_events(99, CUTOVER_MS - 99_000)]  # 1 tft vote in 100 baseline events
+    typo = run_gate(post, stray_before)
+    assert typo.models["tft"].pre.samples == 1
+    assert typo.verdict == PASS and typo.models["tft"].sporadic
+
+
 def test_a_rare_model_with_min_samples_votes_is_gated_whatever_its_share() -> None:
     """200 collapsed votes in 5000 events (4 %, below the share): it can be judged, so it is gated."""
     events = healthy_events(5000, POST_MS)
