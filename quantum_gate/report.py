@@ -179,8 +179,8 @@ def sporadic_lines(document: dict[str, Any]) -> list[str]:
     return [
         f"sporadic: {name} cast {entry['votes']} vote{'' if entry['votes'] == 1 else 's'} in {events} "
         f"post-cutover events ({_pct(entry['share'])}), below gate.sporadic_share "
-        f"{_pct(thresholds.get('sporadic_share'))} and gate.min_samples {thresholds.get('min_samples')}: "
-        "not gated"
+        f"{_pct(thresholds.get('sporadic_share'))} and gate.min_samples {thresholds.get('min_samples')} "
+        "(before the cutover too): not gated"
         for name, entry in document.get("sporadic_models", {}).items()
     ]
 

@@ -293,7 +293,7 @@ def test_regression_one_stray_vote_of_a_typo_model_does_not_block_a_pass() -> No
     assert document["models"]["xgb"]["sporadic"] is False
     line = (
         "sporadic: typo_modl cast 1 vote in 300 post-cutover events (0.3%), below gate.sporadic_share 5.0% "
-        "and gate.min_samples 200: not gated"
+        "and gate.min_samples 200 (before the cutover too): not gated"
     )
     assert line in render_table(document).splitlines()
     assert f"## Sporadic models (not gated)\n\n- {line}" in render_markdown(document)
