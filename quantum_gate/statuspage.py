@@ -365,8 +365,9 @@ def _sporadic(document: dict[str, Any]) -> str:
         for name, entry in sporadic.items()
     )
     return (
-        f"<p class=warn id=sporadic>Sporadic, not gated (fewer than {_pct(share, 0)} of the post events "
-        f"and fewer than {document['thresholds'].get('min_samples')} votes):</p><ul>{items}</ul>"
+        f"<p class=warn id=sporadic>Sporadic, not gated (fewer than {_pct(share, 0)} of the events and "
+        f"fewer than {document['thresholds'].get('min_samples')} votes, after the cutover and before it):"
+        f"</p><ul>{items}</ul>"
     )
 
 
