@@ -102,11 +102,14 @@ def recommendation(document: dict[str, Any]) -> str:
             f"flip it. Wait for {max(2 * events, events + 200)} events before promoting.{changes}"
         )
     failing = "; ".join(document["reasons"][:3])
-    if (
-        borderline
-        and all(not item["passed"] for item in borderline)
-        and len(borderline) == len(document["reasons"])
-    ):
+    failed_checks = [
+        check
+        for model in document["models"].values()
+        if model["gated"]
+        for check in model["checks"]
+        if not check["passed"]
+    ]
+    if failed_checks and all(check.get("borderline") for check in failed_checks):
         return (
             f"FAIL, borderline: {failing}. Every failing value's 95 % interval reaches its threshold; "
             "do not promote on this evidence, and expect more events to decide it."

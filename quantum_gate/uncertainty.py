@@ -37,7 +37,9 @@ class Interval:
     high: float
 
     def straddles(self, threshold: float) -> bool:
-        return self.low <= threshold <= self.high
+        """Plausible values lie on both sides of the threshold. Strict: a zero-tolerance check (limit 0)
+        with no violation in the window has the interval [0, x] and is not borderline."""
+        return self.low < threshold < self.high
 
     def to_json(self) -> list[float]:
         return [_tidy(self.low), _tidy(self.high)]
