@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+from conftest import REPO, free_port, require_tool
 
 SPEED = 20
 STORY_BOUND_SECONDS = 120
@@ -117,3 +117,54 @@ def test_the_demo_plays_fail_then_pass_after_the_patch_then_fail_and_stops_on_ct
     verdicts = sorted(json.loads(path.read_text())["verdict"] for path in reports.glob("*.json"))
     assert verdicts == ["FAIL", "FAIL", "PASS"]
     assert names[-1] == "daemon.stopped"
+
+
+def test_make_run_passes_args_to_the_demo(tmp_path: Path) -> None:
+    """README: ``make run ARGS='--listen 127.0.0.1:9732'`` moves the demo. Run through make itself, with
+    this test's interpreter's venv as BIN and the install stamp taken as done (``-o``), so the test never
+    reinstalls anything."""
+    make = require_tool("make")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "quantum-gate").exists(), "run the tests from the venv `make test` creates"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
+    stdout = (tmp_path / "stdout").open("w+b")
+    process = subprocess.Popen(
+        [
+            make,
+            "-o",
+            ".venv/.installed",
+            "run",
+            f"BIN={bin_dir}",
+            f"ARGS=--listen 127.0.0.1:{port} --speed 5",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # SIGINT to the group reaches make and the demo, as Ctrl-C would
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while status is None:
+            assert process.poll() is None, (tmp_path / "stdout").read_text()
+            assert time.monotonic() < deadline, "the demo never answered on the port given in ARGS"
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    status = response.status
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        stdout.close()
+    out = (tmp_path / "stdout").read_text()
+    assert status == 200
+    assert f"status page  {url}/" in out
+    assert "demo stopped" in out  # the demo itself ended cleanly on Ctrl-C
