@@ -8,8 +8,8 @@ kept raw in every statistic and reported as a contract violation.
 from __future__ import annotations
 
 import math
-from decimal import Decimal, localcontext
 from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
