@@ -505,6 +505,8 @@ def readable(
     (``plain_number``), both as exact decimals, so it agrees with the check down to the last bit.
     Float noise of a constant model's std (1e-17) reads as what it means, "0", when that reads the
     same way."""
+    if not (math.isfinite(value) and math.isfinite(threshold)):
+        return f"{value:g}"  # nothing to read against (NaN is never produced by the contract parser)
     passed = holds(value, comparator, threshold)
     line = Decimal(plain_number(threshold))
     if abs(value) < 1e-12 and holds(Decimal(0), comparator, line) == passed:
@@ -654,7 +656,7 @@ def progress(events: int, min_events: int, rate_per_minute: float | None) -> Pro
     if remaining == 0:
         eta = 0.0
     elif rate_per_minute and rate_per_minute > 0:
-        eta = remaining / rate_per_minute * 60.0
+        eta = remaining * 60.0 / rate_per_minute  # one rounding: 138 at 62/min is 133.5483..., no noise
     else:
         eta = None
     return Progress(events, min_events, rate_per_minute, eta)
@@ -672,5 +674,6 @@ def event_rate_per_minute(
     count = int(np.count_nonzero(event_ms >= since))
     starts = [value for value in (observed_since_ms, int(event_ms.min()) if event_ms.size else None) if value]
     observed_from = max(min(starts), since) if starts else now_ms
-    span_seconds = max((now_ms - observed_from) / 1000.0, 60.0)
-    return count / span_seconds * 60.0
+    span_ms = max(now_ms - observed_from, 60_000)
+    # Integers until one division: count / seconds * 60 gave 62.00000000000001 for 31 events in 30 s.
+    return count * 60_000 / span_ms
