@@ -13,11 +13,12 @@ untrusted and goes through ``_e`` (HTML escaping, quotes included) before it rea
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from html import escape
 from typing import Any
 
 from quantum_gate.exporter import Snapshot
-from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS
+from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
 
 NO_EVALUATION = "NO EVALUATION YET"
@@ -141,18 +142,25 @@ def _pre_post(pre: float | None, post: float | None, *, share: bool) -> str:
     return f"{shown}<span class=sub>pre {before}{', ' + change if change else ''}</span>"
 
 
-def _check_value(name: str, value: float | None) -> str:
+def _check_value(check: dict[str, Any]) -> str:
+    """The value with as many digits as it takes to read the way the check decided: a failing
+    majority of 0.70004 is "70.004%" under "≤ 70%", never "70.0%"."""
+    name, value = check["name"], check["value"]
     if value is None:
         return "-"
     if name == "min_samples":
         return f"{value:.0f}"
+    comparator, threshold = check["comparator"], check["threshold"]
     if name in SHARE_CHECKS:
-        return _pct(value)
-    return _num(value, 4)
+        return readable(value, comparator, threshold, digits=1, style="f", scale=100) + "%"
+    return readable(value, comparator, threshold, digits=4, style="f")
 
 
 def _threshold(name: str, comparator: str, threshold: float) -> str:
-    shown = _pct(threshold, 0) if name in SHARE_CHECKS else f"{threshold:g}"
+    if name in SHARE_CHECKS:  # as the operator wrote it, in percent: 0.7 -> 70%, 0.70049 -> 70.049%
+        shown = f"{(Decimal(plain_number(threshold)) * 100).normalize():f}%"
+    else:
+        shown = plain_number(threshold)
     return f"{'≤' if comparator == '<=' else '≥' if comparator == '>=' else comparator} {shown}"
 
 
@@ -255,28 +263,53 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
 
 
 def _progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -> str:
+    """Counts, rate and ETA of the evaluation the verdict, the reasons and the models table come from,
+    so the page never shows "125 of 200" next to "126". Only before the first evaluation does the card
+    show the live windows (and says so)."""
     minimum = snap.settings.gate.min_events
-    events = snap.window_events.get("post", 0)  # live; the evaluation may be up to one interval old
-    rate = snap.rate_per_minute
+    events, baseline = snap.window_events.get("post", 0), snap.window_events.get("pre", 0)
+    rate, eta_seconds, since = snap.rate_per_minute, None, now
+    counted = "read so far; not evaluated yet"
+    if document is not None:
+        evaluated = document["progress"]
+        minimum, events, rate = evaluated["min_events"], evaluated["events"], evaluated["rate_per_minute"]
+        eta_seconds, since = evaluated["eta_seconds"], document["evaluated_at_seconds"]
+        baseline = document["windows"]["pre"]["events"]
+        counted = f"at the last evaluation, {_e(_utc(since))}"
+    elif rate and rate > 0 and events < minimum:
+        eta_seconds = (minimum - events) * 60.0 / rate
     horizon = _duration(snap.settings.windows.rate_horizon_seconds).replace("m00s", " min")
     share = min(events / minimum, 1.0) if minimum else 1.0
     done = events >= minimum
     if done:
         eta = "<span class=ok>reached</span>"
-    elif rate and rate > 0:
-        seconds = (minimum - events) / rate * 60.0
-        eta = f"{_duration(seconds)} <span class=sub>(about {_e(_utc(now + seconds))})</span>"
+    elif eta_seconds is not None:
+        eta = f"{_duration(eta_seconds)} <span class=sub>(about {_e(_utc(since + eta_seconds))})</span>"
     else:
         eta = "unknown (no events lately)"
     rows = [
-        ("post window", f"<b id=post-events>{events}</b> of {minimum} events"),
+        (
+            "post window",
+            f"<b id=post-events>{events}</b> of {minimum} events <span class=sub>{counted}</span>",
+        ),
         ("rate", f"{_num(rate, 2)} events/min <span class=sub>(stream-ID time, last {horizon})</span>"),
         ("ETA to gate", eta),
-        ("baseline", f"{snap.window_events.get('pre', 0)} events before the cutover"),
-        ("accepted", f"{snap.accepted_total} events since start ({snap.entries_read_total} entries read)"),
+        ("baseline", f"<span id=baseline-events>{baseline}</span> events before the cutover"),
+        (
+            "read from the stream",
+            f"{snap.entries_read_total} entries since the daemon started "
+            "<span class=sub>each counted once, and still counted after trimming removes it</span>",
+        ),
+        ("accepted", f"{snap.accepted_total} of them fed the gate <span class=sub>the rest: skipped</span>"),
     ]
     if snap.stream_length is not None:
-        rows.append(("stream length", str(snap.stream_length)))
+        rows.append(
+            (
+                "stream length now",
+                f"{snap.stream_length} entries in Redis "
+                "<span class=sub>(XLEN, every few seconds: what the producer's trimming left)</span>",
+            )
+        )
     warning = ""
     if snap.post_window_truncated:
         warning = (
@@ -385,7 +418,7 @@ def _checks_table(document: dict[str, Any]) -> str:
             cells.append(
                 f"<td class={'ok' if passed else 'bad'} data-check='{_e(name)}' "
                 f"data-passed={'true' if passed else 'false'}>"
-                f"{mark} {_check_value(name, check['value'])}</td>"
+                f"{mark} {_check_value(check)}</td>"
             )
         rows.append(f"<tr data-model='{_e(model_name)}'>{''.join(cells)}</tr>")
     return (
