@@ -59,22 +59,32 @@ padding:1px 4px;border-radius:3px;word-break:break-all}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 .facts{flex:1 1 300px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:16px;margin-top:16px}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 12px;margin:0}
-dt{color:var(--muted)}dd{margin:0}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 12px;margin:0}
+dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 .bar{height:14px;background:#e6e9ee;border-radius:7px;overflow:hidden;margin:6px 0}
 .bar span{display:block;height:100%;background:var(--post)}
 .bar.done span{background:var(--pass)}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line)}
-th,td{padding:4px 6px;font-size:13px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top;
-white-space:nowrap}
-table.narrow{width:auto;min-width:420px}
+th,td{padding:4px 6px;font-size:13px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top}
+td{white-space:nowrap}
+/* Every table fits from 1024 px up (tests/test_statuspage_browser.py): the models table, the widest,
+wraps inside its cells (the baseline line at its comma, a variant name anywhere, a chip after "_"),
+so its columns shrink to fit instead of pushing the variants column out of sight. */
+#models td,th,.sub{white-space:normal}
+th .sub,#models .sub{overflow-wrap:normal}
+#models code{word-break:normal;overflow-wrap:anywhere}
+.nw{white-space:nowrap}
+th .sub{white-space:nowrap}
+td:first-child{overflow-wrap:anywhere}
+table.narrow{width:auto;min-width:min(420px,100%)}
 th{background:#eef1f5;font-weight:600;font-size:12px}
 th:first-child,td:first-child{text-align:left}
 .scroll{overflow-x:auto}
 .sub{display:block;color:var(--muted);font-size:11px}
 .ok{color:var(--pass)}.bad{color:var(--fail);font-weight:600}.warn{color:var(--insufficient)}
 td.ok{background:#eaf6ec}td.bad{background:#fdecea}
-.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff}
+.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;max-width:100%;
+text-align:center}
 .chip.pass{background:var(--pass)}.chip.fail{background:var(--fail)}
 .chip.insufficient{background:var(--insufficient)}.chip.none{background:var(--none)}
 .banner{margin-top:12px;padding:8px 12px;border-radius:6px;background:#fff4e5;border:1px solid #f0c36d}
@@ -139,7 +149,9 @@ def _pre_post(pre: float | None, post: float | None, *, share: bool) -> str:
         return f"{shown}<span class=sub>pre -</span>"
     change = _signed(post - pre, share=share) if post is not None else ""
     before = _pct(pre) if share else _num(pre)
-    return f"{shown}<span class=sub>pre {before}{', ' + change if change else ''}</span>"
+    # Two unbreakable halves: a narrow column wraps after the comma, never between "pre" and its value.
+    after = f" <span class=nw>{change}</span>" if change else ""
+    return f"{shown}<span class=sub><span class=nw>pre {before}{',' if change else ''}</span>{after}</span>"
 
 
 def _check_value(check: dict[str, Any]) -> str:
@@ -165,7 +177,9 @@ def _threshold(name: str, comparator: str, threshold: float) -> str:
 
 
 def _chip(verdict: str) -> str:
-    return f"<span class='chip {VERDICT_CLASS.get(verdict, 'none')}'>{_e(verdict)}</span>"
+    # <wbr>: INSUFFICIENT_DATA may break after its "_" in a narrow column (the text stays the same).
+    label = _e(verdict).replace("_", "_<wbr>")
+    return f"<span class='chip {VERDICT_CLASS.get(verdict, 'none')}'>{label}</span>"
 
 
 # ---- sections --------------------------------------------------------------------------------------
@@ -385,7 +399,10 @@ def _variants(variants: dict[str, int]) -> str:
     if not variants:
         return "-"
     ranked = sorted(variants.items(), key=lambda item: (-item[1], item[0]))
-    shown = "<br>".join(f"<code>{_e(name)}</code> {count}" for name, count in ranked[:2])
+    # <wbr> after each "_": a narrow column breaks nhits_fallback_rules between its words, not inside one
+    shown = "<br>".join(
+        f"<code>{_e(name).replace('_', '_<wbr>')}</code> {count}" for name, count in ranked[:2]
+    )
     return shown + (f"<span class=sub>+{len(ranked) - 2} more</span>" if len(ranked) > 2 else "")
 
 
