@@ -515,7 +515,10 @@ def readable(
         exact.prec = 800  # enough for any double's full decimal expansion: no rounding in here
         for places in range(digits, digits + 17):
             text = f"{value * scale:.{places}{style}}"
-            if holds(Decimal(text) / scale, comparator, line) == passed:
+            read_back = holds(Decimal(text) / scale, comparator, line)
+            # ... and as a machine parses it (a gauge in a PromQL comparison with its threshold)
+            parsed = scale != 1 or holds(float(text), comparator, threshold)
+            if read_back == passed and parsed == passed:
                 return text
         # The shortest text that reads back as the value: ordered against the threshold's like the
         # doubles are (rounding to nearest is monotonic), so it always reads the way the check decided.
