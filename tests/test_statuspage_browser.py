@@ -427,6 +427,11 @@ def layout_snapshot(state: str) -> Snapshot:
 
 
 def test_every_table_fits_from_1024_px_up_in_every_verdict_state(tmp_path: Path) -> None:
+    """Issue 10.7: at 1400 px the models table clipped its variants column. Each verdict state (and the
+    page before any evaluation, with Redis and systemd down) is rendered from a real evaluation of
+    demo-like windows, served by the daemon's own HttpServer, and measured in Chromium at 1024 and
+    1400 px: nothing may stick out of <main>, and no table may scroll inside its box. Screenshots go
+    to $STATUS_PAGE_SCREENSHOT_DIR when it is set."""
     chromium = require_tool("chromium")
     states = ("PASS", "FAIL", "INSUFFICIENT_DATA", "NO_EVALUATION")
     snapshots = {state: layout_snapshot(state) for state in states}
