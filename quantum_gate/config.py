@@ -97,6 +97,9 @@ class GateSettings(_Section):
     suspect_constants: tuple[float, ...] = (0.5, 0.65, 0.68, 0.72, 0.75)
     include_models: tuple[str, ...] = ()
     exclude_models: tuple[str, ...] = ()
+    # A model rare after the cutover (fewer than min_samples votes, under this share of the events) and
+    # before it is reported as sporadic and not gated (gate.is_sporadic).
+    sporadic_share: float = Field(0.05, ge=0, le=1)
 
     def gates(self, model: str) -> bool:
         if model in self.exclude_models:
@@ -142,6 +145,13 @@ class ReportSettings(_Section):
     notes: str = ""
 
 
+class LedgerSettings(_Section):
+    # None: $STATE_DIRECTORY/ledger.sqlite3 under systemd's StateDirectory=, else no ledger (docs/ledger.md)
+    path: Path | None = None
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    max_age_days: float = Field(365.0, gt=0, le=36_500)
+
+
 class Settings(_Section):
     redis: RedisSettings = RedisSettings()
     cutover: CutoverSettings = CutoverSettings()
@@ -151,6 +161,7 @@ class Settings(_Section):
     daemon: DaemonSettings = DaemonSettings()
     alerts: AlertSettings = AlertSettings()
     report: ReportSettings = ReportSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

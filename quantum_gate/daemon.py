@@ -38,6 +38,7 @@ from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, que
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
+from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message
 from quantum_gate.report import gate_document, prune_reports, write_report
@@ -139,7 +140,7 @@ class ReportFiles:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:  # noqa: PLR0915 - one line per piece of state
         self.settings = settings
         self.clock = clock
         self.limits = limits_from(settings)
@@ -157,7 +158,6 @@ class Daemon:
         # The tail's first position when it started before any cutover was known: the entries up to
         # it are counted by the first backfill, those after it by the tail as they arrive.
         self.backlog_end: StreamId | None = None
-        self.backlog_counted = False
         # When the start-up systemctl query began (clock seconds), while it has not answered yet.
         self.systemd_waiting_since: float | None = None
         self.redis_up = False
@@ -193,6 +193,19 @@ class Daemon:
         self.evaluation_requested = threading.Event()
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
+        self.verdict_changes_total = 0
+        self.history = CutoverHistory(settings.gate.min_events)
+        ledger_path = default_ledger_path(settings.ledger.path, os.environ)
+        self.ledger = (
+            LedgerWriter(
+                ledger_path,
+                max_rows=settings.ledger.max_rows,
+                max_age_days=settings.ledger.max_age_days,
+                clock=clock,
+            )
+            if ledger_path is not None
+            else None
+        )
 
     @property
     def reports_written_total(self) -> int:
@@ -241,6 +254,8 @@ class Daemon:
                 systemd_errors_total=dict(self.systemd_errors),
                 histograms=self.histograms,
                 retention=self.retention,
+                verdict_changes_total=self.verdict_changes_total,
+                ledger=self.ledger.state() if self.ledger is not None else None,
             )
 
     def _rate(self) -> float:
@@ -349,16 +364,27 @@ class Daemon:
             max_bytes=report.deployment_info_max_bytes,
             cutover_id=str(new.stream_id),
         )
+        provenance = {
+            "cutover": new.to_json(),
+            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
+        }
         with self.lock:
             self.deployment = (new.identity(), deployment) if deployment is not None else None
             self.cutovers_total += 1
             self.pending_cutover = None if self.pending_cutover == new else self.pending_cutover
+            changed = self.history.adopt(new, self.clock(), provenance)
+        self._record(changed)
         self.request_evaluation()
+
+    def _record(self, changed: list[LedgerRow]) -> None:
+        """Hand changed ledger rows to the ledger's own thread (never waits on the file)."""
+        if self.ledger is not None:
+            self.ledger.submit(changed)
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
         with self.lock:
-            counting = not self.backlog_counted  # later backfills re-read entries counted already
+            counting = self.cutover is None  # the first backfill; later ones re-read counted entries
             upto = self.backlog_end
         backlog_skips: Counter[str] = Counter()
 
@@ -414,7 +440,6 @@ class Daemon:
         self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
         if held_ms.size:
             self.last_event_ms = max(self.last_event_ms or 0, int(held_ms.max()))
-        self.backlog_counted = True
 
     def _abort_if_stopping(self) -> None:
         """Called once per backfill page: a stop request abandons the backfill even when every
@@ -662,7 +687,13 @@ class Daemon:
         log.error("gate.evaluation_failed", error=type(exc).__name__, detail=str(exc)[:300], exc_info=exc)
 
     def _after_evaluation(self, result: GateResult, document: dict[str, Any]) -> None:
+        with self.lock:
+            changed = self.history.evaluated(result, result.evaluated_at)
+        self._record(changed)
         if result.verdict != self.last_verdict:
+            if self.last_verdict is not None:
+                with self.lock:
+                    self.verdict_changes_total += 1
             log.info(
                 "gate.verdict_changed",
                 verdict=result.verdict,
@@ -701,7 +732,12 @@ class Daemon:
             self.reported_verdict = result.verdict
 
     def _write_report(self, document: dict[str, Any]) -> Any:
-        return self.reports.write(document)
+        path = self.reports.write(document)
+        if path is not None:
+            with self.lock:
+                changed = self.history.report_written(path)
+            self._record(changed)
+        return path
 
     def _run_hook(self, path: Any, verdict: str) -> None:
         argv = list(self.settings.daemon.on_gate_complete)
@@ -763,6 +799,9 @@ class Daemon:
             )
             return 1
         self._install_signals()
+        if self.ledger is not None:
+            self.history = CutoverHistory(settings.gate.min_events, self.ledger.open())
+            self.ledger.start()
         server.start()
         self.await_initial_cutover()
         tail = threading.Thread(target=self.tail_forever, name="tail", daemon=True)
@@ -785,6 +824,8 @@ class Daemon:
         scheduler.shutdown(wait=False)
         server.stop()
         tail.join(timeout=settings.daemon.shutdown_timeout_seconds)
+        if self.ledger is not None:
+            self.ledger.stop()
         log.info("daemon.stopped", clean=not tail.is_alive())
         return 0
 
