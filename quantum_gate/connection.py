@@ -350,9 +350,12 @@ def _cluster_client(
     settings: Settings, target: RedisTarget, password: str | None
 ) -> tuple[redis.Redis, Endpoint]:
     nodes = [ClusterNode(host, port) for host, port in target.hosts]  # type: ignore[no-untyped-call]
-    cluster = redis.RedisCluster(
-        startup_nodes=nodes, decode_responses=False, **_node_kwargs(settings, target, password)
-    )
+    try:
+        cluster = redis.RedisCluster(
+            startup_nodes=nodes, decode_responses=False, **_node_kwargs(settings, target, password)
+        )
+    except redis.exceptions.RedisClusterException as exc:  # not a RedisError: say it in one line as one
+        raise redis.ConnectionError(f"cluster: {str(exc).splitlines()[0][:300]}") from None
     endpoint = cluster_endpoint(cluster, settings.redis.stream)
     # RedisCluster is not a redis.Redis subclass, but it has every command the product sends
     # (XREVRANGE, XREAD, XINFO STREAM, PING, CLOSE) with the same signatures; the read-ahead path in

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from conftest import RedisServer, free_port, require_tool
@@ -23,6 +23,11 @@ from conftest import RedisServer, free_port, require_tool
 MASTER_NAME = "mymaster"
 CLUSTER_PORT_LIMIT = 55535  # the cluster bus listens on port + 10000
 T = TypeVar("T")
+
+
+def command(client: redis.Redis, *args: object) -> Any:
+    """``execute_command`` with a type (redis-py leaves it untyped) for the harness's admin commands."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
 def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05) -> T:
@@ -95,7 +100,7 @@ class SentinelGroup:
     def start(self, sentinel_config: tuple[str, ...] = ()) -> SentinelGroup:
         self.master.start()
         self.replica.start()
-        wait_for(lambda: self.replica_in_sync(), timeout=20, what="the replica's first sync")
+        wait_for(self.replica_in_sync, timeout=20, what="the replica's first sync")
         for index in range(3):
             sentinel = SentinelProcess(
                 self.directory / f"sentinel{index}", self.master.port, extra_config=sentinel_config
@@ -113,7 +118,7 @@ class SentinelGroup:
         for sentinel in self.sentinels:
             client = sentinel.client()
             try:
-                state = client.sentinel_master(MASTER_NAME)
+                state: dict[str, Any] = client.sentinel_master(MASTER_NAME)  # type: ignore[assignment]
                 if int(state.get("num-slaves", 0)) < 1 or int(state.get("num-other-sentinels", 0)) < 2:
                     return False
             finally:
@@ -129,7 +134,7 @@ class SentinelGroup:
     def master_port_by_sentinels(self) -> int | None:
         client = self.sentinels[0].client()
         try:
-            address = client.sentinel_get_master_addr_by_name(MASTER_NAME)
+            address: Any = client.sentinel_get_master_addr_by_name(MASTER_NAME)
         finally:
             client.close()
         return int(address[1]) if address else None
@@ -203,19 +208,19 @@ class ClusterGroup:
         return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, socket_timeout=5)
 
     def slot_of(self, key: str) -> int:
-        return int(self.nodes[0].admin().execute_command("CLUSTER KEYSLOT", key))
+        return int(command(self.nodes[0].admin(), "CLUSTER KEYSLOT", key))
 
     def owner_of(self, key: str) -> RedisServer:
         """The node that owns ``key``'s slot, from CLUSTER SLOTS as the first node sees it."""
         slot = self.slot_of(key)
-        for row in self.nodes[0].admin().execute_command("CLUSTER SLOTS"):
+        for row in command(self.nodes[0].admin(), "CLUSTER SLOTS"):
             if int(row[0]) <= slot <= int(row[1]):
                 port = int(row[2][1])
                 return next(node for node in self.nodes if node.port == port)
         raise AssertionError(f"no node owns slot {slot}")
 
     def node_id(self, node: RedisServer) -> str:
-        return bytes(node.admin().execute_command("CLUSTER MYID")).decode()
+        return bytes(command(node.admin(), "CLUSTER MYID")).decode()
 
     def url(self, node: RedisServer, userinfo: str = "") -> str:
         return f"redis+cluster://{userinfo}127.0.0.1:{node.port}"
