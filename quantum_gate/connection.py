@@ -328,16 +328,22 @@ def _discover(sentinel: Sentinel, name: str, read_from: str) -> tuple[str, int, 
 
 def sentinel_endpoint_current(settings: Settings, endpoint: Endpoint) -> bool:
     """Whether the sentinels still name ``endpoint`` (the master it was, or a live replica); a demoted
-    master keeps answering reads, so without this the daemon would not notice a graceful failover."""
+    master keeps answering reads, so without this the daemon would not notice a graceful failover.
+
+    Only a positive answer naming another node says no: when the sentinels cannot be asked (all down,
+    or no master agreed on mid-failover), a node that still answers is kept, not dropped blind."""
     target = parse_redis_url(settings.redis.url)
     if target.topology != "sentinel" or target.master_name is None:
         return True
     sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs(settings, target))
     try:
+        try:
+            master = _address(*(str(part) for part in sentinel.discover_master(target.master_name)))
+        except (redis.ConnectionError, redis.TimeoutError):
+            return True
         if endpoint.role == "replica":
             alive = {_address(str(h), int(p)) for h, p in sentinel.discover_slaves(target.master_name)}
             return endpoint.address in alive
-        master = _address(*(str(part) for part in sentinel.discover_master(target.master_name)))
         if master != endpoint.address:
             return False
         # Reading the master because no replica was up: move as soon as one is.

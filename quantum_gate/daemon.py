@@ -32,7 +32,13 @@ from quantum_gate import __version__, logs
 from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
-from quantum_gate.connection import Endpoint, cluster_endpoint, open_client, sentinel_endpoint_current
+from quantum_gate.connection import (
+    SENTINEL_PASSWORD_ENV,
+    Endpoint,
+    cluster_endpoint,
+    open_client,
+    sentinel_endpoint_current,
+)
 from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
@@ -646,7 +652,8 @@ class Daemon:
         argv = list(self.settings.daemon.on_gate_complete)
         if not argv:
             return
-        env = {name: value for name, value in os.environ.items() if name != "QUANTUM_GATE_REDIS_PASSWORD"}
+        secrets = {"QUANTUM_GATE_REDIS_PASSWORD", SENTINEL_PASSWORD_ENV}
+        env = {name: value for name, value in os.environ.items() if name not in secrets}
         env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(path or ""))  # never the password
         timeout = self.settings.daemon.on_gate_complete_timeout_seconds
 

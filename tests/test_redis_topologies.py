@@ -317,6 +317,32 @@ def write_entries(client: redis.Redis, key: str, base: int, count: int) -> None:
     pipe.execute()
 
 
+def test_the_daemon_keeps_reading_its_node_while_no_sentinel_answers(
+    sentinel_group: SentinelGroup, tmp_path: Path, stream_key: str
+) -> None:
+    group = sentinel_group
+    master = group.master.admin()
+    xadd_many(master, stream_key, 100)
+    daemon = DaemonProcess(group.url(), stream_key, tmp_path / "daemon", args=["--window", "5000"])
+    try:
+        daemon.start()
+        daemon.wait_until(lambda m: post_events(m) == 100, timeout=30, what="100 read")
+        for sentinel in group.sentinels:
+            sentinel.stop()
+        xadd_many(master, stream_key, 50)
+        # stream_length comes from the XINFO that follows each endpoint check (every 5 s): seeing 150
+        # there means a check ran with every sentinel gone and kept the working master.
+        seen = daemon.wait_until(
+            lambda m: m.get("stream_length") == 150 and post_events(m) == 150, timeout=30, what="a check"
+        )
+        assert seen.value("redis_up") == 1
+        assert endpoint(seen) == {"role": "master", "address": f"127.0.0.1:{group.master.port}"}
+        assert daemon.terminate()[0] == 0
+    finally:
+        daemon.close()
+    assert "stream.disconnected" not in daemon.log_events()
+
+
 # ---- a rollback: the new node's stream ends before what was counted ---------------------------------
 
 
