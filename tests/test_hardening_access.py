@@ -275,7 +275,7 @@ def test_sentinel_replica_reads_under_read_only_acl_users_and_every_acl_log_stay
 ) -> None:
     from topology_kit import SentinelGroup, command
 
-    group = SentinelGroup(tmp_path / "sentinel")
+    group = SentinelGroup(tmp_path / "sentinel", down_after_ms=5000)  # nothing may fail over here
     try:
         group.start()
         data_nodes = [group.master.admin(), group.replica.admin()]

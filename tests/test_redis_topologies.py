@@ -131,7 +131,19 @@ def test_the_redacted_url_of_a_multi_host_form_hides_the_credentials() -> None:
 
 @pytest.fixture
 def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """down-after-milliseconds 1000, for the tests that fail a node over or down."""
     group = SentinelGroup(tmp_path / "sentinel")
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def steady_sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """down-after-milliseconds 5000, for tests in which nothing may fail over."""
+    group = SentinelGroup(tmp_path / "sentinel", down_after_ms=5000)
     try:
         group.start()
         yield group
@@ -237,9 +249,9 @@ def test_daemon_follows_a_sentinel_failover_counting_every_event_once(
 
 
 def test_replica_reads_send_no_command_to_the_master(
-    sentinel_group: SentinelGroup, tmp_path: Path, stream_key: str
+    steady_sentinel_group: SentinelGroup, tmp_path: Path, stream_key: str
 ) -> None:
-    group = sentinel_group
+    group = steady_sentinel_group
     master = group.master.admin()
     master.client_setname("test-harness")
     master.config_resetstat()
@@ -318,9 +330,9 @@ def write_entries(client: redis.Redis, key: str, base: int, count: int) -> None:
 
 
 def test_the_daemon_keeps_reading_its_node_while_no_sentinel_answers(
-    sentinel_group: SentinelGroup, tmp_path: Path, stream_key: str
+    steady_sentinel_group: SentinelGroup, tmp_path: Path, stream_key: str
 ) -> None:
-    group = sentinel_group
+    group = steady_sentinel_group
     master = group.master.admin()
     xadd_many(master, stream_key, 100)
     daemon = DaemonProcess(group.url(), stream_key, tmp_path / "daemon", args=["--window", "5000"])

@@ -88,6 +88,9 @@ class SentinelGroup:
     """One master, one replica, three sentinels (quorum 2)."""
 
     directory: Path
+    # 1000 ms as the failover test needs; tests that must not see a failover use more, so that a loaded
+    # machine (a replica or master slow to answer a ping for a second) cannot trigger one.
+    down_after_ms: int = 1000
     master: RedisServer = field(init=False)
     replica: RedisServer = field(init=False)
     sentinels: list[SentinelProcess] = field(default_factory=list)
@@ -103,7 +106,10 @@ class SentinelGroup:
         wait_for(self.replica_in_sync, timeout=20, what="the replica's first sync")
         for index in range(3):
             sentinel = SentinelProcess(
-                self.directory / f"sentinel{index}", self.master.port, extra_config=sentinel_config
+                self.directory / f"sentinel{index}",
+                self.master.port,
+                down_after_ms=self.down_after_ms,
+                extra_config=sentinel_config,
             )
             self.sentinels.append(sentinel)
             sentinel.start()
