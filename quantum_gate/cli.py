@@ -45,7 +45,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
     parser.add_argument("--config", type=Path, help="YAML settings file (see config.example.yaml)")
-    parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env QUANTUM_GATE_REDIS_URL)")
+    parser.add_argument(
+        "--redis-url",
+        help="redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL (docs/redis.md; "
+        "env QUANTUM_GATE_REDIS_URL)",
+    )
     parser.add_argument("--stream", help="stream key (default quantum:stream:trade.intent)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--after", help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, or a stream ID")

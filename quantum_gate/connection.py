@@ -220,7 +220,7 @@ def resolve_sentinel_password(settings: Settings, environ: Mapping[str, str] | N
     return environ.get(SENTINEL_PASSWORD_ENV) or None
 
 
-def _node_kwargs(settings: Settings, target: RedisTarget, password: str | None) -> dict[str, Any]:
+def node_kwargs(settings: Settings, target: RedisTarget, password: str | None) -> dict[str, Any]:
     """Socket, TLS and auth arguments for a data node (Sentinel's discovered node, or Cluster nodes)."""
     # XREAD BLOCK must not outlive the socket timeout, or every idle block would look like an outage.
     timeout = max(settings.redis.socket_timeout_seconds, settings.redis.block_ms / 1000 + 5)
@@ -309,7 +309,7 @@ def _sentinel_client(
     finally:
         sentinel.close()
     client = redis.Redis(
-        host=host, port=port, db=target.db, decode_responses=False, **_node_kwargs(settings, target, password)
+        host=host, port=port, db=target.db, decode_responses=False, **node_kwargs(settings, target, password)
     )
     return client, Endpoint("sentinel", role, _address(host, port), fallback)
 
@@ -358,7 +358,7 @@ def _cluster_client(
     nodes = [ClusterNode(host, port) for host, port in target.hosts]  # type: ignore[no-untyped-call]
     try:
         cluster = redis.RedisCluster(
-            startup_nodes=nodes, decode_responses=False, **_node_kwargs(settings, target, password)
+            startup_nodes=nodes, decode_responses=False, **node_kwargs(settings, target, password)
         )
     except redis.exceptions.RedisClusterException as exc:  # not a RedisError: say it in one line as one
         raise redis.ConnectionError(f"cluster: {str(exc).splitlines()[0][:300]}") from None

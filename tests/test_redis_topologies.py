@@ -26,7 +26,7 @@ from hardening_kit import (
 from topology_kit import ClusterGroup, SentinelGroup, command, wait_for
 
 from quantum_gate.config import ConfigError, load_settings
-from quantum_gate.connection import RedisTarget, parse_redis_url
+from quantum_gate.connection import RedisTarget, node_kwargs, parse_redis_url, sentinel_kwargs
 
 FAST_RECONNECT = {"QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "0.5"}
 
@@ -124,6 +124,33 @@ def test_the_redacted_url_of_a_multi_host_form_hides_the_credentials() -> None:
     url = f"redis+sentinel://gate:{SECRET}@127.0.0.1:1,127.0.0.1:2/mymaster/0?read_from=replica"
     shown = load_settings(environ={}, overrides={"redis.url": url}).redis.redacted_url()
     assert shown == "redis+sentinel://***@127.0.0.1:1,127.0.0.1:2/mymaster/0?read_from=replica"
+
+
+def test_tls_and_credentials_for_sentinels_and_data_nodes_are_set_apart(tmp_path: Path) -> None:
+    """rediss+sentinel:// is TLS to both; the sentinels get their own user and password (from the file),
+    the data node the URL's."""
+    (tmp_path / "sentinel-pw").write_text("s-secret\n", encoding="utf-8")
+    url = "rediss+sentinel://gate:d-secret@127.0.0.1:1/mymaster/2"
+    settings = load_settings(
+        environ={},
+        overrides={
+            "redis.url": url,
+            "redis.tls_ca_file": str(tmp_path / "ca.crt"),
+            "redis.sentinel_username": "gate-sentinel",
+            "redis.sentinel_password_file": str(tmp_path / "sentinel-pw"),
+        },
+    )
+    target = parse_redis_url(url)
+    to_sentinels = sentinel_kwargs(settings, target)
+    assert to_sentinels["username"] == "gate-sentinel"
+    assert to_sentinels["password"] == "s-secret"
+    assert to_sentinels["ssl"] is True
+    assert to_sentinels["ssl_ca_certs"] == str(tmp_path / "ca.crt")
+    to_node = node_kwargs(settings, target, target.password)
+    assert (to_node["username"], to_node["password"], to_node["ssl"]) == ("gate", "d-secret", True)
+    plain = parse_redis_url("redis+sentinel://127.0.0.1:1/mymaster")
+    assert "ssl" not in sentinel_kwargs(settings, plain)
+    assert "ssl" not in node_kwargs(settings, plain, None)
 
 
 # ---- fixtures: real topologies, always torn down ------------------------------------------------------
