@@ -54,6 +54,7 @@ from quantum_gate.stream import (
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
+from quantum_gate.webconfig import WebConfig, load_web_config
 from quantum_gate.windows import RecentTimes, Window
 
 log = structlog.get_logger("quantum_gate")
@@ -82,9 +83,16 @@ def sd_notify(message: str) -> bool:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        web: WebConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.web = web  # the parsed --web-config-file (TLS, basic auth, headers), None = plain HTTP
         self.limits = limits_from(settings)
         self.lock = threading.RLock()
         self.stopping = threading.Event()
@@ -614,17 +622,20 @@ class Daemon:
             stream=settings.redis.stream,
             redis=settings.redis.redacted_url(),
             listen=settings.daemon.listen,
+            tls=bool(self.web and self.web.tls),
+            basic_auth_users=len(self.web.users) if self.web else 0,
             cutover_source="after" if settings.cutover.after else f"systemd:{settings.cutover.unit}",
             interval_seconds=settings.daemon.interval_seconds,
         )
         try:
-            server = HttpServer(HttpApp(self.snapshot, self.clock, render_status_page), host, port)
+            app = HttpApp(self.snapshot, self.clock, render_status_page)
+            server = HttpServer(app, host, port, settings.http, self.web)
         except OSError as exc:
             log.error(
                 "daemon.failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}"
             )
             return 1
-        self._install_signals()
+        self._install_signals(server)
         server.start()
         self.initial_cutover()
         tail = threading.Thread(target=self.tail_forever, name="tail", daemon=True)
@@ -675,14 +686,18 @@ class Daemon:
         scheduler.start()
         return scheduler
 
-    def _install_signals(self) -> None:
+    def _install_signals(self, server: HttpServer) -> None:
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 os._exit(1)  # the second signal forces
             self.stopping.set()
 
+        def reload(signum: int, _frame: FrameType | None) -> None:
+            server.reload_tls()  # sets a flag; the listener re-reads the certificate and key
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, reload)
 
 
 def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
@@ -702,8 +717,10 @@ def _redis_detail(exc: BaseException | None) -> str | None:
 
 def run_daemon(settings: Settings, log_level: str = "info") -> int:
     resolve_redis_password(settings)  # an unreadable password source is refused at start (exit 1)
+    web_file = settings.http.web_config_file
+    web = load_web_config(web_file) if web_file is not None else None  # a bad file: one line, exit 1
     logs.configure(log_level)
-    code = Daemon(settings).run()
+    code = Daemon(settings, web=web).run()
     # A scheduler job still running (a systemctl poll hanging up to cutover.timeout_seconds, a long
     # evaluation) sits in a pool thread that concurrent.futures joins at interpreter exit, daemon or
     # not: the stop is already bounded and logged, so whatever is left is not waited for.
