@@ -12,6 +12,7 @@ from typing import Any
 
 import bcrypt
 import pytest
+from conftest import REPO
 from hardening_kit import quantum_gate_argv
 from structlog.testing import capture_logs
 from tlskit import PASSWORD, USER, Pki, htpasswd_hash, write_yaml
@@ -287,3 +288,22 @@ def test_a_changed_pair_is_picked_up_and_a_broken_one_keeps_the_old_and_logs_onc
             "sighup",
         ]
     assert source.reloads == 2
+
+
+def test_the_shipped_example_loads_beside_a_real_pair(pki: Pki, tmp_path: Path) -> None:
+    """deploy/web-config.example.yml as the unit hands it over: in one folder with web.crt and web.key."""
+    shutil.copy(REPO / "deploy" / "web-config.example.yml", tmp_path / "web-config.yml")
+    shutil.copy(pki.directory / "server.crt", tmp_path / "web.crt")
+    shutil.copy(pki.directory / "server.key", tmp_path / "web.key")
+    config = load_web_config(tmp_path / "web-config.yml")
+    assert config.tls is not None and config.tls.key_file == tmp_path / "web.key"
+    assert config.tls.min_version == "TLS12" and config.tls.client_auth_type == "NoClientCert"
+    assert set(config.users) == {"prometheus"}
+    assert ("X-Frame-Options", "deny") in config.headers
+
+
+def test_the_units_default_credential_is_plain_http(tmp_path: Path) -> None:
+    """The systemd units' SetCredential=web-config.yml:{} default: no TLS, no auth."""
+    (tmp_path / "web-config.yml").write_text("{}", encoding="utf-8")
+    config = load_web_config(tmp_path / "web-config.yml")
+    assert (config.tls, dict(config.users), config.headers) == (None, {}, ())
