@@ -6,6 +6,7 @@ request line, head and body are capped; the worker pool is bounded; a flood cann
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -120,7 +121,8 @@ def test_a_200_connection_slowloris_for_20s_leaves_scrapes_under_1s(
     stats = json.loads(output)
     worst = max(took for _, took in scrapes)
     print(
-        f"slowloris: {stats}; {len(scrapes)} scrapes, worst {worst:.3f}s; threads {before} -> max {max(threads)}"
+        f"slowloris: {stats}; {len(scrapes)} scrapes, worst {worst:.3f}s; "
+        f"threads {before} -> max {max(threads)}"
     )
     assert stats["open_max"] >= SLOW_CONNECTIONS * 0.9, "the slowloris never held its connections open"
     assert stats["cut"] >= SLOW_CONNECTIONS, "the listener never cut a slow request at its deadline"
@@ -154,10 +156,8 @@ def listener() -> Iterator[Callable[..., int]]:
 
 def raw_exchange(port: int, data: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
+        with contextlib.suppress(OSError):  # the listener may answer and close before it is all sent
             sock.sendall(data)
-        except OSError:
-            pass  # the listener may answer and close before a big request is all sent
         received = b""
         try:
             while chunk := sock.recv(65536):

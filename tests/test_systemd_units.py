@@ -68,7 +68,11 @@ def test_the_unit_keeps_what_the_daemon_needs(unit: Path) -> None:
     assert all(path.startswith("/etc/quantum-gate/") for path in credentials.values())
     # The web credentials have empty defaults: the unit starts without them, as plain HTTP (an empty web
     # configuration); the Redis password has none, so a missing file stops the start as before.
-    assert sorted(d["SetCredential"]) == ["web-config.yml:{}", "web.crt:not-configured", "web.key:not-configured"]
+    assert sorted(d["SetCredential"]) == [
+        "web-config.yml:{}",
+        "web.crt:not-configured",
+        "web.key:not-configured",
+    ]
     # `systemctl show` talks to /run/dbus/system_bus_socket: AF_UNIX allowed, /run/dbus visible.
     families = " ".join(d["RestrictAddressFamilies"]).split()
     assert "AF_UNIX" in families and not any(f.startswith("~") for f in families)

@@ -87,15 +87,24 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(
     prometheus: subprocess.Popen[bytes] | None = None
     try:
         daemon.start(wait_http=False)
-        wait(lambda: curl(f"https://127.0.0.1:{daemon.port}/healthz", *auth).status == 200, 60,
-             "the daemon healthy over TLS", daemon.log_tail)  # fmt: skip
+        wait(
+            lambda: curl(f"https://127.0.0.1:{daemon.port}/healthz", *auth).status == 200,
+            60,
+            "the daemon healthy over TLS",
+            daemon.log_tail,
+        )
         with prometheus_log.open("wb") as sink:
             prometheus = subprocess.Popen(
-                [prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-                 f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-                stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path,
-            )  # fmt: skip
+                [
+                    prometheus_bin,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
 
         def explain() -> str:
             tail = prometheus_log.read_text(encoding="utf-8", errors="replace")[-3000:]
@@ -103,12 +112,20 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(
                 f"up: {up_by_job(prometheus_port)}\nprometheus log:\n{tail}\ndaemon log:\n{daemon.log_tail()}"
             )
 
-        wait(lambda: up_by_job(prometheus_port) == {"quantum-gate": 1.0, "wrong-password": 0.0}, 60,
-             "up == 1 for the right credential and 0 for the wrong one", explain)  # fmt: skip
+        wait(
+            lambda: up_by_job(prometheus_port) == {"quantum-gate": 1.0, "wrong-password": 0.0},
+            60,
+            "up == 1 for the right credential and 0 for the wrong one",
+            explain,
+        )
         accepted = wait(
-            lambda: prometheus_query(prometheus_port, 'quantum_gate_events_accepted_total{job="quantum-gate"}'),
-            30, "a scraped sample", explain,
-        )  # fmt: skip
+            lambda: prometheus_query(
+                prometheus_port, 'quantum_gate_events_accepted_total{job="quantum-gate"}'
+            ),
+            30,
+            "a scraped sample",
+            explain,
+        )
         assert float(accepted[0]["value"][1]) == 250
         assert not prometheus_query(prometheus_port, 'quantum_gate_build_info{job="wrong-password"}')
 
@@ -116,8 +133,14 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(
         plain = curl(f"http://127.0.0.1:{daemon.port}/metrics", "-u", f"{USER}:{PASSWORD}")
         assert plain.status == 0 and plain.body == ""
         daemon.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
-        wait(lambda: any(e.get("event") == "web.tls_reloaded" and e.get("cause") == "sighup" for e in daemon.logs()),
-             10, "web.tls_reloaded after SIGHUP", daemon.log_tail)  # fmt: skip
+        wait(
+            lambda: any(
+                e.get("event") == "web.tls_reloaded" and e.get("cause") == "sighup" for e in daemon.logs()
+            ),
+            10,
+            "web.tls_reloaded after SIGHUP",
+            daemon.log_tail,
+        )
         daemon.assert_alive()
         assert up_by_job(prometheus_port)["quantum-gate"] == 1.0
         assert daemon.terminate()[0] == 0

@@ -79,11 +79,15 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
 def web_file(pki: Pki, directory: Path, hashed: str | None, **tls: Any) -> WebConfig:
     document: dict[str, Any] = {
-        "tls_server_config": {"cert_file": str(pki.directory / "server.crt"),
-                              "key_file": str(pki.directory / "server.key"), **tls},
-        "http_server_config": {"headers": {"Strict-Transport-Security": "max-age=31536000",
-                                           "X-Content-Type-Options": "nosniff"}},
-    }  # fmt: skip
+        "tls_server_config": {
+            "cert_file": str(pki.directory / "server.crt"),
+            "key_file": str(pki.directory / "server.key"),
+            **tls,
+        },
+        "http_server_config": {
+            "headers": {"Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff"}
+        },
+    }
     if hashed is not None:
         document["basic_auth_users"] = {USER: hashed}
     return load_web_config(write_yaml(directory / "web.yml", document))

@@ -91,16 +91,34 @@ def test_tls_defaults_to_tls12_and_the_context_refuses_older(pki: Pki, tmp_path:
 BAD_FILES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown top key", {"tls_config": {}}, "tls_config: unknown key"),
     ("unknown tls key", {"tls_server_config": {"certfile": "x"}}, "tls_server_config.certfile: unknown key"),
-    ("cert without key", {"tls_server_config": {"cert_file": "a.crt"}}, "tls_server_config.key_file: missing"),
+    (
+        "cert without key",
+        {"tls_server_config": {"cert_file": "a.crt"}},
+        "tls_server_config.key_file: missing",
+    ),
     ("auth type", {"tls_server_config": {"client_auth_type": "Sometimes"}}, "tls_server_config.cert_file"),
-    ("not bcrypt", {"basic_auth_users": {"alice": "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="}},
-     "basic_auth_users.alice: not a bcrypt hash"),
-    ("plain password", {"basic_auth_users": {"alice": "hunter2-plain"}}, "basic_auth_users.alice: not a bcrypt"),
-    ("header", {"http_server_config": {"headers": {"Server": "x"}}}, "http_server_config.headers.Server: cannot"),
-    ("header value", {"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
-     "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin"),
+    (
+        "not bcrypt",
+        {"basic_auth_users": {"alice": "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="}},
+        "basic_auth_users.alice: not a bcrypt hash",
+    ),
+    (
+        "plain password",
+        {"basic_auth_users": {"alice": "hunter2-plain"}},
+        "basic_auth_users.alice: not a bcrypt",
+    ),
+    (
+        "header",
+        {"http_server_config": {"headers": {"Server": "x"}}},
+        "http_server_config.headers.Server: cannot",
+    ),
+    (
+        "header value",
+        {"http_server_config": {"headers": {"X-Frame-Options": "allow"}}},
+        "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin",
+    ),
     ("http2", {"http_server_config": {"http2": "yes"}}, "http_server_config.http2: must be true or false"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -119,13 +137,17 @@ def test_a_bad_file_is_one_line_naming_the_key(
 
 TLS_PROBLEMS: list[tuple[str, dict[str, Any], str]] = [
     ("auth type", {"client_auth_type": "Sometimes"}, "tls_server_config.client_auth_type: must be one of"),
-    ("verify without CA", {"client_auth_type": "RequireAndVerifyClientCert"}, "tls_server_config.client_ca_file"),
+    (
+        "verify without CA",
+        {"client_auth_type": "RequireAndVerifyClientCert"},
+        "tls_server_config.client_ca_file",
+    ),
     ("CA without verify", {"client_ca_file": "ca.crt"}, "tls_server_config.client_auth_type: client_ca_file"),
     ("sans without verify", {"client_allowed_sans": ["x"]}, "tls_server_config.client_allowed_sans"),
     ("min version", {"min_version": "SSL3"}, "tls_server_config.min_version: must be one of"),
     ("cipher", {"cipher_suites": ["TLS_RSA_WITH_RC4_128_SHA"]}, "tls_server_config.cipher_suites"),
     ("curves", {"curve_preferences": ["CurveP256", "X25519"]}, "tls_server_config.curve_preferences"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -154,8 +176,22 @@ def test_unusable_key_files_name_the_key(pki: Pki, tmp_path: Path) -> None:
     openssl = shutil.which("openssl")
     assert openssl is not None
     encrypted = tmp_path / "encrypted.key"
-    subprocess.run([openssl, "pkey", "-in", str(pki.directory / "server.key"), "-aes256", "-passout",
-                    "pass:x", "-out", str(encrypted)], check=True, capture_output=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            openssl,
+            "pkey",
+            "-in",
+            str(pki.directory / "server.key"),
+            "-aes256",
+            "-passout",
+            "pass:x",
+            "-out",
+            str(encrypted),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert "is encrypted" in refused(key_file=str(encrypted))
 
 
@@ -163,18 +199,34 @@ def test_the_run_command_refuses_a_bad_file_with_exit_1_and_one_line(tmp_path: P
     """Through flag and environment variable; before Redis is touched (none is running here)."""
     path = web(tmp_path, {"basic_auth_users": {"alice": "plain-Secret-123"}})
     common = ["run", "--redis-url", "redis://127.0.0.1:1/0", "--after", "2020-01-01T00:00:00Z"]
-    flag = subprocess.run([*quantum_gate_argv(), *common, "--web-config-file", str(path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    env_run = subprocess.run([*quantum_gate_argv(), *common], capture_output=True, text=True, timeout=60,
-                             env={"QUANTUM_GATE_HTTP_WEB_CONFIG_FILE": str(path), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    flag = subprocess.run(
+        [*quantum_gate_argv(), *common, "--web-config-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    env_run = subprocess.run(
+        [*quantum_gate_argv(), *common],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"QUANTUM_GATE_HTTP_WEB_CONFIG_FILE": str(path), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     for done in (flag, env_run):
         assert done.returncode == 1
         assert done.stdout == ""
         assert done.stderr.count("\n") == 1, done.stderr
         assert "basic_auth_users.alice: not a bcrypt hash" in done.stderr
         assert "plain-Secret-123" not in done.stderr
-    missing = subprocess.run([*quantum_gate_argv(), *common, "--web-config-file", str(tmp_path / "no.yml")],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    missing = subprocess.run(
+        [*quantum_gate_argv(), *common, "--web-config-file", str(tmp_path / "no.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode == 1 and "No such file or directory" in missing.stderr
 
 
@@ -212,8 +264,16 @@ def test_a_verified_credential_is_cached_briefly_and_wrong_ones_never() -> None:
 
 def test_basic_auth_refuses_every_malformed_or_unknown_credential() -> None:
     auth = BasicAuth({"alice": FAST_HASH.encode()}, cache_seconds=0)
-    for header in (None, "", "Bearer abc", "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(),
-                   basic("bob", "pw"), basic("alice", "x" * 100), basic("alice", b"\xff")):  # fmt: skip
+    for header in (
+        None,
+        "",
+        "Bearer abc",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        basic("bob", "pw"),
+        basic("alice", "x" * 100),
+        basic("alice", b"\xff"),
+    ):
         assert not auth.check(header), header
     assert auth.check("basic " + basic("alice", "pw").split(" ")[1])  # the scheme is case-insensitive
     # An unknown user still costs a bcrypt round (no user-name oracle through timing).

@@ -35,23 +35,66 @@ class Pki:
 
     def openssl(self, *args: str) -> None:
         done = subprocess.run(
-            [require_tool("openssl"), *args], cwd=self.directory, capture_output=True, text=True, timeout=60
+            [require_tool("openssl"), *args],
+            cwd=self.directory,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
 
     def create(self) -> Pki:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                     f"/CN=quantum-gate test CA {self.directory.name}", "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+        self.openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN=quantum-gate test CA {self.directory.name}",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        )
         return self
 
     def issue(self, name: str, common_name: str, san: str) -> Pair:
         """A pair signed by this CA; ``san`` like ``IP:127.0.0.1,DNS:localhost``."""
-        self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}",
-                     "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        self.openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={common_name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
         (self.directory / f"{name}.ext").write_text(f"subjectAltName={san}\n", encoding="ascii")
-        self.openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                     "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")  # fmt: skip
+        self.openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+        )
         return Pair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
 
     def server(self, name: str = "server", common_name: str = "localhost") -> Pair:
@@ -64,7 +107,11 @@ class Pki:
 def htpasswd_hash(user: str = USER, password: str = PASSWORD) -> str:
     """``htpasswd -nbBC 10 user password`` prints ``user:$2y$10$...``: the hash part."""
     done = subprocess.run(
-        [require_tool("htpasswd"), "-nbBC", "10", user, password], capture_output=True, text=True, timeout=60
+        [require_tool("htpasswd"), "-nbBC", "10", user, password],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     name, _, hashed = done.stdout.strip().partition(":")
@@ -88,10 +135,23 @@ class Curl:
 def curl(url: str, *args: str, timeout: float = 20) -> Curl:
     """One request with the real curl; ``-w`` reports the status, ``-D -`` the headers."""
     done = subprocess.run(
-        [require_tool("curl"), "-sS", "--max-time", "10", "-D", "/dev/stderr", "-w", "\n%{http_code}",
-         *args, url],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        [
+            require_tool("curl"),
+            "-sS",
+            "--max-time",
+            "10",
+            "-D",
+            "/dev/stderr",
+            "-w",
+            "\n%{http_code}",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     body, _, status = done.stdout.rpartition("\n")
     return Curl(done.returncode, int(status or 0), done.stderr, body)
 
