@@ -159,6 +159,8 @@ class HardenedServer:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._accept_failing = False
+        self._accept_resumes_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     @property
@@ -205,6 +207,9 @@ class HardenedServer:
                 else:
                     self._progress(key.data)
             self._expire()
+            if self._accept_resumes_at is not None and self._clock() >= self._accept_resumes_at:
+                self._accept_resumes_at = None
+                self._selector.register(self._listener, selectors.EVENT_READ, "listen")
             if self.tls is not None:
                 self.tls.current()  # applies a SIGHUP or a changed file even while nobody connects
 
@@ -222,8 +227,11 @@ class HardenedServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and friends: the backlog keeps the client until we can
-                log.warning("http.accept_failed", error=exc.strerror or type(exc).__name__)
+                self._pause_accepting(exc)
                 return
+            if self._accept_failing:
+                self._accept_failing = False
+                log.info("http.accept_recovered")
             if not self._make_room():
                 sock.close()
                 continue
@@ -235,6 +243,16 @@ class HardenedServer:
             connection = _Connection(sock, address, deadline, handshaking=tls is not None)
             self._connections[sock.fileno()] = connection
             self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """The listener stays readable while accept() fails: without a pause the loop would spin and
+        log without end. Log the change once, and retry after a tick."""
+        if not self._accept_failing:
+            self._accept_failing = True
+            log.warning("http.accept_failed", error=exc.strerror or type(exc).__name__)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self._listener)
+        self._accept_resumes_at = self._clock() + TICK_SECONDS
 
     def _make_room(self) -> bool:
         """Below ``max_connections`` open (collecting + being answered), or make it so by dropping the

@@ -268,3 +268,59 @@ def test_a_flood_of_idle_connections_cannot_lock_a_scraper_out(listener: Callabl
     finally:
         for sock in idle:
             sock.close()
+
+
+OUT_OF_DESCRIPTORS = """
+import resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from test_gate_http import snapshot_for
+from test_statuspage import NOW
+from quantum_gate.config import HttpSettings
+from quantum_gate.exporter import HttpApp, HttpServer
+from quantum_gate.statuspage import render_status_page
+snap = snapshot_for("PASS")
+server = HttpServer(HttpApp(lambda: snap, lambda: NOW, render_status_page), "127.0.0.1", 0, HttpSettings())
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # after the imports: only the listener runs short
+server.start()
+print(server.port, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_running_out_of_descriptors_is_logged_once_and_recovers() -> None:
+    """``accept()`` failing with EMFILE leaves the listener readable: the loop must pause, not spin and
+    log without end, and accept again once descriptors are free."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", OUT_OF_DESCRIPTORS, str(Path(__file__).parent)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    clients: list[socket.socket] = []
+    lines: list[str] = []  # structlog's default logger prints to stdout: read as it comes
+    stdout = child.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
+    try:
+        port = int(stdout.readline())
+        reader.start()
+        for _ in range(100):  # more than the child's 64 descriptors; the backlog takes them all
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+            clients.append(sock)
+        wait_until(lambda: any("http.accept_failed" in line for line in lines), 10, "accept to fail")
+        for sock in clients:
+            sock.close()
+        clients.clear()
+        status, _ = timed_scrape(port)
+        assert status == 200
+        wait_until(lambda: any("http.accept_recovered" in line for line in lines), 10, "the recovery log")
+        assert sum("http.accept_failed" in line for line in lines) == 1, lines
+        assert child.poll() is None, lines
+    finally:
+        for sock in clients:
+            sock.close()
+        child.kill()
+        child.wait(timeout=10)
+        if reader.is_alive():
+            reader.join(timeout=5)  # EOF once the child is gone
+        stdout.close()
