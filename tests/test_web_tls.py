@@ -65,9 +65,9 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     servers: list[HttpServer] = []
     snap = snapshot_for("PASS")
 
-    def start(web: WebConfig, ca: Path) -> Listener:
+    def start(web: WebConfig, ca: Path, **limits: float) -> Listener:
         app = HttpApp(lambda: snap, lambda: NOW, render_status_page)
-        server = HttpServer(app, "127.0.0.1", 0, HttpSettings(), web)
+        server = HttpServer(app, "127.0.0.1", 0, HttpSettings.model_validate(limits), web)
         server.start()
         servers.append(server)
         return Listener(server.port, server, ca)
@@ -195,3 +195,19 @@ def test_the_certificate_rotates_without_a_restart(pki: Pki, tmp_path: Path, ser
     shutil.copy(pki.directory / "rotated.key", live / "tls.key")
     wait_until(lambda: peer_common_name(listener.port, pki.ca) == "rotated.localhost", 10, "the rotated cert")
     assert listener.curl("GET", "/healthz").code == 0
+
+
+def test_a_client_that_stalls_the_handshake_is_cut_at_the_deadline(
+    pki: Pki, hashed: str, tmp_path: Path, serve: Any
+) -> None:
+    """A slowloris over TLS: connect, send half a ClientHello, then nothing. The selector thread does
+    the handshake, so the connection holds no worker, and the request deadline closes it."""
+    listener: Listener = serve(web_file(pki, tmp_path, hashed), pki.ca, request_timeout_seconds=1)
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as raw:
+        raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a record header, then silence
+        try:
+            closed = raw.recv(1) == b""  # closed by the listener (the 10 s socket timeout would raise)
+        except ConnectionResetError:
+            closed = True
+        assert closed
+        assert listener.curl("GET", "/healthz", "-u", f"{USER}:{PASSWORD}").code == 0
