@@ -200,18 +200,26 @@ class HardenedServer:
     def _run(self) -> None:
         while not self._stopping.is_set():
             for key, _ in self._selector.select(timeout=TICK_SECONDS):
-                if key.data == "listen":
-                    self._accept()
-                elif key.data == "wake":
-                    self._drain_wake()
-                else:
-                    self._progress(key.data)
+                try:
+                    self._event(key.data)
+                except Exception:  # broad on purpose: one odd client must not end the listener thread
+                    log.warning("http.event_failed", exc_info=True)
+                    if isinstance(key.data, _Connection):
+                        self._drop(key.data)
             self._expire()
             if self._accept_resumes_at is not None and self._clock() >= self._accept_resumes_at:
                 self._accept_resumes_at = None
                 self._selector.register(self._listener, selectors.EVENT_READ, "listen")
             if self.tls is not None:
                 self.tls.current()  # applies a SIGHUP or a changed file even while nobody connects
+
+    def _event(self, data: Any) -> None:
+        if data == "listen":
+            self._accept()
+        elif data == "wake":
+            self._drain_wake()
+        else:
+            self._progress(data)
 
     def _drain_wake(self) -> None:
         try:
@@ -238,7 +246,11 @@ class HardenedServer:
             sock.setblocking(False)
             tls = self.tls
             if tls is not None:
-                sock = tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                try:
+                    sock = tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                except (OSError, ValueError):  # the client is gone already
+                    sock.close()
+                    continue
             deadline = self._clock() + self.limits.request_timeout_seconds
             connection = _Connection(sock, address, deadline, handshaking=tls is not None)
             self._connections[sock.fileno()] = connection
