@@ -697,7 +697,8 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
-        signal.signal(signal.SIGHUP, reload)
+        if self.web is not None:  # without --web-config-file, signals stay exactly as they were
+            signal.signal(signal.SIGHUP, reload)
 
 
 def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
