@@ -111,6 +111,8 @@ def test_every_endpoint_needs_the_credential_over_tls(
         assert ok.code == 0 and ok.status in {200, 503}, (method, path, ok)  # /healthz: 503 when stale
         assert "strict-transport-security: max-age=31536000" in ok.headers.lower()
         assert "strict-transport-security" in missing.headers.lower()  # 401s carry them too
+        for answer in (missing, wrong, ok):
+            assert PASSWORD not in answer.body + answer.headers
     assert "quantum_gate_verdict" in listener.curl("GET", "/metrics", *right).body
     assert json.loads(listener.curl("POST", "/gate?require=pass", *right).body)["verdict"] == "PASS"
     page = listener.curl("GET", "/", *right)
