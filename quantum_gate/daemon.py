@@ -635,6 +635,9 @@ class Daemon:
                 "daemon.failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}"
             )
             return 1
+        except ValueError as exc:  # the TLS pair changed between reading the web config and now
+            log.error("daemon.failed", error=f"web config: {exc}")
+            return 1
         self._install_signals(server)
         server.start()
         self.initial_cutover()
