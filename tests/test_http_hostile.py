@@ -34,7 +34,7 @@ SLOW_CONNECTIONS, SLOW_SECONDS, MAX_SCRAPE_SECONDS = 200, 20.0, 1.0
 SLOWLORIS = """
 import json, socket, sys, threading, time
 port, connections, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-stats = {"opened": 0, "cut": 0, "open_max": 0, "answered": 0}
+stats = {"opened": 0, "cut": 0, "open_max": 0}
 lock, open_now, end = threading.Lock(), [0], time.monotonic() + seconds
 def one():
     while time.monotonic() < end:
