@@ -6,10 +6,12 @@ request line, head and body are capped; the worker pool is bounded; a flood cann
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ from daemonkit import wait_until
 from hardening_kit import DaemonProcess, xadd_many
 from test_gate_http import snapshot_for
 from test_statuspage import NOW
+from tlskit import PASSWORD, USER, Pki, htpasswd_hash, write_yaml
 
 from quantum_gate.config import HttpSettings
 from quantum_gate.exporter import HttpApp, HttpServer
@@ -34,6 +37,11 @@ SLOW_CONNECTIONS, SLOW_SECONDS, MAX_SCRAPE_SECONDS = 200, 20.0, 1.0
 SLOWLORIS = """
 import json, socket, sys, threading, time
 port, connections, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+tls = sys.argv[4] == "tls"
+# Plain: a request head that never ends. TLS: a handshake record announced as 512 bytes, sent one byte
+# per half second (the handshake never completes).
+plain = (b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n", b"X-Slow: 1\\r\\n")
+first, more = (b"\\x16\\x03\\x01\\x02\\x00", b"\\x01") if tls else plain
 stats = {"opened": 0, "cut": 0, "open_max": 0}
 lock, open_now, end = threading.Lock(), [0], time.monotonic() + seconds
 def one():
@@ -48,10 +56,10 @@ def one():
             open_now[0] += 1
             stats["open_max"] = max(stats["open_max"], open_now[0])
         try:
-            sock.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n")
-            while time.monotonic() < end:  # one more header line every half second, never the blank line
+            sock.sendall(first)
+            while time.monotonic() < end:  # a little more every half second, never the end
                 time.sleep(0.5)
-                sock.sendall(b"X-Slow: 1\\r\\n")
+                sock.sendall(more)
         except OSError:
             with lock:
                 stats["cut"] += 1
@@ -73,11 +81,15 @@ def threads_of(pid: int) -> int:
     raise AssertionError(f"no Threads line for {pid}")
 
 
-def timed_scrape(port: int) -> tuple[int, float]:
+def timed_scrape(port: int, tls: ssl.SSLContext | None = None, auth: str | None = None) -> tuple[int, float]:
     started = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection: http.client.HTTPConnection = (
+        http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=tls)
+        if tls is not None
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    )
     try:
-        connection.request("GET", "/metrics")
+        connection.request("GET", "/metrics", headers={"Authorization": auth} if auth else {})
         response = connection.getresponse()
         response.read()
         return response.status, time.monotonic() - started
@@ -85,29 +97,60 @@ def timed_scrape(port: int) -> tuple[int, float]:
         connection.close()
 
 
+def tls_setup(directory: Path) -> tuple[list[str], ssl.SSLContext, str]:
+    """--web-config-file with TLS and one basic-auth user; the client context and header for it."""
+    pki = Pki(directory).create()
+    pki.server()
+    web = write_yaml(
+        directory / "web.yml",
+        {
+            "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key"},
+            "basic_auth_users": {USER: htpasswd_hash()},
+        },
+    )
+    header = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    return ["--web-config-file", str(web)], ssl.create_default_context(cafile=str(pki.ca)), header
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("mode", ["plain", "tls"])
 def test_a_200_connection_slowloris_for_20s_leaves_scrapes_under_1s(
-    redis_server: RedisServer, stream_key: str, tmp_path: Path
+    mode: str, redis_server: RedisServer, stream_key: str, tmp_path: Path
 ) -> None:
+    """Plain HTTP (the default), and TLS with basic auth, where the attack stalls the handshake and
+    the scrape pays a handshake of its own (the credential is cached after the first)."""
     xadd_many(redis_server.admin(), stream_key, 250)
-    daemon = DaemonProcess(redis_server.url, stream_key, tmp_path / "daemon")
+    args, context, auth = tls_setup(tmp_path / "pki") if mode == "tls" else ([], None, None)
+    daemon = DaemonProcess(redis_server.url, stream_key, tmp_path / "daemon", args=args)
     scrapes: list[tuple[int, float]] = []
     threads: list[int] = []
+
+    def scrape() -> tuple[int, float]:
+        return timed_scrape(daemon.port, context, auth)
+
     try:
-        daemon.start()
-        daemon.wait_until(lambda m: m.get("verdict", verdict="pass") == 1, timeout=30, what="a PASS")
+        daemon.start(wait_http=False)
+        wait_until(lambda: _answers(scrape), 30, "the daemon answering /metrics")
         for _ in range(20):  # let the worker pool reach its working size before the baseline
-            timed_scrape(daemon.port)
+            scrape()
         before = threads_of(daemon.pid)
         attack = subprocess.Popen(
-            [sys.executable, "-c", SLOWLORIS, str(daemon.port), str(SLOW_CONNECTIONS), str(SLOW_SECONDS)],
+            [
+                sys.executable,
+                "-c",
+                SLOWLORIS,
+                str(daemon.port),
+                str(SLOW_CONNECTIONS),
+                str(SLOW_SECONDS),
+                mode,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
         try:
             while attack.poll() is None:
-                scrapes.append(timed_scrape(daemon.port))
+                scrapes.append(scrape())
                 threads.append(threads_of(daemon.pid))
                 time.sleep(0.2)  # scrape cadence, not synchronisation
             output, _ = attack.communicate(timeout=30)
@@ -130,6 +173,13 @@ def test_a_200_connection_slowloris_for_20s_leaves_scrapes_under_1s(
     assert {status for status, _ in scrapes} == {200}
     assert worst < MAX_SCRAPE_SECONDS, f"a scrape took {worst:.2f}s under the slowloris"
     assert max(threads) <= before + HttpSettings().workers, "slow connections got threads of their own"
+
+
+def _answers(scrape: Callable[[], tuple[int, float]]) -> bool:
+    try:
+        return scrape()[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False
 
 
 # ---- the same listener in this process, with small limits -------------------------------------------
