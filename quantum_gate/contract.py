@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from quantum_gate.streamids import StreamId
+from quantum_gate.streamids import PACKED_MS_MAX, StreamId
 
 EVENT_TYPE = b"trade.intent"
 FALLBACK_KEY = "fallback"
@@ -34,6 +34,7 @@ SKIP_REASONS = (
     "empty_model_breakdown",
     "no_valid_votes",
     "bad_stream_id",
+    "stream_id_out_of_range",
 )
 
 
@@ -75,6 +76,8 @@ class Skip(NamedTuple):
 def parse_entry(  # noqa: PLR0911 - one return per named skip reason, in the contract's order
     stream_id: StreamId, fields: Mapping[bytes, bytes], limits: ContractLimits
 ) -> Event | Skip:
+    if stream_id.ms > PACKED_MS_MAX:  # after 2039-09-07: valid in Redis, but no window can hold it
+        return _OUT_OF_RANGE
     event_type = fields.get(b"event_type")
     if event_type is None:
         return Skip("no_event_type")
@@ -103,6 +106,7 @@ def parse_entry(  # noqa: PLR0911 - one return per named skip reason, in the con
     return _event_from_breakdown(stream_id, payload, breakdown, limits)
 
 
+_OUT_OF_RANGE = Skip("stream_id_out_of_range")
 _orjson_loads, _OrjsonError = orjson.loads, orjson.JSONDecodeError
 _new_tuple = tuple.__new__  # builds the NamedTuples below without their Python-level __new__
 _INF = math.inf

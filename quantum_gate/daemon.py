@@ -44,12 +44,14 @@ from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     GapTracker,
     RawEntry,
+    StreamInfo,
     connect,
     entry_id,
     fill_baseline,
     limits_from,
     load_windows,
     parse_raw,
+    previous_id,
     read_after,
     stream_info,
 )
@@ -102,6 +104,7 @@ class Daemon:
         self.accepted_total = 0
         self.entries_read_total = 0
         self.skipped_total: Counter[str] = Counter()
+        self.refused_total = 0  # each refused model key once (contract limits or the max_models cap)
         self.recent = RecentTimes(settings.windows.rate_max_events)
         self.started_ms = int(clock() * 1000)
         self.last_event_ms: int | None = None
@@ -146,9 +149,7 @@ class Daemon:
                 entries_read_total=self.entries_read_total,
                 lost_total=self.gaps.lost,
                 resets_total=self.gaps.resets,
-                refused_total=self.post.counters.refused_keys
-                + self.pre.counters.refused_keys
-                + self.post.vocabulary.models.refused,
+                refused_total=self.refused_total,
                 window_events={"post": len(self.post), "pre": len(self.pre)},
                 window_capacity={"post": self.post.capacity, "pre": self.pre.capacity},
                 result=self.result,
@@ -232,8 +233,7 @@ class Daemon:
             fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
             fill_baseline(client, self.settings, new.stream_id, fresh_pre, on_page=self._abort_if_stopping)
             with self.lock:
-                dropped = self.post.retain_from(new.stream_id.packed())
-                self.post.counters.clear()
+                dropped = self.post.retain_from(new.stream_id.packed_clamped())  # notes too
                 self.pre = fresh_pre
                 self.cutover = new
             log.info(
@@ -271,6 +271,7 @@ class Daemon:
                 self.entries_read_total += result.read
                 for window in (post, pre):
                     self.skipped_total.update(window.counters.skipped)
+                    self.refused_total += window.counters.refused_keys
                 horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
                 held_ms = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
                 self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
@@ -364,6 +365,10 @@ class Daemon:
         info = stream_info(client, self.settings.redis.stream)
         with self.lock:
             happened = self.gaps.observe(info, self.last_id)
+            rewound_from = self._rewind_after_reset(info)
+            if rewound_from is not None and happened != "reset":
+                self.gaps.resets += 1  # recreated between two readings, unnoticed by the counts alone
+                happened = "reset"
             self.stream_length = info.length if info else 0
             if self.cutover is not None and info is not None and info.first is not None:
                 self.post_window_truncated = (
@@ -385,9 +390,30 @@ class Daemon:
                 stream=self.settings.redis.stream,
                 resets=self.gaps.resets,
                 exists=info is not None,
+                rewound_from=str(rewound_from) if rewound_from is not None else None,
+                resume_after=str(self.last_id) if rewound_from is not None else None,
             )
         elif happened == "lost":
             log.warning("stream.gap", stream=self.settings.redis.stream, lost_total=self.gaps.lost)
+
+    def _rewind_after_reset(self, info: StreamInfo | None) -> StreamId | None:
+        """A stream whose newest ID lies below the last ID we read was deleted and recreated (a restore
+        with explicit IDs, a failover to a replica whose clock is behind): XREAD after our position
+        would never return its entries. Move the position back to just before the cutover (the new
+        stream's start when there is none), so every entry of the new stream from there is read and
+        counted once. Returns the position we left, or None. The windows keep what they hold."""
+        if info is None or self.last_id is None:
+            return None
+        top = info.last_generated or info.last
+        if top is None or top >= self.last_id:
+            return None
+        start = previous_id(self.cutover.stream_id) if self.cutover is not None else StreamId(0, 0)
+        if start >= self.last_id:
+            return None
+        left, self.last_id = self.last_id, start
+        self.gaps.synced_added = None  # the new stream's counts start over
+        self.gaps.read_since_sync = 0
+        return left
 
     def _ingest(self, entries: list[RawEntry]) -> None:
         with self.lock:
@@ -404,14 +430,19 @@ class Daemon:
                 window = self.post if cutover is not None and stream_id >= cutover.stream_id else self.pre
                 if isinstance(parsed, Skip):
                     self.skipped_total[parsed.reason] += 1
+                    self.refused_total += parsed.refused_keys
                     if cutover is not None:
-                        window.note_skip(parsed)
+                        window.note_skip(parsed, stream_id)
                     continue
                 self.accepted_total += 1
                 self.recent.add(stream_id.ms)
                 self.last_event_ms = stream_id.ms
                 if cutover is not None:
+                    refused_before = window.counters.refused_keys
                     window.add(parsed)
+                    self.refused_total += window.counters.refused_keys - refused_before
+                else:  # not windowed: only the contract's own refusals are known
+                    self.refused_total += parsed.refused_keys
             self.gaps.note_read(len(entries))
             reached = cutover is not None and len(self.post) >= self.settings.gate.min_events
             waiting = self.completed_for != (cutover.identity() if cutover else None)
