@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -256,3 +258,257 @@ def test_a_key_refused_by_the_contract_fails_the_gate_too() -> None:
     result = evaluate(post, pre, CUTOVER, SMALL_GATE, now=0.0, rate_per_minute=None)
     assert result.verdict == FAIL
     assert result.post.refused_model_keys == 1
+
+
+# ---- 16.4 a stream reset with lower IDs: rewind and count exactly -----------------------------------------
+
+
+def test_reset_to_lower_ids_rewinds_and_counts_the_new_stream_exactly(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_module, "XINFO_EVERY_SECONDS", 0.05)
+    client = redis_server.admin()
+    cut = now_ms() - 600_000
+    write_atomically(client, stream_key, healthy_entries(30, cut, 10_000))  # cut .. cut+290 s
+    settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": str(cut)}})
+    daemon = Daemon(settings)
+    with tailing(daemon):
+        wait_until(lambda: daemon.accepted_total == 30, 10, "the backlog")
+        wait_until(lambda: daemon.gaps.synced_added == 30, 10, "XINFO to see the stream")
+        # A restore / a replica behind: the key recreated with IDs below the last one read, some before
+        # the cutover (not re-read: the baseline's business) and 12 after it (plus one skipped entry).
+        client.delete(stream_key)
+        write_atomically(client, stream_key, healthy_entries(5, cut - 50_000, 1000))
+        write_atomically(client, stream_key, healthy_entries(12, cut + 1, 1000))
+        add_entry(client, stream_key, {"event_type": "other"}, f"{cut + 20_000}-0")
+        wait_until(lambda: daemon.accepted_total == 42, 10, "the new stream's entries after the cutover")
+        wait_until(lambda: daemon.gaps.synced_added == 18, 10, "XINFO to sync with the new stream")
+        assert daemon.entries_read_total == 43
+        assert daemon.skipped_total == {"wrong_event_type": 1}
+        assert daemon.gaps.resets == 1 and daemon.gaps.lost == 0
+        assert str(daemon.last_id) == f"{cut + 20_000}-0"
+        assert len(daemon.post) == 42  # the windows keep what they held (docs/architecture.md)
+
+
+# ---- 17.2 each refusal counted once ----------------------------------------------------------------------
+
+
+def test_refused_model_keys_are_counted_once(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> None:
+    client = redis_server.admin()
+    cut = now_ms() - 600_000
+    three = {"a": ("BUY", 0.4), "b": ("SELL", 0.6), "c": ("HOLD", 0.5)}
+    write_atomically(client, stream_key, [(f"{cut + i}-0", vote_fields(three)) for i in range(5)])
+    settings = make_settings(
+        redis_server.url,
+        stream_key,
+        tmp_path,
+        {"cutover": {"after": str(cut)}, "contract": {"max_models": 2}},
+    )
+    daemon = Daemon(settings)
+    registry = make_registry(daemon.snapshot)
+    with tailing(daemon):
+        wait_until(lambda: daemon.accepted_total == 5, 10, "the backlog")
+        assert registry.get_sample_value("quantum_gate_model_keys_refused_total") == 5  # "c" x 5
+        tail = [(f"{cut + 10 + i}-0", vote_fields({"a": ("BUY", 0.4), "d": ("SELL", 0.5)})) for i in range(4)]
+        long_key = "k" * 65  # over contract.max_key_length: refused by the contract, in a skipped entry
+        tail.append((f"{cut + 20}-0", vote_fields({long_key: ("BUY", 0.5)})))
+        write_atomically(client, stream_key, tail)
+        wait_until(lambda: daemon.entries_read_total == 10, 10, "the tail")
+        assert daemon.skipped_total == {"no_valid_votes": 1}
+        assert registry.get_sample_value("quantum_gate_model_keys_refused_total") == 5 + 4 + 1
+
+
+# ---- 16.2 property: check and the daemon give the same document for the same stream ------------------------
+
+MODELS = ("xgb", "lgbm", "nhits")
+ACTIONS = ("BUY", "SELL", "HOLD", "hold ")
+LONG_KEY = "k" * 65
+
+confidences = st.one_of(st.sampled_from([0.5, 0.65, 1.05, -0.1]), st.floats(0.0, 1.0, width=32))
+valid_vote = st.tuples(st.sampled_from(ACTIONS), confidences).map(
+    lambda spec: {"action": spec[0], "confidence": spec[1], "model": "main"}
+)
+bad_vote = st.sampled_from([{"action": "BUY", "confidence": "x"}, {"action": "", "confidence": 0.5}, "nope"])
+breakdowns = st.dictionaries(
+    st.sampled_from((*MODELS, LONG_KEY, "fallback")),
+    st.one_of(valid_vote, valid_vote, valid_vote, bad_vote),
+    max_size=4,
+)
+
+
+@st.composite
+def entry_fields(draw: st.DrawFn) -> dict[str, str]:
+    kind = draw(st.sampled_from(["vote"] * 6 + ["flat", "bad_json", "array", "no_breakdown"]))
+    if kind == "flat":
+        return {"symbol": "ETHUSDT", "action": "BUY"}
+    if kind == "bad_json":
+        return {"event_type": "trade.intent", "payload": "{not json"}
+    if kind == "array":
+        return {"event_type": "trade.intent", "payload": "[1, 2]"}
+    if kind == "no_breakdown":
+        return {"event_type": "trade.intent", "payload": json.dumps({"symbol": "X"})}
+    body = {
+        "symbol": draw(st.sampled_from(["BTCUSDT", "ETHUSDT", ""])),
+        "side": draw(st.sampled_from(["BUY", "SELL"])),
+        "model_breakdown": draw(breakdowns),
+    }
+    return {"event_type": "trade.intent", "payload": json.dumps(body)}
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[list[tuple[str, dict[str, str]]], int, int]:
+    """Entries with increasing IDs (some sharing a millisecond), maybe far-future ones last; the
+    cutover's position and how many entries exist before the daemon starts."""
+    count = draw(st.integers(0, 40))
+    ms, seq = CUTOVER_MS - 20, 0
+    entries: list[tuple[str, dict[str, str]]] = []
+    for _ in range(count):
+        if draw(st.integers(0, 4)) == 0 and entries:
+            seq += 1
+        else:
+            ms, seq = ms + draw(st.integers(1, 3)), 0
+        entries.append((f"{ms}-{seq}", draw(entry_fields())))
+    far = sorted(set(draw(st.lists(st.integers(PACKED_MS_MAX + 1, 2**64 - 1), max_size=2))))
+    entries += [(f"{value}-0", draw(entry_fields())) for value in far]
+    cut = draw(st.integers(0, len(entries)))
+    started_with = draw(st.integers(0, len(entries)))
+    return entries, cut, started_with
+
+
+def comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without what depends on the clock or on the process (rate and ETA over a clock
+    and a ring of arrival times, provenance, XINFO retention)."""
+    kept = {k: v for k, v in document.items() if k not in {"evaluated_at", "evaluated_at_seconds", "retention"}}
+    kept.pop("deployment", None)
+    kept.pop("notes", None)
+    kept["progress"] = {k: v for k, v in document["progress"].items() if k not in {"rate_per_minute", "eta_seconds"}}
+    return kept
+
+
+def assert_same(left: Any, right: Any, path: str = "") -> None:
+    """Equal, floats within 1e-9 (a chi-square sums its cells in label-code order, which differs)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        assert set(left) == set(right), f"{path}: keys {sorted(set(left) ^ set(right))}"
+        for key in left:
+            assert_same(left[key], right[key], f"{path}.{key}")
+    elif isinstance(left, list) and isinstance(right, list):
+        assert len(left) == len(right), f"{path}: {left} != {right}"
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            assert_same(a, b, f"{path}[{index}]")
+    elif isinstance(left, float) and isinstance(right, float):
+        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(left) and math.isnan(right)), (
+            f"{path}: {left} != {right}"
+        )
+    else:
+        assert left == right, f"{path}: {left!r} != {right!r}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=streams(),
+    post_capacity=st.integers(1, 12),
+    baseline_capacity=st.integers(1, 8),
+    chunk=st.integers(1, 5),
+)
+def test_check_and_the_daemon_agree_on_any_stream(
+    redis_server: RedisServer,
+    stream: tuple[list[tuple[str, dict[str, str]]], int, int],
+    post_capacity: int,
+    baseline_capacity: int,
+    chunk: int,
+) -> None:
+    entries, cut_at, started_with = stream
+    if cut_at < len(entries):
+        ms, seq = entries[cut_at][0].split("-")
+        cut_id = StreamId(int(ms), int(seq))
+    else:
+        cut_id = StreamId(2**64 - 1, 0)
+    cutover = Cutover(cut_id, source="after")
+    key = f"test:property:{uuid.uuid4().hex[:12]}"
+    client = redis_server.admin()
+    config = {
+        "cutover": {"after": str(cut_id)},
+        "windows": {"post": post_capacity, "baseline": baseline_capacity},
+        "gate": {"min_events": min(2, post_capacity), "min_samples": 2},
+        "redis": {"page_size": 3, "read_count": chunk},
+    }
+    report_dir = Path(tempfile.mkdtemp(prefix="qg-property-"))
+    settings_ = make_settings(redis_server.url, key, report_dir, config)
+    now = time.time()
+    try:
+        # The daemon: starts with part of the stream (backfill), tails the rest in XREAD batches.
+        write_atomically(client, key, entries[:started_with]) if started_with else None
+        daemon = Daemon(settings_, clock=lambda: now)
+        daemon.pending_cutover = cutover
+        daemon._catch_up(client)
+        write_atomically(client, key, entries[started_with:]) if entries[started_with:] else None
+        while batch := read_after(client, key, daemon.last_id or StreamId(0, 0), chunk, None):
+            daemon._ingest(batch)
+        daemon.evaluation_tick()
+        assert daemon.evaluation_errors_total == 0
+        assert daemon.document is not None
+        # check: the whole stream at once, newest first.
+        result, post, pre = evaluate_once(settings_, cutover, now)
+        report = settings_.report
+        depth = report_depth(post, pre, top_symbols=report.top_symbols, histogram_bins=report.histogram_bins)
+        checked = gate_document(result, stream=key, extra=depth)
+        assert_same(comparable(checked), comparable(daemon.document))
+    finally:
+        client.delete(key)
+        client.close()
+        shutil.rmtree(report_dir, ignore_errors=True)
+
+
+# ---- Done when: a bounded fuzz of parse_entry + window + gate over any ID and field map ---------------------
+
+any_ids = st.builds(StreamId, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+near_limit_ids = st.builds(StreamId, st.integers(PACKED_MS_MAX - 3, PACKED_MS_MAX + 3), st.integers(0, 2**64 - 1))
+raw_payloads = st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda body: json.dumps(body).encode(), st.fixed_dictionaries({"model_breakdown": breakdowns})),
+    st.builds(
+        lambda body, symbol: json.dumps({"model_breakdown": body, "symbol": symbol, "side": symbol}).encode(),
+        breakdowns,
+        st.text(max_size=40),
+    ),
+)
+field_maps = st.dictionaries(
+    st.one_of(st.sampled_from([b"event_type", b"payload"]), st.binary(max_size=8)),
+    st.one_of(st.just(b"trade.intent"), raw_payloads),
+    max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.one_of(any_ids, near_limit_ids), field_maps), max_size=30),
+    st.one_of(any_ids, near_limit_ids),
+    st.integers(1, 10),
+    st.integers(1, 3),
+)
+def test_fuzz_parse_window_gate(
+    entries: list[tuple[StreamId, dict[bytes, bytes]]], cut: StreamId, capacity: int, max_models: int
+) -> None:
+    post, pre = window_pair(capacity, capacity, max_models=max_models, max_actions=4, max_symbols=3)
+    skipped: Counter[str] = Counter()
+    for stream_id, fields in entries:
+        parsed = parse_entry(stream_id, fields, LIMITS)
+        window = post if stream_id >= cut else pre
+        if isinstance(parsed, Skip):
+            skipped[parsed.reason] += 1
+            window.note_skip(parsed, stream_id)
+        else:
+            window.add(parsed)
+    beyond = sum(1 for stream_id, _ in entries if stream_id.ms > PACKED_MS_MAX)
+    assert skipped["stream_id_out_of_range"] == beyond
+    assert post.counters.skipped + pre.counters.skipped == skipped
+    result = evaluate(post, pre, Cutover(cut, source="after"), SMALL_GATE, now=0.0, rate_per_minute=None)
+    document = gate_document(result, stream="fuzz", extra=report_depth(post, pre, top_symbols=3, histogram_bins=5))
+    assert json.loads(dumps(document))["verdict"] in VERDICTS
+    assert len(post) <= capacity and len(pre) <= capacity
+    assert len(post.models()) + len(pre.models()) <= 2 * max_models
+    assert sum(result.post.skipped.values()) <= min(skipped.total(), capacity)
+    if result.post.refused_model_keys:
+        assert result.verdict != PASS
+    if not len(post):
+        assert result.verdict != PASS
