@@ -196,13 +196,13 @@ def test_model_cap_releases_models_that_left_both_windows() -> None:
     for item in junk:
         post.add(item)
     post.add(event(CUTOVER_MS + 3, {"newmodel": ("HOLD", 0.5)}))
-    assert post.notes().refused_models == {"newmodel": 1}  # three junk models still in the window
+    assert post.model("newmodel") is None  # three junk models still in the window: refused
     for index in range(4, 10):  # the junk ages out; the new model gets a code once one is free
         post.add(event(CUTOVER_MS + index, {"newmodel": ("HOLD", 0.5)}))
-    assert post.models() == ["newmodel"]
     columns = post.model("newmodel")
     assert columns is not None and columns.confidence.size == 5
-    assert post.notes().refused_keys == 0  # the refusal aged out with its event
+    assert post.models() == ["newmodel"]
+    assert post.notes().refused_keys == 0  # the refusals aged out with their events
     result = evaluate(post, pre, CUTOVER, SMALL_GATE, now=0.0, rate_per_minute=None)
     assert result.models["newmodel"].gated
     assert result.verdict == FAIL  # the collapsed new model is gated, not waved through
