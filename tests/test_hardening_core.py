@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from conftest import RedisServer, envelope, payload
 from daemonkit import add_entry, make_settings, tailing, wait_until, write_atomically
-from eventkit import CUTOVER, CUTOVER_MS, event, healthy_entries, fill, healthy_events
+from eventkit import CUTOVER, CUTOVER_MS, event, fill, healthy_entries, healthy_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import as_json, check
@@ -42,7 +41,7 @@ from quantum_gate.gate import FAIL, PASS, VERDICTS, evaluate
 from quantum_gate.report import dumps, gate_document
 from quantum_gate.stream import read_after
 from quantum_gate.streamids import PACKED_MS_MAX, StreamId
-from quantum_gate.windows import Window, window_pair
+from quantum_gate.windows import window_pair
 
 MAX_ID = "18446744073709551615-18446744073709551615"
 FAR = "9999999999999-0"  # the issue's example: 2286-11-20
@@ -65,12 +64,16 @@ def test_ids_beyond_the_packed_range_are_a_skip_reason() -> None:
     fields = {key.encode(): value.encode() for key, value in vote_fields({"xgb": ("BUY", 0.6)}).items()}
     last_windowable = StreamId(PACKED_MS_MAX, 2**64 - 1)
     assert isinstance(parse_entry(last_windowable, fields, LIMITS), Event)
-    for stream_id in (StreamId(PACKED_MS_MAX + 1, 0), StreamId(9_999_999_999_999, 0), StreamId(2**64 - 1, 2**64 - 1)):
+    for stream_id in (
+        StreamId(PACKED_MS_MAX + 1, 0),
+        StreamId(9_999_999_999_999, 0),
+        StreamId(2**64 - 1, 2**64 - 1),
+    ):
         assert parse_entry(stream_id, fields, LIMITS) == Skip("stream_id_out_of_range")
 
 
 def test_window_notes_an_out_of_range_event_instead_of_raising() -> None:
-    """An Event built elsewhere (not through parse_entry) with a far-future ID: noted, not an OverflowError."""
+    """An Event built elsewhere (not by parse_entry) with a far-future ID: noted, not an OverflowError."""
     post, _ = window_pair(5, 5)
     post.add(event(CUTOVER_MS, {"xgb": ("BUY", 0.5)}))
     post.add(event(2**64 - 1, {"xgb": ("BUY", 0.5)}, seq=2**64 - 1))
@@ -132,7 +135,7 @@ def test_daemon_keeps_tailing_past_far_future_ids_and_a_restart_builds_its_windo
 
 
 def test_skip_notes_age_out_with_the_events_around_them() -> None:
-    post, pre = window_pair(3, 3)
+    post, _ = window_pair(3, 3)
     post.add(event(CUTOVER_MS, {"xgb": ("BUY", 0.5)}))
     post.note_skip(Skip("no_valid_votes", ("xgb",)), StreamId(CUTOVER_MS + 1, 0))
     post.add(event(CUTOVER_MS + 2, {"xgb": ("SELL", 0.6)}))
@@ -219,7 +222,7 @@ def test_model_cap_keeps_a_model_the_baseline_still_holds() -> None:
 
 
 def test_label_caps_release_actions_symbols_and_variants() -> None:
-    post, pre = window_pair(3, 3, max_actions=5, max_variants=2, max_symbols=3)
+    post, _ = window_pair(3, 3, max_actions=5, max_variants=2, max_symbols=3)
     for index in range(12):
         vote = Vote("xgb", f"ACT{index}", 0.5, f"variant{index}", False, False)
         post.add(event(CUTOVER_MS + index, {"xgb": vote}, symbol=f"SYM{index}"))
@@ -293,7 +296,9 @@ def test_reset_to_lower_ids_rewinds_and_counts_the_new_stream_exactly(
 # ---- 17.2 each refusal counted once ----------------------------------------------------------------------
 
 
-def test_refused_model_keys_are_counted_once(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> None:
+def test_refused_model_keys_are_counted_once(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path
+) -> None:
     client = redis_server.admin()
     cut = now_ms() - 600_000
     three = {"a": ("BUY", 0.4), "b": ("SELL", 0.6), "c": ("HOLD", 0.5)}
@@ -378,10 +383,14 @@ def streams(draw: st.DrawFn) -> tuple[list[tuple[str, dict[str, str]]], int, int
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
     """The document without what depends on the clock or on the process (rate and ETA over a clock
     and a ring of arrival times, provenance, XINFO retention)."""
-    kept = {k: v for k, v in document.items() if k not in {"evaluated_at", "evaluated_at_seconds", "retention"}}
+    kept = {
+        k: v for k, v in document.items() if k not in {"evaluated_at", "evaluated_at_seconds", "retention"}
+    }
     kept.pop("deployment", None)
     kept.pop("notes", None)
-    kept["progress"] = {k: v for k, v in document["progress"].items() if k not in {"rate_per_minute", "eta_seconds"}}
+    kept["progress"] = {
+        k: v for k, v in document["progress"].items() if k not in {"rate_per_minute", "eta_seconds"}
+    }
     return kept
 
 
@@ -396,9 +405,9 @@ def assert_same(left: Any, right: Any, path: str = "") -> None:
         for index, (a, b) in enumerate(zip(left, right, strict=True)):
             assert_same(a, b, f"{path}[{index}]")
     elif isinstance(left, float) and isinstance(right, float):
-        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(left) and math.isnan(right)), (
-            f"{path}: {left} != {right}"
-        )
+        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12) or (
+            math.isnan(left) and math.isnan(right)
+        ), f"{path}: {left} != {right}"
     else:
         assert left == right, f"{path}: {left!r} != {right!r}"
 
@@ -459,10 +468,12 @@ def test_check_and_the_daemon_agree_on_any_stream(
         shutil.rmtree(report_dir, ignore_errors=True)
 
 
-# ---- Done when: a bounded fuzz of parse_entry + window + gate over any ID and field map ---------------------
+# ---- Done when: a bounded fuzz of parse_entry + window + gate over any ID and field map -------------------
 
 any_ids = st.builds(StreamId, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
-near_limit_ids = st.builds(StreamId, st.integers(PACKED_MS_MAX - 3, PACKED_MS_MAX + 3), st.integers(0, 2**64 - 1))
+near_limit_ids = st.builds(
+    StreamId, st.integers(PACKED_MS_MAX - 3, PACKED_MS_MAX + 3), st.integers(0, 2**64 - 1)
+)
 raw_payloads = st.one_of(
     st.binary(max_size=40),
     st.builds(lambda body: json.dumps(body).encode(), st.fixed_dictionaries({"model_breakdown": breakdowns})),
@@ -503,7 +514,9 @@ def test_fuzz_parse_window_gate(
     assert skipped["stream_id_out_of_range"] == beyond
     assert post.counters.skipped + pre.counters.skipped == skipped
     result = evaluate(post, pre, Cutover(cut, source="after"), SMALL_GATE, now=0.0, rate_per_minute=None)
-    document = gate_document(result, stream="fuzz", extra=report_depth(post, pre, top_symbols=3, histogram_bins=5))
+    document = gate_document(
+        result, stream="fuzz", extra=report_depth(post, pre, top_symbols=3, histogram_bins=5)
+    )
     assert json.loads(dumps(document))["verdict"] in VERDICTS
     assert len(post) <= capacity and len(pre) <= capacity
     assert len(post.models()) + len(pre.models()) <= 2 * max_models
