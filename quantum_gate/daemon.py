@@ -92,6 +92,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.post, self.pre = new_windows(settings)
+        self.post.vocabulary.guard = self.lock
         self.cutover: Cutover | None = None
         self.pending_cutover: Cutover | None = None
         self.cutover_error: str | None = None
@@ -259,6 +260,7 @@ class Daemon:
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
+        post.vocabulary.guard = self.lock  # private until adopted below; guarded from then on
         counted_before = self.last_id is not None
         started = time.monotonic()
         result = load_windows(

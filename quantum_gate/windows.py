@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
@@ -140,6 +141,9 @@ class Vocabulary:
     evictions: int = 0
     _windows: list[weakref.ref[Window]] = field(default_factory=list, repr=False)
     _scanned: tuple[int, int] | None = field(default=None, repr=False)
+    # Held while a release rewrites other windows' rows: the daemon fills a fresh baseline outside its
+    # lock (a cutover moving forward) while the evaluation reads the post window under it.
+    guard: AbstractContextManager[Any] = field(default_factory=nullcontext, repr=False)
 
     @classmethod
     def bounded(
@@ -154,7 +158,7 @@ class Vocabulary:
 
     def __getstate__(self) -> dict[str, Any]:  # weak references do not pickle (the forked baseline)
         state = dict(self.__dict__)
-        state["_windows"], state["_scanned"] = [], None
+        state["_windows"], state["_scanned"], state["guard"] = [], None, nullcontext()
         return state
 
     def register(self, window: Window) -> None:
@@ -182,17 +186,18 @@ class Vocabulary:
         if stamp == self._scanned:
             return
         self._scanned = stamp
-        windows = self.windows()
-        in_use: dict[str, set[int]] = {name: set() for name in tables}
-        for window in windows:
-            window._labels_in_use(in_use, evicting if window is adding else -1)
-        if "models" in tables:
-            freed = self.models.release(in_use["models"])
+        with self.guard:
+            windows = self.windows()
+            in_use: dict[str, set[int]] = {name: set() for name in tables}
             for window in windows:
-                window._release_rows(freed)
-        for name in ("actions", "variants", "symbols"):
-            if name in tables:
-                getattr(self, name).release(in_use[name])
+                window._labels_in_use(in_use, evicting if window is adding else -1)
+            if "models" in tables:
+                freed = self.models.release(in_use["models"])
+                for window in windows:
+                    window._release_rows(freed)
+            for name in ("actions", "variants", "symbols"):
+                if name in tables:
+                    getattr(self, name).release(in_use[name])
 
     def _tables_needing_room(self, event: Event) -> list[str]:
         tables: list[str] = []
