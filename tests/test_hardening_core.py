@@ -36,9 +36,10 @@ from quantum_gate.config import GateSettings
 from quantum_gate.contract import ContractLimits, Event, Skip, Vote, parse_entry
 from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
-from quantum_gate.exporter import make_registry
+from quantum_gate.exporter import HttpApp, make_registry
 from quantum_gate.gate import FAIL, PASS, VERDICTS, evaluate
 from quantum_gate.report import dumps, gate_document
+from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import read_after
 from quantum_gate.streamids import PACKED_MS_MAX, StreamId
 from quantum_gate.windows import window_pair
@@ -120,6 +121,11 @@ def test_daemon_keeps_tailing_past_far_future_ids_and_a_restart_builds_its_windo
         assert daemon.document["windows"]["post"]["skipped"] == {"stream_id_out_of_range": 4}
         assert len(daemon.post) == 20
         assert str(daemon.last_id) == MAX_ID
+        app = HttpApp(daemon.snapshot, daemon.clock, render_status_page)  # every face still answers
+        for path in ("/metrics", "/gate", "/"):
+            assert app.handle(path)[0] in {200, 503}, path
+        metrics = app.handle("/metrics")[2].decode()
+        assert 'quantum_gate_events_skipped_total{reason="stream_id_out_of_range"} 4.0' in metrics
     # A restart reads the same stream from scratch: the windows are built, the skips counted.
     restarted = Daemon(settings)
     with tailing(restarted):
