@@ -27,6 +27,7 @@ from quantum_gate.streamids import INT64_MAX, SEQ_BITS, SEQ_MAX, StreamId
 NO_ACTION = -1
 _Cell = TypeVar("_Cell", bound=np.generic)
 SHADOW, INACTIVE, INVALID = 1, 2, 4
+RESPELLED = 8  # the vote's raw action label differed from its normal form (contract.normal_label)
 OTHER_LABEL = "other"
 BASE_ACTIONS = ("BUY", "SELL", "HOLD")
 
@@ -359,7 +360,7 @@ class Window:
         rows, variant_codes = self._row_by_name, self._variant_codes
         staged_votes, staged_conf = self._staged_votes, self._staged_conf
         refused_models: list[str] | None = None
-        for model, action, confidence, variant, shadow, inactive in event.votes:
+        for model, action, confidence, variant, shadow, inactive, respelled in event.votes:
             row = rows.get(model)
             if row is None:
                 row = self._row(model)
@@ -375,8 +376,10 @@ class Window:
                     variant_code = vocab.variants.code(variant)
             else:
                 variant_code = -1
-            if shadow or inactive:
+            if shadow or inactive or respelled:
                 flags = (SHADOW if shadow else 0) | (INACTIVE if inactive else 0)
+                if respelled:
+                    flags |= RESPELLED
                 staged_votes.extend((row, at, action_code, variant_code, flags))
             else:
                 staged_votes.extend((row, at, action_code, variant_code, 0))
