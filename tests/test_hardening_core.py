@@ -332,7 +332,7 @@ def test_refused_model_keys_are_counted_once(
 # ---- 16.2 property: check and the daemon give the same document for the same stream ------------------------
 
 MODELS = ("xgb", "lgbm", "nhits")
-ACTIONS = ("BUY", "SELL", "HOLD", "hold ")
+ACTIONS = ("BUY", "SELL", "HOLD", "hold ", "Sell", "WAIT")
 LONG_KEY = "k" * 65
 
 confidences = st.one_of(st.sampled_from([0.5, 0.65, 1.05, -0.1]), st.floats(0.0, 1.0, width=32))
