@@ -510,21 +510,25 @@ class Window:
         return np.asarray(held.any(axis=1), dtype=np.bool_)
 
     def _labels_in_use(self, in_use: dict[str, set[int]], evicting: int) -> None:
-        """Add the codes this window holds to ``in_use`` (for the tables named in it)."""
-        live = self._live_rows(evicting)
+        """Add the codes this window holds to ``in_use`` (only for the tables named in it: a scan of
+        the vote matrix is the expensive part, and a full symbol table needs only the symbol column)."""
+        if self._staged_keys:
+            self._flush()
         used = self._size
         occupied = np.ones(used, dtype=np.bool_)
         if 0 <= evicting < used:
             occupied[evicting] = False
         if "models" in in_use:
+            live = self._live_rows(evicting)
             in_use["models"].update(code for code, row in self._row_of.items() if live[row])
-        voted = self._action[:, :used][:, occupied]
-        if "actions" in in_use:
-            codes = np.concatenate((voted[voted >= 0], self._side[:used][occupied]))
-            in_use["actions"].update(int(code) for code in np.unique(codes) if code >= 0)
-        if "variants" in in_use:
-            variants = self._variant[:, :used][:, occupied][voted != NO_ACTION]
-            in_use["variants"].update(int(code) for code in np.unique(variants) if code >= 0)
+        if "actions" in in_use or "variants" in in_use:
+            voted = self._action[:, :used][:, occupied]
+            if "actions" in in_use:
+                codes = np.concatenate((voted[voted >= 0], self._side[:used][occupied]))
+                in_use["actions"].update(int(code) for code in np.unique(codes) if code >= 0)
+            if "variants" in in_use:
+                variants = self._variant[:, :used][:, occupied][voted != NO_ACTION]
+                in_use["variants"].update(int(code) for code in np.unique(variants) if code >= 0)
         if "symbols" in in_use:
             in_use["symbols"].update(int(code) for code in np.unique(self._symbol[:used][occupied]))
 
