@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import RedisServer, envelope, payload
-from daemonkit import add_entry, make_settings, tailing, wait_until, write_atomically
+from daemonkit import add_entry, daemon_process, make_settings, tailing, wait_until, write_atomically
 from eventkit import CUTOVER, CUTOVER_MS, event, fill, healthy_entries, healthy_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -531,3 +531,24 @@ def test_fuzz_parse_window_gate(
         assert result.verdict != PASS
     if not len(post):
         assert result.verdict != PASS
+
+
+def test_daemon_process_starts_on_a_poisoned_stream_and_keeps_tailing(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path
+) -> None:
+    """`quantum-gate run` as operators start it, on a stream whose newest entries are far-future."""
+    client = redis_server.admin()
+    cut = now_ms() - 600_000
+    write_atomically(client, stream_key, healthy_entries(10, cut, 1000))
+    add_entry(client, stream_key, vote_fields({"xgb": ("BUY", 0.6)}), FAR)
+    with daemon_process(tmp_path, redis_server.url, stream_key, "--after", str(cut)) as daemon:
+        reason = "stream_id_out_of_range"
+        daemon.wait_value("quantum_gate_events_skipped_total", 1, reason=reason)
+        daemon.wait_value("quantum_gate_window_events", 10, window="post")
+        add_entry(client, stream_key, vote_fields({"xgb": ("BUY", 0.6)}), "*")  # 9999999999999-1
+        add_entry(client, stream_key, vote_fields({"xgb": ("BUY", 0.6)}), MAX_ID)
+        daemon.wait_value("quantum_gate_events_skipped_total", 3, reason=reason)
+        assert daemon.value("quantum_gate_redis_up") == 1
+        daemon.wait_for(lambda: (daemon.get("/gate") or (0, b""))[0] == 200, 10, "an answer on /gate")
+    assert "Traceback" not in daemon.stderr()
+    assert not daemon.events("stream.failed")
