@@ -53,6 +53,7 @@ from quantum_gate.stream import (
     parse_raw,
     previous_id,
     read_after,
+    revrange_pages,
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
@@ -323,6 +324,8 @@ class Daemon:
                 )
                 if entries:
                     self._ingest(entries)
+                else:  # a quiet block: maybe the stream was recreated below our position; look now
+                    next_xinfo = 0.0
                 self._set_redis_up(True)  # also after a RedisError (WRONGTYPE, NOPERM) kept the client
                 backoff = 0.5
             except _Stopping:
@@ -365,9 +368,9 @@ class Daemon:
 
     def _observe_stream(self, client: redis.Redis) -> None:
         info = stream_info(client, self.settings.redis.stream)
+        rewound_from = self._rewind_after_reset(client, info)
         with self.lock:
             happened = self.gaps.observe(info, self.last_id)
-            rewound_from = self._rewind_after_reset(info)
             if rewound_from is not None and happened != "reset":
                 self.gaps.resets += 1  # recreated between two readings, unnoticed by the counts alone
                 happened = "reset"
@@ -398,12 +401,14 @@ class Daemon:
         elif happened == "lost":
             log.warning("stream.gap", stream=self.settings.redis.stream, lost_total=self.gaps.lost)
 
-    def _rewind_after_reset(self, info: StreamInfo | None) -> StreamId | None:
-        """A stream whose newest ID lies below the last ID we read was deleted and recreated (a restore
-        with explicit IDs, a failover to a replica whose clock is behind): XREAD after our position
-        would never return its entries. Move the position back to just before the cutover (the new
-        stream's start when there is none), so every entry of the new stream from there is read and
-        counted once. Returns the position we left, or None. The windows keep what they hold."""
+    def _rewind_after_reset(self, client: redis.Redis, info: StreamInfo | None) -> StreamId | None:
+        """A stream whose newest ID lies below the last ID we read was recreated under us (a restore
+        with explicit IDs, a failover to a replica that lacks our newest entries and whose clock is
+        behind): XREAD after our position would never return its new entries. Move the position back
+        to the newest entry of the stream we already hold (``_newest_held``), or to just before the
+        cutover when we hold none of it (``0-0`` without a cutover): every entry after that is read
+        and counted once, and none we counted before is counted again. Returns the position we left,
+        or None. The windows keep what they hold."""
         if info is None or self.last_id is None:
             return None
         top = info.last_generated or info.last
@@ -412,10 +417,32 @@ class Daemon:
         start = previous_id(self.cutover.stream_id) if self.cutover is not None else StreamId(0, 0)
         if start >= self.last_id:
             return None
-        left, self.last_id = self.last_id, start
-        self.gaps.synced_added = None  # the new stream's counts start over
-        self.gaps.read_since_sync = 0
+        resume = self._newest_held(client, start) if self.cutover is not None else start
+        with self.lock:
+            left, self.last_id = self.last_id, resume
+            self.gaps.synced_added = None  # the new stream's counts start over
+            self.gaps.read_since_sync = 0
         return left
+
+    def _newest_held(self, client: redis.Redis, start: StreamId) -> StreamId:
+        """The newest entry between the cutover and our position that the post window already holds
+        (an event or a noted skip: same ID, same entry), walking the stream newest-first; an entry
+        older than a full window's oldest event counts as held (read, or too old to matter). ``start``
+        when there is none: the stream is new from the cutover on."""
+        with self.lock:
+            held = self.post.held_keys()
+            floor = int(self.post.keys().min()) if len(self.post) >= self.post.capacity else None
+            upper, lower = str(self.last_id), str(self.cutover.stream_id) if self.cutover else "-"
+        key, page_size = self.settings.redis.stream, self.settings.redis.page_size
+        for page in revrange_pages(client, key, upper, lower, page_size):
+            for raw in page:
+                found = entry_id(raw[0]) if raw[0] is not None else None
+                if found is None:
+                    continue
+                packed = found.packed_clamped()
+                if packed in held or (floor is not None and packed < floor):
+                    return found
+        return start
 
     def _ingest(self, entries: list[RawEntry]) -> None:
         with self.lock:

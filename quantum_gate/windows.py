@@ -657,6 +657,10 @@ class Window:
     def keys(self) -> npt.NDArray[np.int64]:
         return self._chronological(self._keys)
 
+    def held_keys(self) -> set[int]:
+        """The packed IDs of the entries this window holds: its events and its noted entries."""
+        return set(self.keys().tolist()) | {note.key for note in self._notes}
+
     def first_last_ms(self) -> tuple[int, int] | None:
         if not self._size:
             return None

@@ -289,14 +289,55 @@ def test_reset_to_lower_ids_rewinds_and_counts_the_new_stream_exactly(
         client.delete(stream_key)
         write_atomically(client, stream_key, healthy_entries(5, cut - 50_000, 1000))
         write_atomically(client, stream_key, healthy_entries(12, cut + 1, 1000))
-        add_entry(client, stream_key, {"event_type": "other"}, f"{cut + 20_000}-0")
+        add_entry(client, stream_key, {"event_type": "other"}, f"{cut + 20_001}-0")  # no old ID reused
         wait_until(lambda: daemon.accepted_total == 42, 10, "the new stream's entries after the cutover")
         wait_until(lambda: daemon.gaps.synced_added == 18, 10, "XINFO to sync with the new stream")
         assert daemon.entries_read_total == 43
         assert daemon.skipped_total == {"wrong_event_type": 1}
         assert daemon.gaps.resets == 1 and daemon.gaps.lost == 0
-        assert str(daemon.last_id) == f"{cut + 20_000}-0"
+        assert str(daemon.last_id) == f"{cut + 20_001}-0"
         assert len(daemon.post) == 42  # the windows keep what they held (docs/architecture.md)
+
+
+@pytest.mark.parametrize(
+    ("kept", "new"),
+    [(25, 6), (20, 0)],
+    ids=[
+        "failover: a replica lacking our last 5 entries, then 6 new ones below our position",
+        "restore of an older backup: nothing new",
+    ],
+)
+def test_reset_keeping_entries_already_read_counts_only_the_new_ones(
+    redis_server: RedisServer,
+    stream_key: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    kept: int,
+    new: int,
+) -> None:
+    monkeypatch.setattr(daemon_module, "XINFO_EVERY_SECONDS", 0.05)
+    client = redis_server.admin()
+    cut = now_ms() - 600_000
+    old = healthy_entries(30, cut, 10_000)  # cut .. cut+290 s
+    write_atomically(client, stream_key, old)
+    settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": str(cut)}})
+    daemon = Daemon(settings)
+    with tailing(daemon):
+        wait_until(lambda: daemon.accepted_total == 30, 10, "the backlog")
+        wait_until(lambda: daemon.gaps.synced_added == 30, 10, "XINFO to see the stream")
+        client.delete(stream_key)
+        write_atomically(client, stream_key, old[:kept])  # the same entries, same IDs
+        newest_kept = int(old[kept - 1][0].split("-")[0])
+        fresh = healthy_entries(new, newest_kept + 1, 1000)  # below the last ID read (cut+290 s)
+        if fresh:
+            write_atomically(client, stream_key, fresh)
+        wait_until(lambda: daemon.gaps.resets == 1, 10, "the reset")
+        wait_until(lambda: daemon.gaps.synced_added == kept + new, 10, "XINFO to sync with the new stream")
+        assert daemon.accepted_total == 30 + new  # nothing counted twice, nothing new missed
+        assert daemon.entries_read_total == 30 + new
+        assert len(daemon.post) == 30 + new
+        assert str(daemon.last_id) == (fresh[-1][0] if fresh else old[kept - 1][0])
 
 
 # ---- 17.2 each refusal counted once ----------------------------------------------------------------------
