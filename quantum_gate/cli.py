@@ -7,6 +7,7 @@ evaluate (bad arguments or config, Redis unreachable, cutover unknown). Errors a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, que
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.history import render_history
+from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
 from quantum_gate.provenance import capture_deployment_info, provenance_json
 from quantum_gate.report import dumps, gate_document, render_table, write_report
 from quantum_gate.retention import retention_for_windows
@@ -47,11 +50,25 @@ def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
     parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env QUANTUM_GATE_REDIS_URL)")
     parser.add_argument("--stream", help="stream key (default quantum:stream:trade.intent)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--after", help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, or a stream ID")
+    group.add_argument(
+        "--after",
+        help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, @epoch as systemd prints it, or a stream ID",
+    )
     group.add_argument("--unit", help="take the cutover from this systemd unit's last start")
     if windows:
         parser.add_argument("--window", type=int, help="post window size in accepted events (default 2000)")
         parser.add_argument("--baseline", type=int, help="baseline size in accepted events (default 2000)")
+
+
+def _at_least_one(text: str) -> int:
+    """--top: a whole number >= 1 (0 or less would print no values at all)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text[:32]!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,28 +86,64 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagnose = commands.add_parser("diagnose", help="collapse diagnosis: exact values, ranges, variants")
     _common(diagnose)
-    diagnose.add_argument("--json", action="store_true")
-    diagnose.add_argument("--top", type=int, default=10, help="top exact values per model (default 10)")
+    diagnose.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    diagnose.add_argument(
+        "--top", type=_at_least_one, default=10, help="top exact values per model, text and JSON (default 10)"
+    )
 
     cutover = commands.add_parser("cutover", help="show the cutover systemd reports (or convert --after)")
-    cutover.add_argument("--config", type=Path)
+    cutover.add_argument("--config", type=Path, help="YAML settings file (see config.example.yaml)")
     group = cutover.add_mutually_exclusive_group()
     group.add_argument("--unit", help="systemd unit (default quantum-ai-engine.service)")
-    group.add_argument("--after", help="convert this value instead of asking systemd")
-    cutover.add_argument("--json", action="store_true")
+    group.add_argument(
+        "--after",
+        help="convert this value (ISO 8601, epoch s/ms, @epoch, stream ID) instead of asking systemd",
+    )
+    cutover.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
 
     run = commands.add_parser("run", help="the daemon: tail, watch the cutover, evaluate, export metrics")
     _common(run)
     run.add_argument("--listen", help="HOST:PORT for /metrics, /gate, /healthz, / (default 127.0.0.1:9731)")
     run.add_argument("--report-dir", type=Path, help="folder for gate reports (default ./reports)")
     run.add_argument("--interval", type=float, help="seconds between evaluations (default 15)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--ledger", type=Path, help="SQLite file of every cutover and its verdicts (docs/ledger.md)"
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log level written to stderr (default info)",
+    )
+
+    history = commands.add_parser("history", help="the deployment ledger: every cutover and its verdicts")
+    history.add_argument("--config", type=Path, help="YAML settings file (its ledger.path is read)")
+    history.add_argument("--ledger", type=Path, help="the ledger file (default: ledger.path of the config)")
+    history.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    history.add_argument(
+        "--limit", type=_positive_int, default=20, help="newest N cutovers (default 20, at most 1000)"
+    )
 
     demo = commands.add_parser("demo", help="embedded Redis + simulated engine + the real daemon")
-    demo.add_argument("--listen", default="127.0.0.1:9731")
-    demo.add_argument("--speed", type=float, default=1.0, help="multiply the simulated event rate")
+    demo.add_argument(
+        "--listen",
+        default="127.0.0.1:9731",
+        help="HOST:PORT for the demo's status page, /metrics and /gate (default 127.0.0.1:9731)",
+    )
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="multiply the simulated event rate (default 1, at most 1000)"
+    )
     demo.add_argument("--report-dir", type=Path, help="where the demo's reports go (default: a temp folder)")
+    demo.add_argument(
+        "--ledger", type=Path, help="the demo's deployment ledger file (default: in the demo's temp folder)"
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, not {text!r}")
+    return int(text)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -104,6 +157,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "daemon.listen": getattr(args, "listen", None),
         "daemon.report_dir": getattr(args, "report_dir", None),
         "daemon.interval_seconds": getattr(args, "interval", None),
+        "ledger.path": getattr(args, "ledger", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
     if getattr(args, "unit", None):  # --unit beats an `after` from the file or environment
@@ -247,10 +301,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(settings, log_level=args.log_level)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    path = default_ledger_path(settings.ledger.path, os.environ)
+    if path is None:
+        raise ConfigError("history: no ledger file given (--ledger PATH or ledger.path in --config)")
+    found = read_history(path, args.limit)
+    if args.json:
+        document = {"ledger": str(path), "cutovers": [row.to_json() for row in found]}
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+    else:
+        print(render_history(found, time.time()))
+    return EXIT_PASS
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
-    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir)
+    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir, ledger=args.ledger)
 
 
 COMMANDS = {
@@ -258,6 +326,7 @@ COMMANDS = {
     "diagnose": cmd_diagnose,
     "cutover": cmd_cutover,
     "run": cmd_run,
+    "history": cmd_history,
     "demo": cmd_demo,
 }
 
@@ -274,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return _fail(f"cutover: {exc.message} (pass --after to fix the cutover by hand)")
     except StreamIdError as exc:
         return _fail(f"cutover: {exc}")
+    except LedgerError as exc:
+        return _fail(exc.message)
     except redis.AuthenticationError:
         return _fail("redis: authentication failed (check the password source; it is never printed)")
     except redis.RedisError as exc:

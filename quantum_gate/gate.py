@@ -8,7 +8,8 @@ kept raw in every statistic and reported as a contract violation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
+from quantum_gate.uncertainty import Interval, margin, spread_interval, std_interval, wilson
 from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
@@ -71,6 +73,17 @@ class Check:
     passed: bool
     comparator: str
     detail: dict[str, float | None] = field(default_factory=dict)
+    interval: Interval | None = None  # the value's 95 % interval (quantum_gate.uncertainty)
+
+    @property
+    def margin(self) -> float | None:
+        """How far the value clears the threshold: positive passes, negative fails."""
+        return margin(self.value, self.threshold, self.comparator)
+
+    @property
+    def borderline(self) -> bool:
+        """The interval straddles the threshold: more events may flip this check either way."""
+        return self.interval is not None and self.interval.straddles(self.threshold)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -79,6 +92,9 @@ class Check:
             "threshold": self.threshold,
             "comparator": self.comparator,
             "passed": self.passed,
+            "interval": self.interval.to_json() if self.interval is not None else None,
+            "margin": self.margin,
+            "borderline": self.borderline,
         }
         if self.detail:
             data["detail"] = self.detail
@@ -102,6 +118,9 @@ class ModelReport:
 
     def collapsed(self, min_samples: int) -> bool:
         return self.post.samples >= min_samples and bool(self.failed(COLLAPSE_CHECKS))
+
+    def borderline(self) -> list[Check]:
+        return [check for check in self.checks if check.borderline]
 
 
 @dataclass(frozen=True)
@@ -162,6 +181,10 @@ class GateResult:
     def collapsed_models(self) -> list[str]:
         minimum = self.thresholds.min_samples
         return [report.name for report in self.gated() if report.collapsed(minimum)]
+
+    def borderline(self) -> list[tuple[str, Check]]:
+        """(model, check) of every gated model's check whose 95 % interval straddles its threshold."""
+        return [(report.name, check) for report in self.gated() for check in report.borderline()]
 
 
 # ---- statistics ------------------------------------------------------------------------------------
@@ -434,6 +457,29 @@ def model_checks(stats: ModelStats, settings: GateSettings) -> tuple[Check, ...]
     )
 
 
+def with_intervals(checks: tuple[Check, ...], stats: ModelStats, view: ModelView) -> tuple[Check, ...]:
+    """The same checks, each with its value's 95 % interval where one is defined."""
+    samples = stats.samples
+    ordered = view.ordered
+    counts: dict[str, tuple[int, int]] = {}
+    if samples:
+        majority = stats.action_counts.get(stats.majority_action or "", 0)
+        counts = {
+            "majority": (majority, samples),
+            "hold": (stats.action_counts.get("HOLD", 0), samples),
+            "out_of_range": (stats.out_of_range, samples),
+            "invalid_votes": (stats.invalid_votes, samples + stats.invalid_votes),
+        }
+    std = std_interval(ordered) if ordered is not None else None
+    intervals: dict[str, Interval | None] = {
+        **{name: wilson(*pair) for name, pair in counts.items()},
+        "std": std,
+        "constant": std,
+        "p10_p90": spread_interval(ordered) if ordered is not None else None,
+    }
+    return tuple(replace(check, interval=intervals.get(check.name)) for check in checks)
+
+
 def model_verdict(checks: tuple[Check, ...]) -> str:
     enough = checks[0].passed  # min_samples comes first
     if not enough:
@@ -452,8 +498,7 @@ def verdict(
     model key refused in the post window (``refused``): a model the gate did not see is not gated."""
     gated = [report for report in models.values() if report.gated]
     failures = [
-        f"{report.name}: {check.name} {_fmt(check.value)} "
-        f"(must be {check.comparator} {_fmt(check.threshold)})"
+        f"{report.name}: {failure_text(check)}"
         for report in gated
         if report.verdict == FAIL
         for check in report.failed()
@@ -488,12 +533,71 @@ def refusal_reason(summary: WindowSummary) -> str:
     )
 
 
-def _fmt(value: float | None) -> str:
+def failure_text(check: Check) -> str:
+    """``std 0.0499997 (must be >= 0.05)``: the value with as many digits as it takes to read as failing.
+
+    The ``constant`` check fails on either of two statistics, so it names the one(s) that fail: a std
+    above its line next to a P10-P90 of 0 must not read "constant 0.018 (must be >= 0.01)"."""
+    if check.name == "constant" and check.detail:
+        width, width_min = check.detail.get("p10_p90"), check.detail.get("p10_p90_threshold")
+        parts = [
+            _bound_text(name, value, check.comparator, threshold)
+            for name, value, threshold in (
+                ("std", check.value, check.threshold),
+                ("p10_p90", width, width_min),
+            )
+            if threshold is not None and not holds(value, check.comparator, threshold)
+        ]
+        if parts:
+            return "constant " + ", ".join(parts)
+    return _bound_text(check.name, check.value, check.comparator, check.threshold)
+
+
+def _bound_text(name: str, value: float | None, comparator: str, threshold: float) -> str:
+    shown = "n/a" if value is None else readable(value, comparator, threshold)
+    return f"{name} {shown} (must be {comparator} {plain_number(threshold)})"
+
+
+def plain_number(number: float) -> str:
+    """The shortest text that reads back as ``number`` (a threshold as the operator wrote it): 0.7, 200."""
+    text = repr(number)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def holds(value: float | Decimal | None, comparator: str, threshold: float | Decimal) -> bool:
+    """``value comparator threshold`` for the two comparators checks use; no value never holds."""
     if value is None:
-        return "n/a"
-    if abs(value) < 1e-12:  # float noise of a constant model's std reads better as what it means
+        return False
+    return value <= threshold if comparator == "<=" else value >= threshold
+
+
+def readable(
+    value: float, comparator: str, threshold: float, *, digits: int = 4, style: str = "g", scale: int = 1
+) -> str:
+    """``value * scale`` formatted with ``digits`` (significant for ``g``, decimals for ``f``), or with
+    more when fewer would read as the opposite outcome: a failing std of 0.0499997 printed "0.05" next
+    to ">= 0.05" reads as a pass. The reading is the printed text against the threshold as printed
+    (``plain_number``), both as exact decimals, so it agrees with the check down to the last bit.
+    Float noise of a constant model's std (1e-17) reads as what it means, "0", when that reads the
+    same way."""
+    if not (math.isfinite(value) and math.isfinite(threshold)):
+        return f"{value:g}"  # nothing to read against (NaN is never produced by the contract parser)
+    passed = holds(value, comparator, threshold)
+    line = Decimal(plain_number(threshold))
+    if abs(value) < 1e-12 and holds(Decimal(0), comparator, line) == passed:
         return "0"
-    return f"{value:.4g}"
+    with localcontext() as exact:
+        exact.prec = 800  # enough for any double's full decimal expansion: no rounding in here
+        for places in range(digits, digits + 17):
+            text = f"{value * scale:.{places}{style}}"
+            read_back = holds(Decimal(text) / scale, comparator, line)
+            # ... and as a machine parses it (a gauge in a PromQL comparison with its threshold)
+            parsed = scale != 1 or holds(float(text), comparator, threshold)
+            if read_back == passed and parsed == passed:
+                return text
+        # The shortest text that reads back as the value: ordered against the threshold's like the
+        # doubles are (rounding to nearest is monotonic), so it always reads the way the check decided.
+        return str(Decimal(repr(value)) * scale)
 
 
 # ---- pre vs post -----------------------------------------------------------------------------------
@@ -631,7 +735,7 @@ def evaluate(
         views = (ModelView.of(pre, name), ModelView.of(post, name))
         post_stats = model_stats(post, name, settings.suspect_constants, views[1])
         pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
-        checks = model_checks(post_stats, settings)
+        checks = with_intervals(model_checks(post_stats, settings), post_stats, views[1])
         # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
         sporadic = (
             name not in required
@@ -671,7 +775,7 @@ def progress(events: int, min_events: int, rate_per_minute: float | None) -> Pro
     if remaining == 0:
         eta = 0.0
     elif rate_per_minute and rate_per_minute > 0:
-        eta = remaining / rate_per_minute * 60.0
+        eta = remaining * 60.0 / rate_per_minute  # one rounding: 138 at 62/min is 133.5483..., no noise
     else:
         eta = None
     return Progress(events, min_events, rate_per_minute, eta)
@@ -689,5 +793,6 @@ def event_rate_per_minute(
     count = int(np.count_nonzero(event_ms >= since))
     starts = [value for value in (observed_since_ms, int(event_ms.min()) if event_ms.size else None) if value]
     observed_from = max(min(starts), since) if starts else now_ms
-    span_seconds = max((now_ms - observed_from) / 1000.0, 60.0)
-    return count / span_seconds * 60.0
+    span_ms = max(now_ms - observed_from, 60_000)
+    # Integers until one division: count / seconds * 60 gave 62.00000000000001 for 31 events in 30 s.
+    return count * 60_000 / span_ms
