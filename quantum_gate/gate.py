@@ -8,7 +8,7 @@ kept raw in every statistic and reported as a contract violation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
+from quantum_gate.uncertainty import Interval, margin, spread_interval, std_interval, wilson
 from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
@@ -25,6 +26,7 @@ VERDICTS = (PASS, FAIL, INSUFFICIENT)
 CHECKS = ("min_samples", "majority", "hold", "std", "p10_p90", "constant", "out_of_range", "invalid_votes")
 # The checks that mean "the model collapsed" (as opposed to a contract problem); alerts use these.
 COLLAPSE_CHECKS = ("majority", "hold", "std", "p10_p90", "constant")
+REFUSED_NAMED = 10  # refused model keys named in a document (hostile keys: bounded)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,17 @@ class Check:
     passed: bool
     comparator: str
     detail: dict[str, float | None] = field(default_factory=dict)
+    interval: Interval | None = None  # the value's 95 % interval (quantum_gate.uncertainty)
+
+    @property
+    def margin(self) -> float | None:
+        """How far the value clears the threshold: positive passes, negative fails."""
+        return margin(self.value, self.threshold, self.comparator)
+
+    @property
+    def borderline(self) -> bool:
+        """The interval straddles the threshold: more events may flip this check either way."""
+        return self.interval is not None and self.interval.straddles(self.threshold)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -79,6 +92,9 @@ class Check:
             "threshold": self.threshold,
             "comparator": self.comparator,
             "passed": self.passed,
+            "interval": self.interval.to_json() if self.interval is not None else None,
+            "margin": self.margin,
+            "borderline": self.borderline,
         }
         if self.detail:
             data["detail"] = self.detail
@@ -103,6 +119,9 @@ class ModelReport:
     def collapsed(self, min_samples: int) -> bool:
         return self.post.samples >= min_samples and bool(self.failed(COLLAPSE_CHECKS))
 
+    def borderline(self) -> list[Check]:
+        return [check for check in self.checks if check.borderline]
+
 
 @dataclass(frozen=True)
 class EnsembleStats:
@@ -123,6 +142,7 @@ class WindowSummary:
     capacity: int
     skipped: dict[str, int]
     refused_model_keys: int
+    refused_models: dict[str, int]  # keys refused by the max_models cap -> votes (at most 10 named)
     first_id_ms: int | None
     last_id_ms: int | None
 
@@ -161,6 +181,10 @@ class GateResult:
     def collapsed_models(self) -> list[str]:
         minimum = self.thresholds.min_samples
         return [report.name for report in self.gated() if report.collapsed(minimum)]
+
+    def borderline(self) -> list[tuple[str, Check]]:
+        """(model, check) of every gated model's check whose 95 % interval straddles its threshold."""
+        return [(report.name, check) for report in self.gated() for check in report.borderline()]
 
 
 # ---- statistics ------------------------------------------------------------------------------------
@@ -386,11 +410,13 @@ def _votes_per_action(votes: npt.NDArray[np.int8], labels: int) -> npt.NDArray[n
 
 def summarize(window: Window) -> WindowSummary:
     span = window.first_last_ms()
+    notes = window.notes()
     return WindowSummary(
         events=len(window),
         capacity=window.capacity,
-        skipped=dict(sorted(window.counters.skipped.items())),
-        refused_model_keys=window.counters.refused_keys,
+        skipped=notes.skipped,
+        refused_model_keys=notes.refused_keys,
+        refused_models=dict(list(notes.refused_models.items())[:REFUSED_NAMED]),
         first_id_ms=span[0] if span else None,
         last_id_ms=span[1] if span else None,
     )
@@ -431,6 +457,29 @@ def model_checks(stats: ModelStats, settings: GateSettings) -> tuple[Check, ...]
     )
 
 
+def with_intervals(checks: tuple[Check, ...], stats: ModelStats, view: ModelView) -> tuple[Check, ...]:
+    """The same checks, each with its value's 95 % interval where one is defined."""
+    samples = stats.samples
+    ordered = view.ordered
+    counts: dict[str, tuple[int, int]] = {}
+    if samples:
+        majority = stats.action_counts.get(stats.majority_action or "", 0)
+        counts = {
+            "majority": (majority, samples),
+            "hold": (stats.action_counts.get("HOLD", 0), samples),
+            "out_of_range": (stats.out_of_range, samples),
+            "invalid_votes": (stats.invalid_votes, samples + stats.invalid_votes),
+        }
+    std = std_interval(ordered) if ordered is not None else None
+    intervals: dict[str, Interval | None] = {
+        **{name: wilson(*pair) for name, pair in counts.items()},
+        "std": std,
+        "constant": std,
+        "p10_p90": spread_interval(ordered) if ordered is not None else None,
+    }
+    return tuple(replace(check, interval=intervals.get(check.name)) for check in checks)
+
+
 def model_verdict(checks: tuple[Check, ...]) -> str:
     enough = checks[0].passed  # min_samples comes first
     if not enough:
@@ -439,9 +488,14 @@ def model_verdict(checks: tuple[Check, ...]) -> str:
 
 
 def verdict(
-    models: dict[str, ModelReport], post_events: int, settings: GateSettings, cutover: Cutover | None
+    models: dict[str, ModelReport],
+    post_events: int,
+    settings: GateSettings,
+    cutover: Cutover | None,
+    refused: WindowSummary | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data."""
+    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data, nor with a
+    model key refused in the post window (``refused``): a model the gate did not see is not gated."""
     gated = [report for report in models.values() if report.gated]
     failures = [
         f"{report.name}: {failure_text(check)}"
@@ -449,6 +503,8 @@ def verdict(
         if report.verdict == FAIL
         for check in report.failed()
     ]
+    if refused is not None and refused.refused_model_keys:
+        failures.append(refusal_reason(refused))
     if failures:
         return FAIL, tuple(failures)
     reasons: list[str] = []
@@ -466,6 +522,15 @@ def verdict(
     if reasons:
         return INSUFFICIENT, tuple(reasons)
     return PASS, ()
+
+
+def refusal_reason(summary: WindowSummary) -> str:
+    named = ", ".join(f"{name!r} ({count})" for name, count in summary.refused_models.items())
+    by_cap = f"; by the max_models cap: {named}" if named else ""
+    return (
+        f"post window: {summary.refused_model_keys} model key(s) refused, votes not gated{by_cap}"
+        " (see docs/contract.md, refused model keys)"
+    )
 
 
 def failure_text(check: Check) -> str:
@@ -670,7 +735,7 @@ def evaluate(
         views = (ModelView.of(pre, name), ModelView.of(post, name))
         post_stats = model_stats(post, name, settings.suspect_constants, views[1])
         pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
-        checks = model_checks(post_stats, settings)
+        checks = with_intervals(model_checks(post_stats, settings), post_stats, views[1])
         # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
         sporadic = (
             name not in required
@@ -687,13 +752,14 @@ def evaluate(
             comparison=compare(pre, post, name, views) if compare_windows else {},
             sporadic=sporadic,
         )
-    final, reasons = verdict(models, len(post), settings, cutover)
+    post_summary = summarize(post)
+    final, reasons = verdict(models, len(post), settings, cutover, post_summary)
     return GateResult(
         verdict=final,
         reasons=reasons,
         evaluated_at=now,
         cutover=cutover,
-        post=summarize(post),
+        post=post_summary,
         pre=summarize(pre),
         models=models,
         ensemble_post=ensemble_stats(post),
