@@ -39,7 +39,7 @@ from quantum_gate.connection import (
     open_client,
     sentinel_endpoint_current,
 )
-from quantum_gate.contract import Skip
+from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
@@ -52,17 +52,23 @@ from quantum_gate.report import gate_document, prune_reports, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
+    Backfill,
     GapTracker,
     RawEntry,
+    StreamInfo,
     entry_id,
     fill_baseline,
+    fill_post,
     limits_from,
     load_windows,
     parse_raw,
+    previous_id,
     read_after,
+    revrange_pages,
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
+from quantum_gate.webconfig import WebConfig, load_web_config
 from quantum_gate.windows import RecentTimes, Window
 
 log = structlog.get_logger("quantum_gate")
@@ -88,6 +94,38 @@ def sd_notify(message: str) -> bool:
     except OSError:
         return False
     return True
+
+
+class BacklogCount:
+    """What a backfill read up to ``upto``, the tail's starting position when the cutover became known
+    only after the tail had started: those entries are not counted yet; the tail counted the newer."""
+
+    def __init__(self, upto: StreamId) -> None:
+        self.upto = upto
+        self.accepted = 0
+        self.skipped: Counter[str] = Counter()
+        self.refused = 0
+
+    def hooks(self, window: Window) -> dict[str, Any]:
+        """``fill_newest`` callbacks for one window. Each entry's refused keys are the growth of the
+        window's lifetime count since the previous entry (the contract's and the vocabulary cap's)."""
+        seen = window.counters.refused_keys
+
+        def take(stream_id: StreamId | None) -> bool:
+            nonlocal seen
+            grown, seen = window.counters.refused_keys - seen, window.counters.refused_keys
+            inside = stream_id is None or stream_id <= self.upto
+            self.refused += grown if inside else 0
+            return inside
+
+        def on_accepted(event: Event) -> None:
+            self.accepted += take(event.stream_id)
+
+        def on_skip(stream_id: StreamId | None, skip: Skip) -> None:
+            if take(stream_id):
+                self.skipped[skip.reason] += 1
+
+        return {"on_accepted": on_accepted, "on_skip": on_skip}
 
 
 class ReportFiles:
@@ -146,14 +184,22 @@ class ReportFiles:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:  # noqa: PLR0915 - one line per piece of state
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        web: WebConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.web = web  # the parsed --web-config-file (TLS, basic auth, headers), None = plain HTTP
         self.limits = limits_from(settings)
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.post, self.pre = new_windows(settings)
+        self.post.vocabulary.guard = self.lock
         self.cutover: Cutover | None = None
         self.pending_cutover: Cutover | None = None
         self.cutover_error: str | None = None
@@ -173,6 +219,7 @@ class Daemon:
         self.accepted_total = 0
         self.entries_read_total = 0
         self.skipped_total: Counter[str] = Counter()
+        self.refused_total = 0  # each refused model key once (contract limits or the max_models cap)
         self.recent = RecentTimes(settings.windows.rate_max_events)
         self.started_ms = int(clock() * 1000)
         self.last_event_ms: int | None = None
@@ -187,6 +234,11 @@ class Daemon:
         self.retention_watch = RetentionWatch()
         # report.deployment_info's output, captured when a cutover is adopted, with that cutover's identity
         self.deployment: tuple[tuple[str | None, StreamId], DeploymentInfo] | None = None
+        self._init_evaluation()
+        self._init_ledger()
+
+    def _init_evaluation(self) -> None:
+        """What the evaluator owns: the latest result and its document, counts, the scheduler's job."""
         self.result: GateResult | None = None
         self.document: dict[str, Any] | None = None
         self.histograms: dict[str, dict[str, Histogram]] = {}
@@ -194,17 +246,20 @@ class Daemon:
         self.evaluation_duration: float | None = None
         self.evaluations_total = 0
         self.evaluation_errors_total = 0
-        self.reports = ReportFiles(settings.daemon, clock)
+        self.reports = ReportFiles(self.settings.daemon, self.clock)
+        self.evaluation_requested = threading.Event()
+        self.evaluation_started_at = time.monotonic()
+        self.evaluation_job: Any = None
         self.alerts: dict[str, bool] = {"low_event_rate": False, "collapse": False}
         self.completed_for: tuple[str | None, StreamId] | None = None
         self.reported_verdict: str | None = None
         self.last_verdict: str | None = None
-        self.evaluation_requested = threading.Event()
-        self.evaluation_started_at = time.monotonic()
-        self.evaluation_job: Any = None
+
+    def _init_ledger(self) -> None:
+        """The deployment ledger's state: the current cutover's row, the writer (or None), flapping."""
         self.verdict_changes_total = 0
-        self.history = CutoverHistory(settings.gate.min_events)
-        self.ledger = _ledger_writer(settings, clock)
+        self.history = CutoverHistory(self.settings.gate.min_events)
+        self.ledger = _ledger_writer(self.settings, self.clock)
 
     @property
     def reports_written_total(self) -> int:
@@ -230,9 +285,7 @@ class Daemon:
                 entries_read_total=self.entries_read_total,
                 lost_total=self.gaps.lost,
                 resets_total=self.gaps.resets,
-                refused_total=self.post.counters.refused_keys
-                + self.pre.counters.refused_keys
-                + self.post.vocabulary.models.refused,
+                refused_total=self.refused_total,
                 window_events={"post": len(self.post), "pre": len(self.pre)},
                 window_capacity={"post": self.post.capacity, "pre": self.pre.capacity},
                 result=self.result,
@@ -348,8 +401,7 @@ class Daemon:
             fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
             fill_baseline(client, self.settings, new.stream_id, fresh_pre, on_page=self._abort_if_stopping)
             with self.lock:
-                dropped = self.post.retain_from(new.stream_id.packed())
-                self.post.counters.clear()
+                dropped = self.post.retain_from(new.stream_id.packed_clamped())  # notes too
                 self.pre = fresh_pre
                 self.cutover = new
             log.info(
@@ -386,33 +438,29 @@ class Daemon:
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
+        post.vocabulary.guard = self.lock  # private until adopted below; guarded from then on
         with self.lock:
             counting = self.cutover is None  # the first backfill; later ones re-read counted entries
             upto = self.backlog_end
-        backlog_skips: Counter[str] = Counter()
-
-        def count_skip(stream_id: StreamId | None, skip: Skip) -> None:
-            if stream_id is None or upto is None or stream_id <= upto:
-                backlog_skips[skip.reason] += 1
-
+        backlog = BacklogCount(upto) if counting and upto is not None else None
         started = time.monotonic()
-        result = load_windows(
-            client,
-            self.settings,
-            cutover.stream_id,
-            post,
-            pre,
-            on_page=self._abort_if_stopping,
-            on_skip=count_skip if counting and upto is not None else None,
-        )
+        if backlog is None:
+            result = load_windows(
+                client, self.settings, cutover.stream_id, post, pre, on_page=self._abort_if_stopping
+            )
+        else:  # window by window, so each entry's refused keys are read off its own window
+            stop = self._abort_if_stopping
+            newer = fill_post(
+                client, self.settings, cutover.stream_id, post, on_page=stop, **backlog.hooks(post)
+            )
+            older = fill_baseline(
+                client, self.settings, cutover.stream_id, pre, on_page=stop, **backlog.hooks(pre)
+            )
+            result = Backfill(read=newer.read + older.read, newest=newer.newest or older.newest)
         with self.lock:
             self.post, self.pre, self.cutover = post, pre, cutover
             if counting:
-                if upto is None:  # nothing was tailed yet: every entry read is new to the counters
-                    backlog_skips = Counter()
-                    for window in (post, pre):
-                        backlog_skips.update(window.counters.skipped)
-                self._count_backlog(post, pre, upto, backlog_skips, result.read)
+                self._count_backlog(post, pre, result.read, backlog)
             if result.newest is not None and (self.last_id is None or result.newest > self.last_id):
                 self.last_id = result.newest
                 self.last_entry_ms = result.newest.ms
@@ -425,19 +473,23 @@ class Daemon:
             seconds=round(time.monotonic() - started, 3),
         )
 
-    def _count_backlog(
-        self, post: Window, pre: Window, upto: StreamId | None, skips: Counter[str], read: int
-    ) -> None:
-        """The first backfill counts what it read (docs/metrics.md): all of it at start, or, when the
-        cutover became known after the tail had started at ``upto``, the entries up to ``upto`` (the
-        tail counted those after it as they arrived). Under the lock."""
+    def _count_backlog(self, post: Window, pre: Window, read: int, backlog: BacklogCount | None) -> None:
+        """The first backfill counts what it read (docs/metrics.md): all of it when nothing was tailed
+        yet, or, when the cutover became known after the tail had started, the entries up to the tail's
+        starting position (the tail counted those after it as they arrived). Under the lock."""
         keys = np.concatenate([pre.keys(), post.keys()])
-        if upto is not None:
-            keys = keys[keys <= upto.packed()]
-            read = int(keys.size) + sum(skips.values())
-        self.accepted_total += int(keys.size)
-        self.entries_read_total += read
-        self.skipped_total.update(skips)
+        if backlog is None:
+            self.accepted_total += int(keys.size)
+            self.entries_read_total += read
+            for window in (post, pre):
+                self.skipped_total.update(window.counters.skipped)
+                self.refused_total += window.counters.refused_keys
+        else:
+            keys = keys[keys <= backlog.upto.packed_clamped()]
+            self.accepted_total += backlog.accepted
+            self.entries_read_total += backlog.accepted + sum(backlog.skipped.values())
+            self.skipped_total.update(backlog.skipped)
+            self.refused_total += backlog.refused
         horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
         held_ms = keys >> SEQ_BITS
         self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
@@ -468,15 +520,8 @@ class Daemon:
                 if now >= next_xinfo:
                     self._observe_stream(client)
                     next_xinfo = now + XINFO_EVERY_SECONDS
-                entries = read_after(
-                    client,
-                    self.settings.redis.stream,
-                    self.last_id or StreamId(0, 0),
-                    self.settings.redis.read_count,
-                    self.settings.redis.block_ms,
-                )
-                if entries:
-                    self._ingest(entries)
+                if not self._read_once(client):  # a quiet block: maybe the stream was recreated below
+                    next_xinfo = 0.0  # our position; look now
                 self._set_redis_up(True)  # also after a RedisError (WRONGTYPE, NOPERM) kept the client
                 backoff = 0.5
             except _Stopping:
@@ -506,6 +551,19 @@ class Daemon:
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
         if client is not None:
             client.close()
+
+    def _read_once(self, client: redis.Redis) -> bool:
+        """One XREAD BLOCK after the last ID read; False when the block passed with nothing new."""
+        entries = read_after(
+            client,
+            self.settings.redis.stream,
+            self.last_id or StreamId(0, 0),
+            self.settings.redis.read_count,
+            self.settings.redis.block_ms,
+        )
+        if entries:
+            self._ingest(entries)
+        return bool(entries)
 
     def _connected(self, client: redis.Redis, endpoint: Endpoint) -> None:
         """After every (re)connection: note a failover, and if this node's stream ends before the last
@@ -590,9 +648,13 @@ class Daemon:
     def _observe_stream(self, client: redis.Redis) -> None:
         self._check_endpoint(client)
         info = stream_info(client, self.settings.redis.stream)
+        rewound_from = self._rewind_after_reset(client, info)
         with self.lock:
             self.stream_type = "stream" if info is not None else "none"
             happened = self.gaps.observe(info, self.last_id)
+            if rewound_from is not None and happened != "reset":
+                self.gaps.resets += 1  # recreated between two readings, unnoticed by the counts alone
+                happened = "reset"
             self.stream_length = info.length if info else 0
             if self.cutover is not None and info is not None and info.first is not None:
                 self.post_window_truncated = (
@@ -614,9 +676,54 @@ class Daemon:
                 stream=self.settings.redis.stream,
                 resets=self.gaps.resets,
                 exists=info is not None,
+                rewound_from=str(rewound_from) if rewound_from is not None else None,
+                resume_after=str(self.last_id) if rewound_from is not None else None,
             )
         elif happened == "lost":
             log.warning("stream.gap", stream=self.settings.redis.stream, lost_total=self.gaps.lost)
+
+    def _rewind_after_reset(self, client: redis.Redis, info: StreamInfo | None) -> StreamId | None:
+        """A stream whose newest ID lies below the last ID we read was recreated under us (a restore
+        with explicit IDs, a failover to a replica that lacks our newest entries and whose clock is
+        behind): XREAD after our position would never return its new entries. Move the position back
+        to the newest entry of the stream we already hold (``_newest_held``), or to just before the
+        cutover when we hold none of it (``0-0`` without a cutover): every entry after that is read
+        and counted once, and none we counted before is counted again. Returns the position we left,
+        or None. The windows keep what they hold."""
+        if info is None or self.last_id is None:
+            return None
+        top = info.last_generated or info.last
+        if top is None or top >= self.last_id:
+            return None
+        start = previous_id(self.cutover.stream_id) if self.cutover is not None else StreamId(0, 0)
+        if start >= self.last_id:
+            return None
+        resume = self._newest_held(client, start) if self.cutover is not None else start
+        with self.lock:
+            left, self.last_id = self.last_id, resume
+            self.gaps.synced_added = None  # the new stream's counts start over
+            self.gaps.read_since_sync = 0
+        return left
+
+    def _newest_held(self, client: redis.Redis, start: StreamId) -> StreamId:
+        """The newest entry between the cutover and our position that the post window already holds
+        (an event or a noted skip: same ID, same entry), walking the stream newest-first; an entry
+        older than a full window's oldest event counts as held (read, or too old to matter). ``start``
+        when there is none: the stream is new from the cutover on."""
+        with self.lock:
+            held = self.post.held_keys()
+            floor = int(self.post.keys().min()) if len(self.post) >= self.post.capacity else None
+            upper, lower = str(self.last_id), str(self.cutover.stream_id) if self.cutover else "-"
+        key, page_size = self.settings.redis.stream, self.settings.redis.page_size
+        for page in revrange_pages(client, key, upper, lower, page_size):
+            for raw in page:
+                found = entry_id(raw[0]) if raw[0] is not None else None
+                if found is None:
+                    continue
+                packed = found.packed_clamped()
+                if packed in held or (floor is not None and packed < floor):
+                    return found
+        return start
 
     def _ingest(self, entries: list[RawEntry]) -> None:
         with self.lock:
@@ -633,14 +740,19 @@ class Daemon:
                 window = self.post if cutover is not None and stream_id >= cutover.stream_id else self.pre
                 if isinstance(parsed, Skip):
                     self.skipped_total[parsed.reason] += 1
+                    self.refused_total += parsed.refused_keys
                     if cutover is not None:
-                        window.note_skip(parsed)
+                        window.note_skip(parsed, stream_id)
                     continue
                 self.accepted_total += 1
                 self.recent.add(stream_id.ms)
                 self.last_event_ms = stream_id.ms
                 if cutover is not None:
+                    refused_before = window.counters.refused_keys
                     window.add(parsed)
+                    self.refused_total += window.counters.refused_keys - refused_before
+                else:  # not windowed: only the contract's own refusals are known
+                    self.refused_total += parsed.refused_keys
             self.gaps.note_read(len(entries))
             reached = cutover is not None and len(self.post) >= self.settings.gate.min_events
             waiting = self.completed_for != (cutover.identity() if cutover else None)
@@ -861,17 +973,23 @@ class Daemon:
             stream=settings.redis.stream,
             redis=settings.redis.redacted_url(),
             listen=settings.daemon.listen,
+            tls=bool(self.web and self.web.tls),
+            basic_auth_users=len(self.web.users) if self.web else 0,
             cutover_source="after" if settings.cutover.after else f"systemd:{settings.cutover.unit}",
             interval_seconds=settings.daemon.interval_seconds,
         )
         try:
-            server = HttpServer(HttpApp(self.snapshot, self.clock, render_status_page), host, port)
+            app = HttpApp(self.snapshot, self.clock, render_status_page)
+            server = HttpServer(app, host, port, settings.http, self.web)
         except OSError as exc:
             log.error(
                 "daemon.failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}"
             )
             return 1
-        self._install_signals()
+        except ValueError as exc:  # the TLS pair changed between reading the web config and now
+            log.error("daemon.failed", error=f"web config: {exc}")
+            return 1
+        self._install_signals(server)
         if self.ledger is not None:
             self.history = CutoverHistory(settings.gate.min_events, self.ledger.open())
             self.ledger.start()
@@ -927,14 +1045,19 @@ class Daemon:
         scheduler.start()
         return scheduler
 
-    def _install_signals(self) -> None:
+    def _install_signals(self, server: HttpServer) -> None:
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 os._exit(1)  # the second signal forces
             self.stopping.set()
 
+        def reload(signum: int, _frame: FrameType | None) -> None:
+            server.reload_tls()  # sets a flag; the listener re-reads the certificate and key
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        if self.web is not None:  # without --web-config-file, signals stay exactly as they were
+            signal.signal(signal.SIGHUP, reload)
 
 
 def _ledger_writer(settings: Settings, clock: Callable[[], float]) -> LedgerWriter | None:
@@ -976,8 +1099,10 @@ def _redis_detail(exc: BaseException | None) -> str | None:
 
 def run_daemon(settings: Settings, log_level: str = "info") -> int:
     resolve_redis_password(settings)  # an unreadable password source is refused at start (exit 1)
+    web_file = settings.http.web_config_file
+    web = load_web_config(web_file) if web_file is not None else None  # a bad file: one line, exit 1
     logs.configure(log_level)
-    code = Daemon(settings).run()
+    code = Daemon(settings, web=web).run()
     # A scheduler job still running (a systemctl poll hanging up to cutover.timeout_seconds, a long
     # evaluation) sits in a pool thread that concurrent.futures joins at interpreter exit, daemon or
     # not: the stop is already bounded and logged, so whatever is left is not waited for.

@@ -228,7 +228,7 @@ def fill_newest(  # noqa: PLR0912 - the backfill's inlined hot loop, one branch 
                     fields = {}
                 parsed = parse_entry(stream_id, fields, limits)
                 if type(parsed) is Skip:
-                    note_skip(parsed)
+                    note_skip(parsed, stream_id)
                     if on_skip is not None:
                         on_skip(stream_id, parsed)
                     continue
