@@ -518,6 +518,8 @@ def test_a_late_cutover_counts_the_backfilled_events_once(
     write_atomically(admin, stream_key, healthy_entries(300, cut_ms, 500)[::2][:150])  # 150 after
     bot = {"event_type": "trade.intent", "payload": json.dumps({"symbol": "X"}), "source": "bot"}
     write_atomically(admin, stream_key, [(f"{cut_ms + 200_000 + i}-0", bot) for i in range(5)])  # 5 skips
+    long_key = {"xgb": ("BUY", 0.61), "m" * 100: ("SELL", 0.4)}  # a model key over max_key_length: refused
+    write_atomically(admin, stream_key, [(f"{cut_ms + 210_000}-0", entry_fields(long_key))])
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": None}})
     daemon = Daemon(settings)  # systemd: the unit never started, so no cutover at start
     with tailing(daemon):
@@ -526,15 +528,18 @@ def test_a_late_cutover_counts_the_backfilled_events_once(
         live = healthy_entries(20, now_ms() - 5_000, 100)
         write_atomically(admin, stream_key, live)
         write_atomically(admin, stream_key, [(f"{now_ms()}-0", bot)])
-        wait_until(lambda: daemon.accepted_total == 20 and daemon.skipped_total, 5, "the live entries")
+        write_atomically(admin, stream_key, [(f"{now_ms() + 1}-0", entry_fields(long_key))])
+        wait_until(lambda: daemon.accepted_total == 21 and daemon.skipped_total, 5, "the live entries")
+        assert daemon.refused_total == 1
         fake_systemd.restart(entered=cut_ms / 1000)
         daemon.watch_cutover()
         wait_until(lambda: daemon.cutover is not None and not daemon.pending_cutover, 10, "the cutover")
         held = len(daemon.post) + len(daemon.pre)
-        assert (len(daemon.post), len(daemon.pre)) == (170, 300)
-        assert daemon.accepted_total == held == 470  # each event once: 20 live + 450 backfilled
+        assert (len(daemon.post), len(daemon.pre)) == (172, 300)
+        assert daemon.accepted_total == held == 472  # each event once: 21 live + 451 backfilled
         assert sum(daemon.skipped_total.values()) == 6
-        assert daemon.entries_read_total == 476
+        assert daemon.entries_read_total == 478
+        assert daemon.refused_total == 2  # the live one and the backlog one, each once
 
 
 # ---- 16.10: numpy warnings are JSON log lines -----------------------------------------------------------
