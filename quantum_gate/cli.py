@@ -210,23 +210,28 @@ def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[Gat
     parallel = settings.windows.parallel_min_events
     try:
         if parallel and min(post.capacity, pre.capacity) >= parallel:
-            backfill, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
+            _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
         else:
             client = connect(settings)
             try:
-                backfill = load_windows(client, settings, cutover.stream_id, post, pre)
+                load_windows(client, settings, cutover.stream_id, post, pre)
             finally:
                 client.close()
     except redis.ResponseError as exc:
         if is_wrong_type(exc):
             raise StreamWrongType(settings.redis.stream, stream_key_type(settings)) from None
         raise
-    # nothing read: a stream with no entries, or no key at all? (one TYPE, only in that case)
-    if backfill.read == 0 and stream_key_type(settings) == "none":
-        raise StreamMissing(settings.redis.stream)
     rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
     result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
     return result, post, pre
+
+
+def missing_stream(settings: Settings, post: Window, pre: Window) -> StreamMissing | None:
+    """For check and diagnose: empty windows from a key that does not exist (one TYPE, asked only
+    when both windows are empty) are said as such, not as an ordinary INSUFFICIENT_DATA."""
+    if len(post) or len(pre) or sum(post.counters.skipped.values()) or sum(pre.counters.skipped.values()):
+        return None
+    return StreamMissing(settings.redis.stream) if stream_key_type(settings) == "none" else None
 
 
 def stream_key_type(settings: Settings) -> str:
@@ -274,14 +279,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)
     now = time.time()
-    try:
-        result, post, pre = evaluate_once(settings, cutover, now)
-    except StreamMissing as missing:
-        if args.json:  # scripts still get their one JSON object (INSUFFICIENT_DATA, saying why)
-            sys.stdout.buffer.write(dumps(_missing_stream_document(settings, cutover, now, missing)) + b"\n")
-        raise
+    result, post, pre = evaluate_once(settings, cutover, now)
+    missing = missing_stream(settings, post, pre)
+    if missing is not None and not args.json:
+        raise missing
     extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
+    if missing is not None:  # scripts still get their one JSON object (INSUFFICIENT_DATA, saying why)
+        document["reasons"] = [str(missing), *document["reasons"]]
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+        raise missing
     if args.json:  # the verdict first: a report folder that cannot be written never loses it
         sys.stdout.buffer.write(dumps(document) + b"\n")
     else:
@@ -298,23 +305,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
 
 
-def _missing_stream_document(
-    settings: Settings, cutover: Cutover, now: float, missing: StreamMissing
-) -> dict[str, Any]:
-    """``check --json`` on a key that does not exist: the evaluation of two empty windows (never a
-    PASS), with the missing stream as its first reason."""
-    post, pre = new_windows(settings)
-    result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=0.0)
-    extra = depth_extra(settings, post, pre, cutover, now, operator_note=None)
-    document = gate_document(result, stream=settings.redis.stream, extra=extra)
-    document["reasons"] = [str(missing), *document["reasons"]]
-    return document
-
-
 def cmd_diagnose(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)
     _, post, pre = evaluate_once(settings, cutover, time.time())
+    missing = missing_stream(settings, post, pre)
+    if missing is not None:
+        raise missing
     suspects = settings.gate.suspect_constants
     document = {
         "cutover": cutover.to_json(),
