@@ -464,7 +464,7 @@ def test_check_with_the_cutover_from_systemd(
     [
         ({"entered": None}, "never started"),
         ({"stderr": "Failed to connect to bus: No such file or directory"}, "systemd is not reachable"),
-        ({"entered": 1768023795, "old_systemd": True, "human": "Sat 2026-01-10 06:43:15 CET"}, "ambiguous"),
+        ({"entered": 1768023795, "old_systemd": True, "human": "Sat 2026-01-10 13:43:15 CST"}, "ambiguous"),
     ],
 )
 def test_check_cutover_unavailable(
