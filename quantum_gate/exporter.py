@@ -9,6 +9,7 @@ the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, ch
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -502,10 +503,15 @@ class _Listener(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class _Listener6(_Listener):
+    address_family = socket.AF_INET6  # --listen [::1]:9731 (config.parse_listen strips the brackets)
+
+
 class HttpServer:
     def __init__(self, app: HttpApp, host: str, port: int) -> None:
         handler = type("Handler", (_Handler,), {"app": app})
-        self._server = _Listener((host, port), handler)
+        listener = _Listener6 if ":" in host else _Listener
+        self._server = listener((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
