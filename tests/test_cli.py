@@ -488,6 +488,16 @@ def test_cutover_after_converts() -> None:
     assert document["source"] == "after"
 
 
+@pytest.mark.parametrize(
+    "copied", ["Sat 2026-01-10 05:43:15 UTC", "Sat 2026-01-10 06:43:15 CET", "Sat 2026-01-10 06:43:15 +0100"]
+)
+def test_cutover_after_takes_what_systemctl_show_prints(copied: str) -> None:
+    """The seed's procedure copies ActiveEnterTimestamp from `systemctl show` into --after (issue 17.6)."""
+    result = run("cutover", "--after", copied, "--json")
+    assert result.returncode == 0, result.stderr
+    assert as_json(result)["stream_id"] == "1768023795000-0"
+
+
 def test_cutover_from_the_unit(fake_systemd: FakeSystemd) -> None:
     fake_systemd.set(entered=1768023795, invocation="abc", restarts=2, active_state="active")
     result = run("cutover", "--unit", "quantum-ai-engine.service")
