@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
-from quantum_gate.windows import INACTIVE, SHADOW, ModelColumns, Window
+from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
@@ -54,6 +55,9 @@ class ModelStats:
     variants: dict[str, int]
     shadow: int
     inactive: int
+    # Votes whose raw action label was a spelling variant of its normal form (``hold``, ``Hold ``):
+    # counted as the normal form, and counted here so a producer's sloppy labels are visible.
+    action_label_variants: int
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -90,6 +94,8 @@ class ModelReport:
     pre: ModelStats
     checks: tuple[Check, ...]
     comparison: dict[str, Any]
+    # Voted after the cutover, but too rarely to be gated (``is_sporadic``): reported, never gated.
+    sporadic: bool = False
 
     def failed(self, names: tuple[str, ...] = CHECKS) -> list[Check]:
         return [check for check in self.checks if not check.passed and check.name in names]
@@ -148,6 +154,9 @@ class GateResult:
 
     def gated(self) -> list[ModelReport]:
         return [report for report in self.models.values() if report.gated]
+
+    def sporadic(self) -> list[ModelReport]:
+        return [report for report in self.models.values() if report.sporadic]
 
     def collapsed_models(self) -> list[str]:
         minimum = self.thresholds.min_samples
@@ -225,6 +234,7 @@ def model_stats(
         variants=variants,
         shadow=int(np.count_nonzero(columns.flags & SHADOW)),
         inactive=int(np.count_nonzero(columns.flags & INACTIVE)),
+        action_label_variants=int(np.count_nonzero(columns.flags & RESPELLED)),
     )
 
 
@@ -318,6 +328,7 @@ def _empty_stats(invalid: int, presence: float | None = None) -> ModelStats:
         variants={},
         shadow=0,
         inactive=0,
+        action_label_variants=0,
     )
 
 
@@ -433,8 +444,7 @@ def verdict(
     """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data."""
     gated = [report for report in models.values() if report.gated]
     failures = [
-        f"{report.name}: {check.name} {_fmt(check.value)} "
-        f"(must be {check.comparator} {_fmt(check.threshold)})"
+        f"{report.name}: {failure_text(check)}"
         for report in gated
         if report.verdict == FAIL
         for check in report.failed()
@@ -458,12 +468,71 @@ def verdict(
     return PASS, ()
 
 
-def _fmt(value: float | None) -> str:
+def failure_text(check: Check) -> str:
+    """``std 0.0499997 (must be >= 0.05)``: the value with as many digits as it takes to read as failing.
+
+    The ``constant`` check fails on either of two statistics, so it names the one(s) that fail: a std
+    above its line next to a P10-P90 of 0 must not read "constant 0.018 (must be >= 0.01)"."""
+    if check.name == "constant" and check.detail:
+        width, width_min = check.detail.get("p10_p90"), check.detail.get("p10_p90_threshold")
+        parts = [
+            _bound_text(name, value, check.comparator, threshold)
+            for name, value, threshold in (
+                ("std", check.value, check.threshold),
+                ("p10_p90", width, width_min),
+            )
+            if threshold is not None and not holds(value, check.comparator, threshold)
+        ]
+        if parts:
+            return "constant " + ", ".join(parts)
+    return _bound_text(check.name, check.value, check.comparator, check.threshold)
+
+
+def _bound_text(name: str, value: float | None, comparator: str, threshold: float) -> str:
+    shown = "n/a" if value is None else readable(value, comparator, threshold)
+    return f"{name} {shown} (must be {comparator} {plain_number(threshold)})"
+
+
+def plain_number(number: float) -> str:
+    """The shortest text that reads back as ``number`` (a threshold as the operator wrote it): 0.7, 200."""
+    text = repr(number)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def holds(value: float | Decimal | None, comparator: str, threshold: float | Decimal) -> bool:
+    """``value comparator threshold`` for the two comparators checks use; no value never holds."""
     if value is None:
-        return "n/a"
-    if abs(value) < 1e-12:  # float noise of a constant model's std reads better as what it means
+        return False
+    return value <= threshold if comparator == "<=" else value >= threshold
+
+
+def readable(
+    value: float, comparator: str, threshold: float, *, digits: int = 4, style: str = "g", scale: int = 1
+) -> str:
+    """``value * scale`` formatted with ``digits`` (significant for ``g``, decimals for ``f``), or with
+    more when fewer would read as the opposite outcome: a failing std of 0.0499997 printed "0.05" next
+    to ">= 0.05" reads as a pass. The reading is the printed text against the threshold as printed
+    (``plain_number``), both as exact decimals, so it agrees with the check down to the last bit.
+    Float noise of a constant model's std (1e-17) reads as what it means, "0", when that reads the
+    same way."""
+    if not (math.isfinite(value) and math.isfinite(threshold)):
+        return f"{value:g}"  # nothing to read against (NaN is never produced by the contract parser)
+    passed = holds(value, comparator, threshold)
+    line = Decimal(plain_number(threshold))
+    if abs(value) < 1e-12 and holds(Decimal(0), comparator, line) == passed:
         return "0"
-    return f"{value:.4g}"
+    with localcontext() as exact:
+        exact.prec = 800  # enough for any double's full decimal expansion: no rounding in here
+        for places in range(digits, digits + 17):
+            text = f"{value * scale:.{places}{style}}"
+            read_back = holds(Decimal(text) / scale, comparator, line)
+            # ... and as a machine parses it (a gauge in a PromQL comparison with its threshold)
+            parsed = scale != 1 or holds(float(text), comparator, threshold)
+            if read_back == passed and parsed == passed:
+                return text
+        # The shortest text that reads back as the value: ordered against the threshold's like the
+        # doubles are (rounding to nearest is monotonic), so it always reads the way the check decided.
+        return str(Decimal(repr(value)) * scale)
 
 
 # ---- pre vs post -----------------------------------------------------------------------------------
@@ -549,6 +618,37 @@ def model_names(post: Window, pre: Window) -> list[str]:
     return sorted(seen)
 
 
+def votes(stats: ModelStats) -> int:
+    """Every vote the model cast in the window, valid or invalid."""
+    return stats.samples + stats.invalid_votes
+
+
+def is_sporadic(
+    post: ModelStats,
+    post_events: int,
+    settings: GateSettings,
+    pre: ModelStats | None = None,
+    pre_events: int = 0,
+) -> bool:
+    """A model that voted after the cutover too rarely to be gated: rare in the post window (fewer
+    than ``min_samples`` votes and fewer than ``sporadic_share`` of its events) and not a regular
+    voter in the baseline either. One stray vote of a typo key (``typo_modl``) must not hold a
+    cutover at INSUFFICIENT_DATA. A real new model votes in most events, so it is gated from its
+    first votes on (and blocks the gate until it has ``min_samples``). A model with ``min_samples``
+    votes can be judged, so it is gated whatever its share. A model that voted regularly before the
+    cutover and has become rare after it is broken, not noise: it stays gated (fail closed)."""
+    if votes(post) == 0 or post_events == 0 or _regular(post, post_events, settings):
+        return False
+    return pre is None or not _regular(pre, pre_events, settings)
+
+
+def _regular(stats: ModelStats, events: int, settings: GateSettings) -> bool:
+    cast = votes(stats)
+    # A division, not ``cast >= share * events``: 0.07 * 100 is 7.000000000000001 in floating point,
+    # which would call 7 votes in 100 events rare at a share of exactly 7 %.
+    return cast >= settings.min_samples or (events > 0 and cast / events >= settings.sporadic_share)
+
+
 def evaluate(
     post: Window,
     pre: Window,
@@ -559,24 +659,33 @@ def evaluate(
     rate_per_minute: float | None,
     compare_windows: bool = True,
 ) -> GateResult:
-    post_models = set(post.models())
     # A model the operator explicitly includes is gated even when it never voted after the cutover:
-    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out.
+    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out. It is
+    # never sporadic either.
     required = {name for name in settings.include_models if settings.gates(name)}
+    post_models = set(post.models())
+    post_events = len(post)
     models: dict[str, ModelReport] = {}
     for name in sorted({*model_names(post, pre), *required}):
         views = (ModelView.of(pre, name), ModelView.of(post, name))
         post_stats = model_stats(post, name, settings.suspect_constants, views[1])
         pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
         checks = model_checks(post_stats, settings)
+        # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
+        sporadic = (
+            name not in required
+            and settings.gates(name)
+            and is_sporadic(post_stats, post_events, settings, pre_stats, len(pre))
+        )
         models[name] = ModelReport(
             name=name,
-            gated=(name in post_models or name in required) and settings.gates(name),
+            gated=settings.gates(name) and (name in required or (name in post_models and not sporadic)),
             verdict=model_verdict(checks),
             post=post_stats,
             pre=pre_stats,
             checks=checks,
             comparison=compare(pre, post, name, views) if compare_windows else {},
+            sporadic=sporadic,
         )
     final, reasons = verdict(models, len(post), settings, cutover)
     return GateResult(
@@ -600,7 +709,7 @@ def progress(events: int, min_events: int, rate_per_minute: float | None) -> Pro
     if remaining == 0:
         eta = 0.0
     elif rate_per_minute and rate_per_minute > 0:
-        eta = remaining / rate_per_minute * 60.0
+        eta = remaining * 60.0 / rate_per_minute  # one rounding: 138 at 62/min is 133.5483..., no noise
     else:
         eta = None
     return Progress(events, min_events, rate_per_minute, eta)
@@ -618,5 +727,6 @@ def event_rate_per_minute(
     count = int(np.count_nonzero(event_ms >= since))
     starts = [value for value in (observed_since_ms, int(event_ms.min()) if event_ms.size else None) if value]
     observed_from = max(min(starts), since) if starts else now_ms
-    span_seconds = max((now_ms - observed_from) / 1000.0, 60.0)
-    return count / span_seconds * 60.0
+    span_ms = max(now_ms - observed_from, 60_000)
+    # Integers until one division: count / seconds * 60 gave 62.00000000000001 for 31 events in 30 s.
+    return count * 60_000 / span_ms

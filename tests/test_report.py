@@ -34,7 +34,16 @@ def test_document_shape() -> None:
         "eta_seconds": 0.0,
     }
     assert document["thresholds"]["majority_max"] == 0.7
-    assert set(document["models"]["xgb"]) == {"verdict", "gated", "post", "pre", "delta", "checks"}
+    assert set(document["models"]["xgb"]) == {
+        "verdict",
+        "gated",
+        "sporadic",
+        "post",
+        "pre",
+        "delta",
+        "checks",
+    }
+    assert document["sporadic_models"] == {}
     assert document["ensemble"]["post"]["fallback_share"] == pytest.approx(0.2)
     assert json.loads(dumps(document)) == json.loads(dumps(document, indent=False))
 
@@ -88,6 +97,19 @@ def test_markdown_lists_every_check() -> None:
     assert "| hold | 1.0000 | <= 0.85 | **NO** |" in markdown
     assert "| min_samples | 200.0000 | >= 200 | yes |" in markdown
     assert "Variants: `lgbm_main` 200" in markdown
+
+
+def test_markdown_check_values_read_the_way_the_checks_decided() -> None:
+    """Issue 10.6: a failing std of 0.0499997 once read "| std | 0.0500 | >= 0.05 | **NO** |"."""
+    actions = ("BUY", "SELL", "HOLD")
+    events = [
+        event(POST_MS + index, {"m": (actions[index % 3], 0.5 if index % 2 else 0.5 + 2 * 0.0499997)})
+        for index in range(200)
+    ]
+    markdown = render_markdown(gate_document(run_gate(events), stream="s"))
+    row = next(line for line in markdown.splitlines() if line.startswith("| std |"))
+    value = row.split("|")[2].strip()
+    assert float(value) < 0.05 and row.endswith("| >= 0.05 | **NO** |"), row
 
 
 def test_report_stamp_is_utc_with_milliseconds() -> None:
