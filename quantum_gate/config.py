@@ -264,10 +264,10 @@ def read_small_text_file(path: Path, what: str, max_bytes: int) -> str:
     except OSError as exc:
         raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
             raise ConfigError(f"{what} {path}: is a directory, not a file")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(status.st_mode) and not _is_dev_null(status):
             raise ConfigError(f"{what} {path}: not a regular file")
         data = _read_at_most(descriptor, max_bytes + 1)
     except OSError as exc:
@@ -280,6 +280,15 @@ def read_small_text_file(path: Path, what: str, max_bytes: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:  # the offset, never the bytes: they may be a secret
         raise ConfigError(f"{what} {path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def _is_dev_null(status: os.stat_result) -> bool:
+    """``--config /dev/null`` is the usual way to say "no file": an empty file, not a device to refuse."""
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(status.st_mode) and status.st_rdev == null.st_rdev
 
 
 def _read_at_most(descriptor: int, limit: int) -> bytes:

@@ -186,6 +186,10 @@ def test_config_file_that_is_a_directory_fifo_device_or_too_large(tmp_path: Path
         assert str(caught.value) == f"config file {path}: {message}"
 
 
+def test_dev_null_is_an_empty_config_file() -> None:
+    assert load_settings(Path(os.devnull), environ={}) == Settings()
+
+
 def test_password_file_that_is_not_utf8_is_one_line_without_the_bytes(tmp_path: Path) -> None:
     secret = b"s3cr\xe9t-\xff\xfe-tail"
     path = tmp_path / "password"
