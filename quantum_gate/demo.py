@@ -444,7 +444,7 @@ class EmbeddedRedis:
         self.thread.join(timeout=5)
 
 
-def demo_settings(redis_url: str, listen: str, report_dir: Path) -> Settings:
+def demo_settings(redis_url: str, listen: str, report_dir: Path, ledger: Path | None = None) -> Settings:
     """Ordinary settings, built here rather than from QUANTUM_GATE_* so nothing can point the demo at a
     real Redis. Short interval and poll so the story moves; a baseline the size of one act."""
     return Settings.model_validate(
@@ -453,6 +453,7 @@ def demo_settings(redis_url: str, listen: str, report_dir: Path) -> Settings:
             "cutover": {"unit": UNIT, "poll_seconds": 1.0},
             "windows": {"baseline": 250, "rate_horizon_seconds": 60},
             "daemon": {"listen": listen, "interval_seconds": 2.0, "report_dir": report_dir},
+            "ledger": {"path": ledger},
         }
     )
 
@@ -469,7 +470,7 @@ def _port_free(listen: str) -> str | None:
     return None
 
 
-def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
+def _banner(listen: str, redis_url: str, reports: Path, speed: float, ledger: Path) -> str:
     base = f"http://{listen}"
     times = planned_times(speed)
     fail_at = times[4]
@@ -487,6 +488,7 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
             f"  health       {base}/healthz",
             f"  Redis        {redis_url}  (embedded, loopback only; the Redis on 6379 is never touched)",
             f"  reports      {reports}",
+            f"  ledger       {ledger}  (quantum-gate history --ledger {ledger})",
             "",
             f"What happens (about {clock(fail_at)} at --speed {speed:g}):",
             f"  {clock(times[0])}  the engine has run collapsed for ~1.5 h: lgbm pinned at 0.75, nhits and "
@@ -506,7 +508,12 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
     )
 
 
-def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Path | None = None) -> int:
+def run_demo(
+    listen: str = "127.0.0.1:9731",
+    speed: float = 1.0,
+    report_dir: Path | None = None,
+    ledger: Path | None = None,
+) -> int:
     if not 0 < speed <= MAX_SPEED:
         print(f"quantum-gate: demo: --speed must be > 0 and <= {MAX_SPEED:g}", file=sys.stderr)
         return 1
@@ -519,6 +526,7 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="quantum-gate-demo-"))
     reports = report_dir or workdir / "reports"
+    ledger = ledger or workdir / "ledger.sqlite3"
     started = time.monotonic()
 
     def say(text: str) -> None:
@@ -539,8 +547,8 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
         simulator = Simulator(client, unit, speed, say)
         simulator.write_backlog(time.time())
         logs.configure("info")
-        daemon = Daemon(demo_settings(server.url, listen, reports))
-        print(_banner(listen, server.url, reports, speed), flush=True)
+        daemon = Daemon(demo_settings(server.url, listen, reports, ledger))
+        print(_banner(listen, server.url, reports, speed, ledger), flush=True)
         narrator = Narrator(daemon, say)
         simulator.start()
         narrator.start()
@@ -559,12 +567,13 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
         unit_state = workdir / "unit-state"
         unit_state.unlink(missing_ok=True)
     kept = reports.is_dir() and any(reports.iterdir())
-    if report_dir is None and not kept:
+    if report_dir is None and not kept and ledger.parent == workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     written = simulator.written if simulator is not None else 0
     print(
         f"demo stopped: {written} live entries written"
         + (f"; reports kept in {reports}" if kept else "")
+        + (f"; history: quantum-gate history --ledger {ledger}" if ledger.exists() else "")
         + ".",
         flush=True,
     )
