@@ -159,10 +159,22 @@ REPORT_DIRS: dict[str, Maker] = {
 }
 
 
+LEDGERS: dict[str, Maker] = {
+    "not a database": lambda t: Broken(
+        ("--ledger", str(_file(t, "l.db", b"not sqlite \xff" * 64))), "ledger"
+    ),
+    "directory": lambda t: Broken(("--ledger", str(t)), "ledger"),
+    "fifo": lambda t: Broken(("--ledger", str(_fifo(t, "l.db"))), "ledger"),
+    "unreadable": lambda t: Broken(("--ledger", "/proc/self/mem"), "ledger"),
+}
+
+
 def base_args(command: str, case: Broken) -> list[str | bytes]:
     """What each command needs besides the broken input, pointing nowhere real: a Redis port nobody
     listens on and a free HTTP port. Reaching either would mean the input was not refused at start."""
     given = {arg for arg in case.args if isinstance(arg, str) and arg.startswith("--")}
+    if command == "history":
+        return [] if "--ledger" in given else ["--ledger", "absent.db"]
     args: list[str | bytes] = [] if "--after" in given else ["--after", CUTOVER_ISO]
     if command != "cutover" and "--redis-url" not in given:
         args += ["--redis-url", f"redis://127.0.0.1:{free_port()}/0"]
@@ -183,11 +195,12 @@ def cases(kind: str, corpus: dict[str, Maker], commands: tuple[str, ...]) -> lis
 
 @pytest.mark.parametrize(
     ("command", "make"),
-    cases("config", CONFIG_FILES, ("check", "diagnose", "cutover", "run"))
+    cases("config", CONFIG_FILES, ("check", "diagnose", "cutover", "run", "history"))
     + cases("password", PASSWORD_FILES, ("check", "diagnose", "run"))
     + cases("after", CUTOVERS, ("check", "diagnose", "cutover", "run"))
     + cases("url", URLS, ("check", "diagnose", "run"))
-    + cases("report-dir", REPORT_DIRS, ("check", "run")),
+    + cases("report-dir", REPORT_DIRS, ("check", "run"))
+    + cases("ledger", LEDGERS, ("history",)),
 )
 def test_every_command_refuses_broken_input_in_one_line(command: str, make: Maker, tmp_path: Path) -> None:
     case = make(tmp_path)
