@@ -30,7 +30,9 @@ from redis.connection import parse_url as redis_parse_url
 
 ENV_PREFIX = "QUANTUM_GATE_"
 # Environment variables with the prefix that are not settings keys.
-ENV_NOT_SETTINGS = frozenset({"QUANTUM_GATE_CONFIG", "QUANTUM_GATE_REDIS_PASSWORD"})
+ENV_NOT_SETTINGS = frozenset(
+    {"QUANTUM_GATE_CONFIG", "QUANTUM_GATE_REDIS_PASSWORD", "QUANTUM_GATE_REDIS_SENTINEL_PASSWORD"}
+)
 CREDENTIAL_NAME = "redis-password"
 # A settings file or a password file larger than this is not one: refuse it rather than read it all.
 MAX_CONFIG_BYTES = 1_048_576
@@ -69,6 +71,9 @@ class RedisSettings(_Section):
     password_file: Path | None = None
     # CA bundle that signs the server's certificate for rediss:// (default: the system trust store).
     tls_ca_file: Path | None = None
+    # The sentinels' own ACL user and password file (redis+sentinel:// only; docs/redis.md).
+    sentinel_username: str | None = None
+    sentinel_password_file: Path | None = None
     page_size: int = Field(1000, ge=1, le=1000)
     read_count: int = Field(1000, ge=1, le=10_000)
     block_ms: int = Field(1000, ge=1, le=60_000)
@@ -79,15 +84,23 @@ class RedisSettings(_Section):
     @classmethod
     def _url_scheme(cls, value: str) -> str:
         """Refuse what redis-py would misread or raise on later. The messages never quote the URL."""
+        from quantum_gate.connection import parse_redis_url, topology_of  # noqa: PLC0415 - it imports us
+
         if "#" in value:  # urlsplit ends the authority at '#': ":12345#tail@host" became port 12345
             raise ValueError("has a '#' (write '#' in a password as %23); the URL is not shown")
+        if topology_of(value) != "direct":
+            parse_redis_url(value)  # Sentinel and Cluster forms: ValueError names what is wrong
+            return value
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - urllib validates the port lazily; redis-py would raise it later
         except ValueError:
             raise ValueError("the port must be a number from 0 to 65535") from None
         if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
+            raise ValueError(
+                "must start with redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, "
+                "redis+cluster:// or rediss+cluster://"
+            )
         if parts.scheme != "unix" and not _DB_PATH_RE.match(parts.path):
             # redis-py silently uses db 0 for /abc (and db 12 for /1/2)
             raise ValueError("the database after the host must be a number (redis://host:6379/0)")
@@ -98,6 +111,10 @@ class RedisSettings(_Section):
         return value
 
     def redacted_url(self) -> str:
+        from quantum_gate.connection import redact_multi_host, topology_of  # noqa: PLC0415 - it imports us
+
+        if topology_of(self.url) != "direct":  # several hosts: urlsplit cannot read their ports
+            return redact_multi_host(self.url)
         return redact_url(self.url)
 
 

@@ -15,6 +15,7 @@ from quantum_gate.config import (
     redact_url,
     resolve_redis_password,
 )
+from quantum_gate.connection import resolve_sentinel_password
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -208,6 +209,26 @@ def test_password_file_that_is_not_utf8_is_one_line_without_the_bytes(tmp_path: 
     (credentials / "redis-password").mkdir(parents=True)  # the credential path is a directory
     with pytest.raises(ConfigError, match="is a directory"):
         resolve_redis_password(Settings(), {"CREDENTIALS_DIRECTORY": str(credentials)})
+
+
+def test_sentinel_password_file_that_is_not_utf8_or_a_fifo(tmp_path: Path) -> None:
+    path = tmp_path / "sentinel-pw"
+    path.write_bytes(b"s3cr\xe9t-tail\n")
+    os.mkfifo(tmp_path / "fifo")
+    for given, message in [
+        (path, "not UTF-8 text (invalid byte at offset 4)"),
+        (tmp_path / "fifo", "not a regular file"),
+    ]:
+        settings = load_settings(
+            overrides={
+                "redis.url": "redis+sentinel://127.0.0.1:1/mymaster",
+                "redis.sentinel_password_file": str(given),
+            },
+            environ={},
+        )
+        with pytest.raises(ConfigError) as caught:
+            resolve_sentinel_password(settings, {})
+        assert str(caught.value) == f"redis.sentinel_password_file {given}: {message}"
 
 
 def test_empty_yaml_is_defaults(tmp_path: Path) -> None:
