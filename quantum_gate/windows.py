@@ -319,11 +319,6 @@ class Window:
             self._compact(keep)
         return dropped
 
-    def clear(self) -> None:
-        self._drop_stage()
-        self._compact(np.empty(0, dtype=np.intp))
-        self.counters.clear()
-
     def reverse(self) -> None:
         """Flip chronology: a backfill reads newest-first (XREVRANGE) and adds in that order."""
         self._compact(self._order()[::-1])
@@ -504,24 +499,8 @@ class RecentTimes:
         self._next = (self._next + count) % capacity
         self._size = min(self._size + count, capacity)
 
-    def clear(self) -> None:
-        self._size = 0
-        self._next = 0
-
-    def count_since(self, since_ms: int) -> tuple[int, bool]:
-        """Events with ms >= since_ms, and whether the ring was too small to hold them all."""
-        values = self._ms[: self._size]
-        count = int(np.count_nonzero(values >= since_ms))
-        saturated = self._size == self._ms.size and count == self._size
-        return count, saturated
-
     def values(self) -> npt.NDArray[np.int64]:
         return self._ms[: self._size]
-
-    def newest_ms(self) -> int | None:
-        if not self._size:
-            return None
-        return int(self._ms[(self._next - 1) % self._ms.size])
 
 
 def window_pair(
