@@ -18,6 +18,9 @@ from html import escape
 from typing import Any
 
 from quantum_gate.exporter import Snapshot
+from quantum_gate.formatting import duration
+from quantum_gate.formatting import num as _num
+from quantum_gate.formatting import pct as _pct
 from quantum_gate.gate import CHECK_SPECS, CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.history import HEADER as HISTORY_HEADER
@@ -104,14 +107,6 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value * 100:.{digits}f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _utc(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -119,17 +114,7 @@ def _utc(seconds: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    total = max(round(seconds), 0)
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return duration(seconds, missing="unknown")
 
 
 def _signed(value: float | None, *, share: bool) -> str:
