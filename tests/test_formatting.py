@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quantum_gate.formatting import duration, num, pct
-from quantum_gate.history import duration as history_duration
 
 SECONDS = st.floats(min_value=0, max_value=10**8, allow_nan=False) | st.integers(0, 10**8)
 
@@ -39,7 +38,7 @@ def page_duration_before(seconds: float) -> str:
 def test_duration_equals_the_copies_it_replaced(seconds: float) -> None:
     assert duration(seconds, missing="unknown", days=False) == report_eta_before(seconds)
     assert duration(seconds, missing="unknown") == page_duration_before(seconds)
-    assert history_duration(seconds) == page_duration_before(seconds)
+    assert duration(seconds) == page_duration_before(seconds)  # history.duration, missing -> "-"
 
 
 def test_duration_forms_and_the_differences_between_surfaces() -> None:
