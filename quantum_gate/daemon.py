@@ -32,9 +32,17 @@ from quantum_gate import __version__, logs
 from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
+from quantum_gate.connection import (
+    SENTINEL_PASSWORD_ENV,
+    Endpoint,
+    cluster_endpoint,
+    open_client,
+    sentinel_endpoint_current,
+)
 from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
@@ -45,13 +53,15 @@ from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     GapTracker,
     RawEntry,
-    connect,
+    StreamInfo,
     entry_id,
     fill_baseline,
     limits_from,
     load_windows,
     parse_raw,
+    previous_id,
     read_after,
+    revrange_pages,
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
@@ -91,6 +101,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.post, self.pre = new_windows(settings)
+        self.post.vocabulary.guard = self.lock
         self.cutover: Cutover | None = None
         self.pending_cutover: Cutover | None = None
         self.cutover_error: str | None = None
@@ -103,11 +114,15 @@ class Daemon:
         self.accepted_total = 0
         self.entries_read_total = 0
         self.skipped_total: Counter[str] = Counter()
+        self.refused_total = 0  # each refused model key once (contract limits or the max_models cap)
         self.recent = RecentTimes(settings.windows.rate_max_events)
         self.started_ms = int(clock() * 1000)
         self.last_event_ms: int | None = None
         self.last_entry_ms: int | None = None
         self.gaps = GapTracker()
+        self.endpoints = EndpointWatch()  # the node read now; failovers seen (Sentinel)
+        self.rollbacks_total = 0
+        self.replica: ReplicaStatus | None = None
         self.stream_length: int | None = None
         self.post_window_truncated: bool | None = None
         self.retention: Retention | None = None
@@ -129,19 +144,13 @@ class Daemon:
         self.evaluation_requested = threading.Event()
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
+        self._init_ledger()
+
+    def _init_ledger(self) -> None:
+        """The deployment ledger's state: the current cutover's row, the writer (or None), flapping."""
         self.verdict_changes_total = 0
-        self.history = CutoverHistory(settings.gate.min_events)
-        ledger_path = default_ledger_path(settings.ledger.path, os.environ)
-        self.ledger = (
-            LedgerWriter(
-                ledger_path,
-                max_rows=settings.ledger.max_rows,
-                max_age_days=settings.ledger.max_age_days,
-                clock=clock,
-            )
-            if ledger_path is not None
-            else None
-        )
+        self.history = CutoverHistory(self.settings.gate.min_events)
+        self.ledger = _ledger_writer(self.settings, self.clock)
 
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
@@ -160,9 +169,7 @@ class Daemon:
                 entries_read_total=self.entries_read_total,
                 lost_total=self.gaps.lost,
                 resets_total=self.gaps.resets,
-                refused_total=self.post.counters.refused_keys
-                + self.pre.counters.refused_keys
-                + self.post.vocabulary.models.refused,
+                refused_total=self.refused_total,
                 window_events={"post": len(self.post), "pre": len(self.pre)},
                 window_capacity={"post": self.post.capacity, "pre": self.pre.capacity},
                 result=self.result,
@@ -181,6 +188,10 @@ class Daemon:
                 systemd_errors_total=dict(self.systemd_errors),
                 histograms=self.histograms,
                 retention=self.retention,
+                endpoint=self.endpoints.endpoint,
+                failovers_total=self.endpoints.failovers,
+                rollbacks_total=self.rollbacks_total,
+                replica=self.replica,
                 verdict_changes_total=self.verdict_changes_total,
                 ledger=self.ledger.state() if self.ledger is not None else None,
             )
@@ -248,8 +259,7 @@ class Daemon:
             fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
             fill_baseline(client, self.settings, new.stream_id, fresh_pre, on_page=self._abort_if_stopping)
             with self.lock:
-                dropped = self.post.retain_from(new.stream_id.packed())
-                self.post.counters.clear()
+                dropped = self.post.retain_from(new.stream_id.packed_clamped())  # notes too
                 self.pre = fresh_pre
                 self.cutover = new
             log.info(
@@ -286,6 +296,7 @@ class Daemon:
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
+        post.vocabulary.guard = self.lock  # private until adopted below; guarded from then on
         counted_before = self.last_id is not None
         started = time.monotonic()
         result = load_windows(
@@ -298,6 +309,7 @@ class Daemon:
                 self.entries_read_total += result.read
                 for window in (post, pre):
                     self.skipped_total.update(window.counters.skipped)
+                    self.refused_total += window.counters.refused_keys
                 horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
                 held_ms = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
                 self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
@@ -330,23 +342,17 @@ class Daemon:
         while not self.stopping.is_set():
             try:
                 if client is None:
-                    client = connect(self.settings)
+                    client, endpoint = open_client(self.settings)
                     client.ping()
+                    self._connected(client, endpoint)
                     self._set_redis_up(True)
                 self._catch_up(client)
                 now = time.monotonic()
                 if now >= next_xinfo:
                     self._observe_stream(client)
                     next_xinfo = now + XINFO_EVERY_SECONDS
-                entries = read_after(
-                    client,
-                    self.settings.redis.stream,
-                    self.last_id or StreamId(0, 0),
-                    self.settings.redis.read_count,
-                    self.settings.redis.block_ms,
-                )
-                if entries:
-                    self._ingest(entries)
+                if not self._read_once(client):  # a quiet block: maybe the stream was recreated below
+                    next_xinfo = 0.0  # our position; look now
                 self._set_redis_up(True)  # also after a RedisError (WRONGTYPE, NOPERM) kept the client
                 backoff = 0.5
             except _Stopping:
@@ -361,6 +367,9 @@ class Daemon:
                 backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
             except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
                 self._set_redis_up(False, exc)
+                if client is not None and self._follows_sentinel():
+                    client.close()  # e.g. a demoted master's UNBLOCKED: ask the sentinels again
+                    client = None
                 self.ready.set()  # or Type=notify would never see READY and kill us in a loop
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
             except Exception as exc:  # broad on purpose: e.g. a credential file gone: never die silently
@@ -373,6 +382,84 @@ class Daemon:
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
         if client is not None:
             client.close()
+
+    def _read_once(self, client: redis.Redis) -> bool:
+        """One XREAD BLOCK after the last ID read; False when the block passed with nothing new."""
+        entries = read_after(
+            client,
+            self.settings.redis.stream,
+            self.last_id or StreamId(0, 0),
+            self.settings.redis.read_count,
+            self.settings.redis.block_ms,
+        )
+        if entries:
+            self._ingest(entries)
+        return bool(entries)
+
+    def _connected(self, client: redis.Redis, endpoint: Endpoint) -> None:
+        """After every (re)connection: note a failover, and if this node's stream ends before the last
+        ID already counted (writes the old master acknowledged but never replicated), count the rollback
+        and read on from this node's end, so new entries with lower IDs than the lost ones are not
+        skipped. The windows keep what they hold: nothing is counted twice, nothing re-read."""
+        with self.lock:
+            previous = self.endpoints.connected(endpoint)
+            if endpoint.role != "replica":
+                self.replica = None
+        if previous is not None:
+            log.warning(
+                "redis.failover",
+                role=endpoint.role,
+                address=endpoint.address,
+                previous=previous.address,
+                failovers=self.endpoints.failovers,
+            )
+        if endpoint.fallback:
+            log.warning("redis.replica_fallback", address=endpoint.address, reason="no replica is up")
+        info = stream_info(client, self.settings.redis.stream)
+        with self.lock:
+            rollback = detect_rollback(info, self.last_id)
+            if rollback is None:
+                return
+            self.rollbacks_total += 1
+            self.last_id = rollback.resume_after
+            # The reset/gap bookkeeping starts over on this node: its entries_added is lower than the
+            # old master's, which GapTracker would otherwise also report as a reset.
+            self.gaps = GapTracker(lost=self.gaps.lost, resets=self.gaps.resets)
+            beyond = sum(
+                int((window.keys() > rollback.resume_after.packed()).sum())
+                for window in (self.post, self.pre)
+            )
+        log.warning(
+            "stream.rollback",
+            stream=self.settings.redis.stream,
+            address=endpoint.address,
+            counted_up_to=str(rollback.counted_up_to),
+            stream_ends_at=str(rollback.resume_after),
+            window_events_beyond_end=beyond,
+            rollbacks=self.rollbacks_total,
+        )
+
+    def _follows_sentinel(self) -> bool:
+        endpoint = self.endpoints.endpoint
+        return endpoint is not None and endpoint.topology == "sentinel"
+
+    def _check_endpoint(self, client: redis.Redis) -> None:
+        """With Sentinel: reconnect when the sentinels name another node (a graceful failover leaves the
+        old master readable); read the replica's link state from INFO replication (the replica only)."""
+        endpoint = self.endpoints.endpoint
+        if endpoint is not None and endpoint.topology == "cluster":  # the slot may have moved (resharding)
+            moved = cluster_endpoint(client, self.settings.redis.stream)
+            with self.lock:
+                self.endpoints.endpoint = moved
+            return
+        if endpoint is None or endpoint.topology != "sentinel":
+            return
+        if not sentinel_endpoint_current(self.settings, endpoint):
+            raise redis.ConnectionError(f"the sentinels no longer name {endpoint.address} ({endpoint.role})")
+        if endpoint.role == "replica":
+            status = replica_status(client.info("replication"))
+            with self.lock:
+                self.replica = status
 
     def _catch_up(self, client: redis.Redis) -> None:
         """Start-up and cutover work that needs Redis: the first position, backfills, cutovers."""
@@ -388,9 +475,14 @@ class Daemon:
             self.request_evaluation()
 
     def _observe_stream(self, client: redis.Redis) -> None:
+        self._check_endpoint(client)
         info = stream_info(client, self.settings.redis.stream)
+        rewound_from = self._rewind_after_reset(client, info)
         with self.lock:
             happened = self.gaps.observe(info, self.last_id)
+            if rewound_from is not None and happened != "reset":
+                self.gaps.resets += 1  # recreated between two readings, unnoticed by the counts alone
+                happened = "reset"
             self.stream_length = info.length if info else 0
             if self.cutover is not None and info is not None and info.first is not None:
                 self.post_window_truncated = (
@@ -412,9 +504,54 @@ class Daemon:
                 stream=self.settings.redis.stream,
                 resets=self.gaps.resets,
                 exists=info is not None,
+                rewound_from=str(rewound_from) if rewound_from is not None else None,
+                resume_after=str(self.last_id) if rewound_from is not None else None,
             )
         elif happened == "lost":
             log.warning("stream.gap", stream=self.settings.redis.stream, lost_total=self.gaps.lost)
+
+    def _rewind_after_reset(self, client: redis.Redis, info: StreamInfo | None) -> StreamId | None:
+        """A stream whose newest ID lies below the last ID we read was recreated under us (a restore
+        with explicit IDs, a failover to a replica that lacks our newest entries and whose clock is
+        behind): XREAD after our position would never return its new entries. Move the position back
+        to the newest entry of the stream we already hold (``_newest_held``), or to just before the
+        cutover when we hold none of it (``0-0`` without a cutover): every entry after that is read
+        and counted once, and none we counted before is counted again. Returns the position we left,
+        or None. The windows keep what they hold."""
+        if info is None or self.last_id is None:
+            return None
+        top = info.last_generated or info.last
+        if top is None or top >= self.last_id:
+            return None
+        start = previous_id(self.cutover.stream_id) if self.cutover is not None else StreamId(0, 0)
+        if start >= self.last_id:
+            return None
+        resume = self._newest_held(client, start) if self.cutover is not None else start
+        with self.lock:
+            left, self.last_id = self.last_id, resume
+            self.gaps.synced_added = None  # the new stream's counts start over
+            self.gaps.read_since_sync = 0
+        return left
+
+    def _newest_held(self, client: redis.Redis, start: StreamId) -> StreamId:
+        """The newest entry between the cutover and our position that the post window already holds
+        (an event or a noted skip: same ID, same entry), walking the stream newest-first; an entry
+        older than a full window's oldest event counts as held (read, or too old to matter). ``start``
+        when there is none: the stream is new from the cutover on."""
+        with self.lock:
+            held = self.post.held_keys()
+            floor = int(self.post.keys().min()) if len(self.post) >= self.post.capacity else None
+            upper, lower = str(self.last_id), str(self.cutover.stream_id) if self.cutover else "-"
+        key, page_size = self.settings.redis.stream, self.settings.redis.page_size
+        for page in revrange_pages(client, key, upper, lower, page_size):
+            for raw in page:
+                found = entry_id(raw[0]) if raw[0] is not None else None
+                if found is None:
+                    continue
+                packed = found.packed_clamped()
+                if packed in held or (floor is not None and packed < floor):
+                    return found
+        return start
 
     def _ingest(self, entries: list[RawEntry]) -> None:
         with self.lock:
@@ -431,14 +568,19 @@ class Daemon:
                 window = self.post if cutover is not None and stream_id >= cutover.stream_id else self.pre
                 if isinstance(parsed, Skip):
                     self.skipped_total[parsed.reason] += 1
+                    self.refused_total += parsed.refused_keys
                     if cutover is not None:
-                        window.note_skip(parsed)
+                        window.note_skip(parsed, stream_id)
                     continue
                 self.accepted_total += 1
                 self.recent.add(stream_id.ms)
                 self.last_event_ms = stream_id.ms
                 if cutover is not None:
+                    refused_before = window.counters.refused_keys
                     window.add(parsed)
+                    self.refused_total += window.counters.refused_keys - refused_before
+                else:  # not windowed: only the contract's own refusals are known
+                    self.refused_total += parsed.refused_keys
             self.gaps.note_read(len(entries))
             reached = cutover is not None and len(self.post) >= self.settings.gate.min_events
             waiting = self.completed_for != (cutover.identity() if cutover else None)
@@ -603,7 +745,8 @@ class Daemon:
         argv = list(self.settings.daemon.on_gate_complete)
         if not argv:
             return
-        env = {name: value for name, value in os.environ.items() if name != "QUANTUM_GATE_REDIS_PASSWORD"}
+        secrets = {"QUANTUM_GATE_REDIS_PASSWORD", SENTINEL_PASSWORD_ENV}
+        env = {name: value for name, value in os.environ.items() if name not in secrets}
         env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(path or ""))  # never the password
         timeout = self.settings.daemon.on_gate_complete_timeout_seconds
 
@@ -723,6 +866,16 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+
+def _ledger_writer(settings: Settings, clock: Callable[[], float]) -> LedgerWriter | None:
+    """The deployment ledger's writer, or None without a ledger (docs/ledger.md)."""
+    path = default_ledger_path(settings.ledger.path, os.environ)
+    if path is None:
+        return None
+    return LedgerWriter(
+        path, max_rows=settings.ledger.max_rows, max_age_days=settings.ledger.max_age_days, clock=clock
+    )
 
 
 def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
