@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--listen", help="HOST:PORT for /metrics, /gate, /healthz, / (default 127.0.0.1:9731)")
     run.add_argument("--report-dir", type=Path, help="folder for gate reports (default ./reports)")
+    run.add_argument(
+        "--web-config-file",
+        type=Path,
+        help="exporter-toolkit web configuration: TLS, basic auth, headers (docs/security.md)",
+    )
     run.add_argument("--interval", type=float, help="seconds between evaluations (default 15)")
     run.add_argument(
         "--ledger", type=Path, help="SQLite file of every cutover and its verdicts (docs/ledger.md)"
@@ -162,6 +167,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "daemon.listen": getattr(args, "listen", None),
         "daemon.report_dir": getattr(args, "report_dir", None),
         "daemon.interval_seconds": getattr(args, "interval", None),
+        "http.web_config_file": getattr(args, "web_config_file", None),
         "ledger.path": getattr(args, "ledger", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)

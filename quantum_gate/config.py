@@ -144,6 +144,21 @@ class DaemonSettings(_Section):
         return self.stale_after_seconds or self.interval_seconds * 3 + 30
 
 
+class HttpSettings(_Section):
+    """The listener's protection: the web configuration file (TLS, basic auth, headers) and the limits
+    that keep hostile or slow clients from holding it (docs/security.md)."""
+
+    web_config_file: Path | None = None
+    workers: int = Field(8, ge=1, le=256)
+    max_connections: int = Field(512, ge=8, le=65_536)
+    request_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    write_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    max_request_line_bytes: int = Field(8192, ge=256, le=65_536)
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    max_body_bytes: int = Field(1_048_576, ge=0, le=1_048_576)  # the handler refuses more anyway
+    auth_cache_seconds: float = Field(60.0, ge=0, le=3600)
+
+
 class AlertSettings(_Section):
     low_rate_per_minute: float = Field(2.0, ge=0)
     stall_seconds: float = Field(900.0, gt=0)
@@ -172,6 +187,7 @@ class Settings(_Section):
     contract: ContractSettings = ContractSettings()
     gate: GateSettings = GateSettings()
     daemon: DaemonSettings = DaemonSettings()
+    http: HttpSettings = HttpSettings()
     alerts: AlertSettings = AlertSettings()
     report: ReportSettings = ReportSettings()
     ledger: LedgerSettings = LedgerSettings()
