@@ -130,8 +130,8 @@ CHECK_SPECS: tuple[CheckSpec, ...] = (
         share_of=lambda stats: (stats.invalid_votes, stats.samples + stats.invalid_votes),
     ),
 )
-CHECK_SPEC = {spec.name: spec for spec in CHECK_SPECS}
-CHECKS = tuple(CHECK_SPEC)
+CHECK_SPEC_BY_NAME = {spec.name: spec for spec in CHECK_SPECS}
+CHECKS = tuple(CHECK_SPEC_BY_NAME)
 # The checks that mean "the model collapsed" (as opposed to a contract problem); alerts use these.
 COLLAPSE_CHECKS = tuple(spec.name for spec in CHECK_SPECS if spec.collapse)
 SUFFICIENCY_CHECKS = tuple(spec.name for spec in CHECK_SPECS if spec.sufficiency)
@@ -550,7 +550,7 @@ def with_intervals(checks: tuple[Check, ...], stats: ModelStats, view: ModelView
     taken: dict[Callable[[npt.NDArray[np.float64]], Interval | None], Interval | None] = {}
 
     def interval_of(check: Check) -> Interval | None:
-        spec = CHECK_SPEC.get(check.name)
+        spec = CHECK_SPEC_BY_NAME.get(check.name)
         if spec is None:
             return None
         if spec.share_of is not None:
@@ -621,7 +621,7 @@ def failure_text(check: Check) -> str:
 
     A check with more than one bound (``constant``: std and P10-P90) names the one(s) that fail: a std
     above its line next to a P10-P90 of 0 must not read "constant 0.018 (must be >= 0.01)"."""
-    spec = CHECK_SPEC.get(check.name)
+    spec = CHECK_SPEC_BY_NAME.get(check.name)
     if spec is not None and spec.also and check.detail:
         bounds = [(spec.bound.statistic, check.value, check.threshold)] + [
             (

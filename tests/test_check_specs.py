@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 from eventkit import healthy_vote
@@ -127,3 +128,17 @@ def test_the_page_takes_titles_and_units_from_the_table() -> None:
     assert set(SHARE_CHECKS) == {"majority", "hold", "out_of_range", "invalid_votes"}
     assert set(COUNT_CHECKS) == {"min_samples"}
     assert gate.COLLAPSE_CHECKS == ("majority", "hold", "std", "p10_p90", "constant")
+
+
+def test_the_metrics_reference_lists_every_check_with_its_setting_and_comparator() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text(encoding="utf-8")
+    label_line = next(line for line in text.splitlines() if line.startswith("* `check` is one of"))
+    assert re.findall(r"`([a-z0-9_]+)`", label_line)[1:] == list(CHECKS)
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| (.+?) \| `gate\.([a-z0-9_]+)` \|$", text, re.MULTILINE)
+    assert [name for name, _, _ in rows] == list(CHECKS)
+    for name, passes_when, setting in rows:
+        spec = gate.CHECK_SPEC_BY_NAME[name]
+        assert setting == spec.bound.threshold, name
+        assert f"{spec.comparator} threshold" in passes_when, name
+        for extra in spec.also:
+            assert f"`gate.{extra.threshold}`" in passes_when, name
