@@ -275,9 +275,22 @@ def depth_extra(
     }
 
 
+def require_directory(path: Path | None, what: str) -> None:
+    """A report folder that exists as something else (or below a file) is refused before any work,
+    in one line, instead of a traceback after the evaluation or a daemon that can never write."""
+    if path is None:
+        return
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                shown = path if candidate == path else f"{path} (below {candidate})"
+                raise ConfigError(f"{what} {shown}: exists and is not a directory")
+            return
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    cutover = resolve_cutover(settings)
+    cutover = resolve_cutover(settings)  # no report-dir check first: the verdict comes before the report
     now = time.time()
     result, post, pre = evaluate_once(settings, cutover, now)
     missing = missing_stream(settings, post, pre)
@@ -350,6 +363,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from quantum_gate.daemon import run_daemon  # noqa: PLC0415 - one-shot commands skip the daemon's imports
 
     settings = settings_from_args(args)
+    # Refused before the daemon logs anything, so the error is the one line on stderr (exit 1).
+    require_directory(settings.daemon.report_dir, "daemon.report_dir")
+    if settings.cutover.after:
+        fixed_cutover(settings.cutover.after)
     return run_daemon(settings, log_level=args.log_level)
 
 
@@ -370,6 +387,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
+    require_directory(args.report_dir, "--report-dir")
     return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir, ledger=args.ledger)
 
 

@@ -1004,7 +1004,7 @@ class Daemon:
             sd_notify("READY=1")
             log.info(
                 "daemon.ready",
-                listen=f"{host}:{server.port}",
+                listen=f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}",
                 post_events=len(self.post),
                 baseline_events=len(self.pre),
                 redis_up=self.redis_up,

@@ -2,7 +2,7 @@
 
 Read commands only (XREVRANGE, XRANGE, XREAD, XINFO; the client's HELLO/CLIENT SETINFO handshake). No
 consumer group, no write, ever: the product must work under an ACL user limited to ``+@read
-+@connection`` (tests/test_readonly.py proves it with ``ACL LOG``).
++@connection`` (tests/test_hardening_access.py proves it with ``ACL LOG``).
 """
 
 from __future__ import annotations

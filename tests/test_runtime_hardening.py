@@ -444,15 +444,21 @@ def test_check_prints_the_verdict_before_a_report_dir_that_cannot_be_written(
 def test_daemon_report_failure_is_counted_logged_once_and_not_fatal(
     redis_server: RedisServer, stream_key: str, tmp_path: Path
 ) -> None:
-    occupied = tmp_path / "reports-file"
-    occupied.write_text("x\n", encoding="utf-8")
+    """The folder is fine at start (a file there is refused at start, in one line) and turns into a
+    file while the daemon runs: every report due from then on fails, is counted, is logged once."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
     cut = now_ms() - 400_000
     admin = redis_server.admin()
-    write_atomically(admin, stream_key, healthy_entries(250, cut, 1000))
-    args = ("--after", str(cut), "--report-dir", str(occupied))
+    write_atomically(admin, stream_key, healthy_entries(199, cut, 1000))
+    args = ("--after", str(cut), "--report-dir", str(folder))
     with daemon_process(
         tmp_path / "d", redis_server.url, stream_key, *args, config=config(), env=base_env()
     ) as d:
+        d.wait_value("quantum_gate_window_events", 199, window="post")
+        folder.rmdir()
+        folder.write_text("not a folder any more\n", encoding="utf-8")
+        write_atomically(admin, stream_key, healthy_entries(60, cut + 200_000, 1000))  # the gate completes
         d.wait_value("quantum_gate_report_errors_total", 1)
         assert d.json("/gate")["verdict"] == "PASS"
         collapsed = [
@@ -465,7 +471,7 @@ def test_daemon_report_failure_is_counted_logged_once_and_not_fatal(
         assert d.process.poll() is None
         failed = d.events("report.failed")
         assert len(failed) == 1, failed  # once per change of the failure, not once per report
-        assert str(occupied) in failed[0]["error"]
+        assert str(folder) in failed[0]["error"]
         assert d.value("quantum_gate_reports_written_total") == 0
 
 
