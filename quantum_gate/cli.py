@@ -19,7 +19,7 @@ import redis
 from quantum_gate import __version__
 from quantum_gate.breakdown import report_depth, symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
-from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
@@ -49,9 +49,19 @@ def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--after", help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, or a stream ID")
     group.add_argument("--unit", help="take the cutover from this systemd unit's last start")
+    _source_flags(group)
     if windows:
         parser.add_argument("--window", type=int, help="post window size in accepted events (default 2000)")
         parser.add_argument("--baseline", type=int, help="baseline size in accepted events (default 2000)")
+
+
+def _source_flags(group: argparse._MutuallyExclusiveGroup) -> None:
+    group.add_argument("--container", help="take the cutover from this Docker container's last start")
+    group.add_argument(
+        "--deployment",
+        metavar="[NAMESPACE/]NAME",
+        help="take the cutover from this Kubernetes Deployment's rollout (never PASS while it rolls)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = cutover.add_mutually_exclusive_group()
     group.add_argument("--unit", help="systemd unit (default quantum-ai-engine.service)")
     group.add_argument("--after", help="convert this value instead of asking systemd")
+    _source_flags(group)
     cutover.add_argument("--json", action="store_true")
 
     run = commands.add_parser("run", help="the daemon: tail, watch the cutover, evaluate, export metrics")
@@ -99,6 +110,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "redis.stream": getattr(args, "stream", None),
         "cutover.after": getattr(args, "after", None),
         "cutover.unit": getattr(args, "unit", None),
+        "cutover.container": getattr(args, "container", None),
+        "cutover.deployment": getattr(args, "deployment", None),
+        "cutover.source": _flag_source(args),
         "windows.post": getattr(args, "window", None),
         "windows.baseline": getattr(args, "baseline", None),
         "daemon.listen": getattr(args, "listen", None),
@@ -106,18 +120,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "daemon.interval_seconds": getattr(args, "interval", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
-    if getattr(args, "unit", None):  # --unit beats an `after` from the file or environment
+    if _flag_source(args):  # --unit/--container/--deployment beat an `after` from the file or environment
         settings = settings.model_copy(
             update={"cutover": settings.cutover.model_copy(update={"after": None})}
         )
     return settings
 
 
+def _flag_source(args: argparse.Namespace) -> str | None:
+    """The source a flag names: it beats ``cutover.source`` from the file or environment."""
+    for flag, source in (("unit", "systemd"), ("container", "docker"), ("deployment", "kubernetes")):
+        if getattr(args, flag, None):
+            return source
+    return None
+
+
 def resolve_cutover(settings: Settings) -> Cutover:
-    """A fixed ``after`` when set, else systemd. Raises CutoverUnavailable / StreamIdError."""
-    if settings.cutover.after:
-        return fixed_cutover(settings.cutover.after)
-    return query_unit(settings.cutover.unit, settings.cutover.systemctl, settings.cutover.timeout_seconds)
+    """A fixed ``after`` when set, else the configured source. Raises CutoverUnavailable / StreamIdError."""
+    return cutover_source(settings.cutover).query()
 
 
 def new_windows(settings: Settings) -> tuple[Window, Window]:
@@ -237,6 +257,16 @@ def cmd_cutover(args: argparse.Namespace) -> int:
         print(f"unit       {cutover.unit} ({cutover.active_state or 'state unknown'})")
         print(f"invocation {cutover.invocation_id or 'unknown'}")
         print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    if cutover.label:
+        state = f" ({cutover.active_state})" if cutover.active_state else ""
+        print(f"source     {cutover.label}{state}")
+        print(f"identity   {cutover.identity_key}")
+    if cutover.source == "docker":
+        print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    if cutover.rollout is not None:
+        print(f"rollout    {'complete' if cutover.rollout.complete else cutover.rollout.reason()}")
+    for key, value in cutover.provenance:
+        print(f"{key:<10} {value}")
     return EXIT_PASS
 
 

@@ -430,7 +430,11 @@ def model_verdict(checks: tuple[Check, ...]) -> str:
 def verdict(
     models: dict[str, ModelReport], post_events: int, settings: GateSettings, cutover: Cutover | None
 ) -> tuple[str, tuple[str, ...]]:
-    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data."""
+    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data. While a
+    Kubernetes rollout is in progress the verdict is INSUFFICIENT_DATA, FAIL included: old and new
+    pods both write to the post window, so neither verdict would be about the new deployment."""
+    rollout = cutover.rollout if cutover is not None else None
+    rolling = rollout is not None and not rollout.complete
     gated = [report for report in models.values() if report.gated]
     failures = [
         f"{report.name}: {check.name} {_fmt(check.value)} "
@@ -439,9 +443,11 @@ def verdict(
         if report.verdict == FAIL
         for check in report.failed()
     ]
-    if failures:
+    if failures and not rolling:
         return FAIL, tuple(failures)
     reasons: list[str] = []
+    if rollout is not None and rolling:
+        reasons.append(rollout.reason())
     if cutover is None:
         reasons.append("cutover unknown")
     if post_events < settings.min_events:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
 from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS
 from quantum_gate.histograms import Histogram
@@ -208,7 +209,7 @@ def _facts(snap: Snapshot, now: float) -> str:
     rows = [
         ("stream", f"<code>{_e(settings.redis.stream)}</code>"),
         ("Redis", f"{redis} <span class=sub>{_e(settings.redis.redacted_url())}</span>"),
-        ("systemd", systemd),
+        (_SOURCE_NAMES.get(snap.cutover_source, "systemd"), systemd),
         ("last evaluation", evaluated),
         ("evaluations", f"{snap.evaluations_total} ({snap.evaluation_errors_total} failed)"),
         ("alerts raised", alerts),
@@ -218,6 +219,9 @@ def _facts(snap: Snapshot, now: float) -> str:
         ),
     ]
     return "<section class='card facts' id=facts><dl>" + _dl(rows) + "</dl></section>"
+
+
+_SOURCE_NAMES = {"docker": "Docker", "kubernetes": "Kubernetes"}
 
 
 def _dl(rows: list[tuple[str, str]]) -> str:
@@ -238,8 +242,15 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("time", f"{_e(_utc(seconds))}"),
         ("age", f"{_duration(now - seconds)}"),
         ("source", _e(cutover.source) + (f" <code>{_e(cutover.unit)}</code>" if cutover.unit else "")),
-        ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-"),
     ]
+    if cutover.label is not None:  # docker and kubernetes
+        rows += [("deployment", _e(cutover.label)), ("identity", f"<code>{_e(cutover.identity_key)}</code>")]
+    else:
+        rows.append(
+            ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-")
+        )
+    if cutover.rollout is not None:
+        rows.append(("rollout", _rollout_html(cutover.rollout)))
     if cutover.active_state or cutover.n_restarts is not None:
         restarts = "-" if cutover.n_restarts is None else str(cutover.n_restarts)
         rows.append(("unit state", f"{_e(cutover.active_state or '-')}, NRestarts {restarts}"))
@@ -247,6 +258,7 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("stream ID", f"<code>{_e(cutover.stream_id)}</code>"),
         ("cutovers adopted", f"{snap.cutovers_total} <span class=sub>since the daemon started</span>"),
     ]
+    rows += [(key, _e(value)) for key, value in cutover.provenance]
     pending = ""
     evaluated_for = (document or {}).get("cutover", {}).get("stream_id")
     if document is not None and evaluated_for != str(cutover.stream_id):
@@ -623,4 +635,14 @@ def render_status_page(snap: Snapshot, now: float) -> str:
         f"<title>{_e(verdict)} · quantum-gate</title><style>{STYLE}</style></head><body>"
         + "".join(body)
         + "</body></html>"
+    )
+
+
+def _rollout_html(rollout: Rollout) -> str:
+    if rollout.complete:
+        pods = f"{rollout.updated} of {rollout.replicas} pods"
+        return f"<span class=ok>complete</span> <span class=sub>{pods}</span>"
+    return (
+        f"<span class=warn id=rollout>{_e(rollout.reason())}</span> "
+        "<span class=sub>the gate waits for the rollout: old and new pods both write</span>"
     )
