@@ -518,7 +518,8 @@ def _kubectl_failure(stderr: str) -> CutoverUnavailable:
         return CutoverUnavailable("forbidden", f"kubectl: not allowed (RBAC): {first}")
     if "notfound" in lowered.replace(" ", "") or "not found" in lowered:
         return CutoverUnavailable("not_found", f"kubectl: {first}")
-    if "unable to connect" in lowered or "connection refused" in lowered or "no configuration" in lowered:
+    unreachable = ("unable to connect", "connection to the server", "connection refused", "no configuration")
+    if any(marker in lowered for marker in unreachable):
         return CutoverUnavailable("no_cluster", f"kubectl cannot reach the cluster: {first}")
     return CutoverUnavailable("kubectl_error", f"kubectl failed: {first}")
 
