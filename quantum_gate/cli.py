@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", default="127.0.0.1:9731")
     demo.add_argument("--speed", type=float, default=1.0, help="multiply the simulated event rate")
     demo.add_argument("--report-dir", type=Path, help="where the demo's reports go (default: a temp folder)")
+    demo.add_argument(
+        "--engine",
+        choices=["systemd", "kubernetes"],
+        default="systemd",
+        help="how the simulated engine is deployed: a systemd unit, or a Kubernetes Deployment rolled out",
+    )
     return parser
 
 
@@ -280,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
-    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir)
+    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir, engine=args.engine)
 
 
 COMMANDS = {

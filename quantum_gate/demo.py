@@ -296,9 +296,9 @@ def planned_times(speed: float) -> list[float]:
 class Simulator(threading.Thread):
     """Writes the backlog, then plays ``STORY`` live: XADDs at the act's rate, restarts the unit."""
 
-    def __init__(
-        self, client: redis.Redis, unit: SimulatedUnit, speed: float, say: Callable[[str], None]
-    ) -> None:
+    backlog_modes = ("patched", "collapsed")  # the older deployment, then the one running at T0
+
+    def __init__(self, client: redis.Redis, unit: Any, speed: float, say: Callable[[str], None]) -> None:
         super().__init__(name="demo-engine", daemon=True)
         self.client = client
         self.unit = unit
@@ -308,6 +308,7 @@ class Simulator(threading.Thread):
         self.stop = threading.Event()
         self.written = 0
         self.error: BaseException | None = None
+        self.story: tuple[Act, ...] = STORY
 
     def write_backlog(self, now: float) -> None:
         """The history: a healthy older deployment, then the collapsed one still running (started at
@@ -316,9 +317,10 @@ class Simulator(threading.Thread):
         t0 = int(collapsed_from) - 10
         healthy_from = t0 - 30 - BACKLOG_HEALTHY * BACKLOG_SPACING
         previous_ms = 0
+        older, running = self.backlog_modes
         for mode, count, start in (
-            ("patched", BACKLOG_HEALTHY, healthy_from),
-            ("collapsed", BACKLOG_COLLAPSED, collapsed_from),
+            (older, BACKLOG_HEALTHY, healthy_from),
+            (running, BACKLOG_COLLAPSED, collapsed_from),
         ):
             for index in range(count):
                 at = start + index * BACKLOG_SPACING + self.engine.rng.uniform(0, BACKLOG_SPACING * 0.8)
@@ -337,7 +339,7 @@ class Simulator(threading.Thread):
 
     def run(self) -> None:
         try:
-            for act in STORY:
+            for act in self.story:
                 if self.stop.is_set():
                     return
                 if act.restart:
@@ -391,9 +393,10 @@ class Narrator(threading.Thread):
             if snap.cutovers_total != cutovers and snap.cutover is not None:
                 cutovers, milestone = snap.cutovers_total, 0
                 invocation = (snap.cutover.invocation_id or "")[:12]
+                who = snap.cutover.label or f"InvocationID {invocation}..."
                 self.say(
                     f"daemon adopted cutover #{cutovers}: {snap.cutover.timestamp} "
-                    f"(InvocationID {invocation}...; quantum_gate_cutovers_total {cutovers}); "
+                    f"({who}; quantum_gate_cutovers_total {cutovers}); "
                     f"post window {snap.window_events.get('post', 0)} events, "
                     f"baseline {snap.window_events.get('pre', 0)}"
                 )
@@ -441,13 +444,16 @@ class EmbeddedRedis:
         self.thread.join(timeout=5)
 
 
-def demo_settings(redis_url: str, listen: str, report_dir: Path) -> Settings:
+def demo_settings(redis_url: str, listen: str, report_dir: Path, engine: str = "systemd") -> Settings:
     """Ordinary settings, built here rather than from QUANTUM_GATE_* so nothing can point the demo at a
     real Redis. Short interval and poll so the story moves; a baseline the size of one act."""
+    source: dict[str, Any] = {"unit": UNIT}
+    if engine == "kubernetes":
+        source = {"source": "kubernetes", "deployment": "quantum-trader/ai-engine"}
     return Settings.model_validate(
         {
             "redis": {"url": redis_url, "stream": STREAM, "block_ms": 500},
-            "cutover": {"unit": UNIT, "poll_seconds": 1.0},
+            "cutover": {**source, "poll_seconds": 1.0},
             "windows": {"baseline": 250, "rate_horizon_seconds": 60},
             "daemon": {"listen": listen, "interval_seconds": 2.0, "report_dir": report_dir},
         }
@@ -466,7 +472,7 @@ def _port_free(listen: str) -> str | None:
     return None
 
 
-def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
+def _banner(listen: str, redis_url: str, reports: Path, speed: float, engine: str = "systemd") -> str:
     base = f"http://{listen}"
     times = planned_times(speed)
     fail_at = times[4]
@@ -474,6 +480,22 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
     def clock(seconds: float) -> str:
         return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
+    if engine == "kubernetes":
+        from quantum_gate.demo_kubernetes import banner_story  # noqa: PLC0415 - it imports this module
+
+        story = banner_story(clock, times)
+    else:
+        story = [
+            f"  {clock(times[0])}  the engine has run collapsed for ~1.5 h: lgbm pinned at 0.75, nhits and "
+            "patchtst in a HOLD dead zone at 0.5. The gate FAILs.",
+            f"  {clock(times[1])}  it restarts with the patch: a new cutover "
+            "(quantum_gate_cutovers_total 2); the post window starts from zero.",
+            f"  {clock(times[2])}  the post window reaches 200 healthy events: "
+            "the gate PASSes and writes a report.",
+            f"  {clock(times[3])}  it restarts again with a regression: "
+            "nhits falls back to its rules, pinned at 0.65.",
+            f"  {clock(fail_at)}  200 events later the gate FAILs on nhits. The engine keeps writing slowly.",
+        ]
     return "\n".join(
         [
             "quantum-gate demo: the real daemon, an embedded Redis and a simulated quantum-ai-engine",
@@ -486,15 +508,7 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
             f"  reports      {reports}",
             "",
             f"What happens (about {clock(fail_at)} at --speed {speed:g}):",
-            f"  {clock(times[0])}  the engine has run collapsed for ~1.5 h: lgbm pinned at 0.75, nhits and "
-            "patchtst in a HOLD dead zone at 0.5. The gate FAILs.",
-            f"  {clock(times[1])}  it restarts with the patch: a new cutover "
-            "(quantum_gate_cutovers_total 2); the post window starts from zero.",
-            f"  {clock(times[2])}  the post window reaches 200 healthy events: "
-            "the gate PASSes and writes a report.",
-            f"  {clock(times[3])}  it restarts again with a regression: "
-            "nhits falls back to its rules, pinned at 0.65.",
-            f"  {clock(fail_at)}  200 events later the gate FAILs on nhits. The engine keeps writing slowly.",
+            *story,
             "",
             "Ctrl-C stops everything. The daemon's own log follows on stderr.",
             "",
@@ -502,7 +516,12 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float) -> str:
     )
 
 
-def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Path | None = None) -> int:
+def run_demo(
+    listen: str = "127.0.0.1:9731",
+    speed: float = 1.0,
+    report_dir: Path | None = None,
+    engine: str = "systemd",
+) -> int:
     if not 0 < speed <= MAX_SPEED:
         print(f"quantum-gate: demo: --speed must be > 0 and <= {MAX_SPEED:g}", file=sys.stderr)
         return 1
@@ -530,13 +549,12 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
     simulator: Simulator | None = None
     narrator: Narrator | None = None
     try:
-        unit = SimulatedUnit(workdir)
-        os.environ["PATH"] = f"{unit.bin_dir}{os.pathsep}{old_path}"  # the daemon's `systemctl` is ours
-        simulator = Simulator(client, unit, speed, say)
+        unit, simulator = _engine(engine, workdir, client, speed, say)
+        os.environ["PATH"] = f"{unit.bin_dir}{os.pathsep}{old_path}"  # the daemon's systemctl/kubectl is ours
         simulator.write_backlog(time.time())
         logs.configure("info")
-        daemon = Daemon(demo_settings(server.url, listen, reports))
-        print(_banner(listen, server.url, reports, speed), flush=True)
+        daemon = Daemon(demo_settings(server.url, listen, reports, engine))
+        print(_banner(listen, server.url, reports, speed, engine), flush=True)
         narrator = Narrator(daemon, say)
         simulator.start()
         narrator.start()
@@ -552,6 +570,7 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
         server.stop()
         os.environ["PATH"] = old_path
         shutil.rmtree(workdir / "bin", ignore_errors=True)
+        shutil.rmtree(workdir / "cluster", ignore_errors=True)
         unit_state = workdir / "unit-state"
         unit_state.unlink(missing_ok=True)
     kept = reports.is_dir() and any(reports.iterdir())
@@ -565,3 +584,19 @@ def run_demo(listen: str = "127.0.0.1:9731", speed: float = 1.0, report_dir: Pat
         flush=True,
     )
     return code
+
+
+def _engine(
+    engine: str, workdir: Path, client: redis.Redis, speed: float, say: Callable[[str], None]
+) -> tuple[Any, Simulator]:
+    """The simulated deployment (a systemd unit, or a Kubernetes Deployment) and its simulator."""
+    if engine == "kubernetes":
+        from quantum_gate.demo_kubernetes import (  # noqa: PLC0415 - it imports this module
+            KubernetesSimulator,
+            SimulatedDeployment,
+        )
+
+        deployment = SimulatedDeployment(workdir)
+        return deployment, KubernetesSimulator(client, deployment, speed, say)
+    unit = SimulatedUnit(workdir)
+    return unit, Simulator(client, unit, speed, say)
