@@ -604,6 +604,25 @@ def evaluation_curve(ctx: BenchContext) -> str:
     return text
 
 
+@section("ks", "KS p-values: exact, asymptotic, and what scipy would cost")
+def ks_choice_section(ctx: BenchContext) -> str:
+    from bench import ks_choice
+
+    imports = ks_choice.import_costs(run_process)
+    calls = ks_choice.call_times(ctx.seed)
+    accuracy = ks_choice.accuracy(ctx.seed)
+    return (
+        "Import cost in a fresh interpreter (median of 5 wall times, highest peak RSS):\n\n"
+        + markdown_table(["import", "wall ms", "peak RSS MiB"], imports)
+        + "\n\nOne two-sided `ks_2samp` on presorted 0.01-grid confidences (median ms; scipy's sorts its "
+        "own copies):\n\n"
+        + markdown_table(["sizes", "path taken", "quantum_gate.stats ms", "scipy.stats ms"], calls)
+        + f"\n\nAgainst `scipy.stats.ks_2samp` over {ks_choice.ACCURACY_TRIALS:,} randomized comparisons "
+        "(relative error only where scipy's p >= 0.001 and n1 n2 / (n1 + n2) >= 20):\n\n"
+        + markdown_table(["path", "comparisons", "worst absolute", "worst relative"], accuracy)
+    )
+
+
 # ---- section: memory per windowed event ---------------------------------------------------------------
 
 

@@ -1,10 +1,13 @@
-"""quantum_gate.stats held to scipy: two-sample KS (exact and asymptotic), kstwo, smirnov, chi-square.
+"""quantum_gate.stats held to scipy: two-sample KS (exact and asymptotic), Kolmogorov's distribution,
+chi-square.
 
 The package computes the pre-vs-post comparison without scipy; scipy (a dev dependency) is the
-reference here. D and the chi-square statistic must be the same floats; the exact KS p-values are the
-same arithmetic and so the same bits (checked directly against scipy's compiled recursion); every
-p-value must be within 1e-12 absolute of scipy's and, where scipy's is a normal float, within 1e-10
-relative (1e-12 for chi-square).
+reference here. D and the chi-square statistic must be the same floats. Where ``ks_2samp`` takes the
+exact path, its p-value is the same arithmetic as scipy's and so the same bits (checked directly against
+scipy's compiled recursion), compared within 1e-12 absolute and 1e-10 relative. Where it takes the
+asymptotic path (Kolmogorov's limit with Stephens' correction), it is held to the accuracy
+docs/benchmarks.md states: within 0.04 absolute, and within 6 % relative where scipy's p >= 0.001 and
+the effective size n1 n2 / (n1 + n2) is at least 20.
 """
 
 from __future__ import annotations
@@ -42,18 +45,51 @@ def assert_p_close(ours: float, theirs: float, rel: float = 1e-10, absolute: flo
 
 
 def scipy_ks(first: Floats, second: Floats) -> tuple[float, float]:
-    with warnings.catch_warnings():
-        # scipy warns when its exact p-value rounds out of [0, 1] and it falls back to kstwo
-        warnings.simplefilter("ignore", RuntimeWarning)
+    d, p, _ = scipy_ks_exact_failed(first, second)
+    return d, p
+
+
+def scipy_ks_exact_failed(first: Floats, second: Floats) -> tuple[float, float, bool]:
+    """scipy's (D, p) and whether its exact p-value rounded out of [0, 1] (it warns and approximates)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
         result = scipy_stats.ks_2samp(first, second)
-    return float(result.statistic), float(result.pvalue)
+    failed = any("Exact calculation unsuccessful" in str(w.message) for w in caught)
+    return float(result.statistic), float(result.pvalue), failed
+
+
+ASYMPTOTIC_ABSOLUTE = 0.04  # measured worst 0.033 (effective size below 5); 0.022 from 20 up
+ASYMPTOTIC_RELATIVE = 0.06  # where scipy's p >= ASYMPTOTIC_RELATIVE_FROM and n_eff >= ASYMPTOTIC_MIN_N
+ASYMPTOTIC_RELATIVE_FROM = 1e-3
+ASYMPTOTIC_MIN_N = 20
+
+
+def took_exact_path(first: Floats, second: Floats, d: float) -> bool:
+    n1, n2 = first.size, second.size
+    lcm = n1 // math.gcd(n1, n2) * n2
+    h = round(d * lcm)
+    return h == 0 or stats.exact_p_value_applies(n1, n2, h)
 
 
 def assert_ks_matches(first: Floats, second: Floats) -> None:
     d, p = stats.ks_2samp(first, second)
-    expected_d, expected_p = scipy_ks(first, second)
+    expected_d, expected_p, scipy_exact_failed = scipy_ks_exact_failed(first, second)
     assert d == expected_d, (first.size, second.size, d, expected_d)
-    assert_p_close(p, expected_p)
+    if scipy_exact_failed:  # the exact sum rounded above 1: we say 1, scipy approximates near it
+        assert p == 1.0 and expected_p >= 1.0 - ASYMPTOTIC_ABSOLUTE, (p, expected_p)
+        return
+    if math.isnan(d) or took_exact_path(first, second, d):
+        assert_p_close(p, expected_p)
+        return
+    assert abs(p - expected_p) <= ASYMPTOTIC_ABSOLUTE, (first.size, second.size, p, expected_p)
+    effective = first.size * second.size / (first.size + second.size)
+    if expected_p >= ASYMPTOTIC_RELATIVE_FROM and effective >= ASYMPTOTIC_MIN_N:
+        assert abs(p - expected_p) <= ASYMPTOTIC_RELATIVE * expected_p, (
+            first.size,
+            second.size,
+            p,
+            expected_p,
+        )
 
 
 def sample(seed: int, size: int, kind: str, shift: float) -> Floats:
@@ -209,40 +245,38 @@ def test_outside_square_is_scipys_bit_for_bit() -> None:
             assert stats.outside_square(n, h) == reference(n, h), (n, h)
 
 
-# ---- Smirnov's distributions -----------------------------------------------------------------------
-
-KSTWO_N = [1, 2, 3, 5, 10, 37, 100, 139, 140, 141, 200, 1000, 5000, 20_000, 99_999, 100_000, 100_001, 500_000]
+# ---- the path ks_2samp takes, and Kolmogorov's distribution -------------------------------------------
 
 
-def kstwo_points(n: int) -> list[float]:
-    """D values that reach every branch of scipy's _kolmogn for this n."""
-    points = [0.0, 0.25 / n, 0.5 / n, math.nextafter(0.5 / n, 1), 0.75 / n, 1 / n, 1.5 / n, 3.0 / n]
-    points += [math.sqrt(c / n) for c in (0.05, 0.3, 0.754693, 0.76, 1.0, 2.19, 2.2, 3.0, 4.0, 4.1)]
-    points += [math.sqrt(c / n) for c in (10.0, 17.9, 18.0, 50.0, 200.0, 369.9, 370.0, 400.0)]
-    points += [(n - 1) / n, 0.4, 0.5, 0.6, 0.9, 0.999, 1.0, 1.5]
-    return points
+def test_equal_sizes_are_always_exact_and_unequal_sizes_by_cost() -> None:
+    assert stats.exact_p_value_applies(2000, 2000, 1)
+    assert stats.exact_p_value_applies(10_000, 10_000, 3000)
+    assert not stats.exact_p_value_applies(10_001, 10_001, 1)
+    assert stats.exact_p_value_applies(250, 120, 100)  # a small lattice: cheap
+    # the case the Python loop was slow on (12 ms): 2,000 post vs 1,500 pre votes, D = 0.06
+    assert not stats.exact_p_value_applies(2000, 1500, round(0.06 * 6000))
 
 
-@pytest.mark.parametrize("n", KSTWO_N)
-def test_kstwo_sf_matches_scipy(n: int) -> None:
-    for d in kstwo_points(n):
-        assert_p_close(stats.kstwo_sf(d, n), float(scipy_stats.kstwo.sf(d, n)))
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 10, 140, 141, 1000, 1012, 1013, 50_000, 500_000])
-def test_smirnov_sf_matches_scipy(n: int) -> None:
-    points = [0.0, 0.5 / n, 1.0 / n, 1.5 / n, (n - 1) / n, (n - 0.5) / n, 0.3, 0.5, 0.7, 1.0]
-    points += [math.sqrt(c / n) for c in (0.5, 2.2, 5.0, 50.0, 200.0, 370.0, 380.0)]
-    for x in points:
-        if 0.0 <= x <= 1.0:
-            assert_p_close(stats.smirnov_sf(n, x), float(special.smirnov(n, x)))
+def test_unequal_large_windows_use_the_asymptotic_value_near_scipy() -> None:
+    first, second = sample(1, 2000, "ties", 0.0), sample(2, 1500, "ties", 0.5)
+    d, p = stats.ks_2samp(first, second)
+    assert not took_exact_path(first, second, d)
+    assert p == stats.ks_asymptotic_sf(d, 2000, 1500)
+    assert_ks_matches(first, second)
 
 
 @settings(max_examples=200, deadline=None)
-@given(n=st.integers(1, 3000), x=st.floats(0.0, 1.0))
-def test_kstwo_and_smirnov_match_scipy_anywhere(n: int, x: float) -> None:
-    assert_p_close(stats.kstwo_sf(x, n), float(scipy_stats.kstwo.sf(x, n)))
-    assert_p_close(stats.smirnov_sf(n, x), float(special.smirnov(n, x)))
+@given(lam=st.floats(0.0, 40.0))
+def test_kolmogorov_sf_is_scipys_kolmogorov(lam: float) -> None:
+    assert_p_close(stats.kolmogorov_sf(lam), float(special.kolmogorov(lam)), rel=1e-12)
+
+
+def test_kolmogorov_sf_edges() -> None:
+    assert stats.kolmogorov_sf(0.0) == 1.0
+    assert stats.kolmogorov_sf(-1.0) == 1.0
+    assert stats.kolmogorov_sf(1e-3) == 1.0
+    assert stats.kolmogorov_sf(50.0) == 0.0
+    assert math.isnan(stats.ks_asymptotic_sf(math.nan, 10, 20))
 
 
 # ---- chi-square ------------------------------------------------------------------------------------
