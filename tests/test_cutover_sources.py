@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from cutoverkit import DEPLOYMENT, NAMESPACE, FakeCluster, FakeDocker, fake_cluster, fake_docker, fixture
 from eventkit import collapsed_vote, event, healthy_events, run_gate
+from test_statuspage import HOSTILE_MODEL, HOSTILE_UNIT, NOW, Page, build_windows, snapshot
 
-from quantum_gate.config import ConfigError, CutoverSettings, load_settings
+from quantum_gate.config import ConfigError, CutoverSettings, Settings, load_settings
 from quantum_gate.cutover import (
     Cutover,
     CutoverUnavailable,
@@ -35,6 +36,7 @@ from quantum_gate.cutover import (
     rollout_state,
 )
 from quantum_gate.gate import FAIL, INSUFFICIENT, PASS
+from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId
 
 __all__ = ["fake_cluster", "fake_docker"]  # pytest fixtures, imported to be found
@@ -430,3 +432,31 @@ def test_a_spec_change_the_controller_has_not_seen_is_in_progress(fake_cluster: 
     fake_cluster.save()
     cutover = KubernetesSource(TARGET, timeout=10).query()
     assert cutover.rollout_in_progress and cutover.rollout is not None and not cutover.rollout.observed
+
+
+# ---- the status page -------------------------------------------------------------------------------
+
+
+def test_status_page_shows_a_container_cutover_escaped() -> None:
+    inspected = fixture("docker_inspect_container.json")
+    inspected["Config"]["Labels"] = {"org.opencontainers.image.revision": HOSTILE_MODEL}
+    cutover = cutover_from_inspect(HOSTILE_UNIT, inspected)
+    post, pre = build_windows({"xgb": "healthy"})
+    settings = Settings.model_validate({"cutover": {"source": "docker"}})
+    snap = snapshot(post, pre, cutover=cutover, settings=settings, cutover_source="docker")
+    html = render_status_page(snap, NOW)
+    page = Page(html)
+    assert not {tag for tag, _ in page.tags} & {"script", "img", "iframe"}
+    text = "".join(page.text)
+    assert f"container {HOSTILE_UNIT}" in text and HOSTILE_MODEL in text  # escaped, intact
+    assert "Docker" in text and "<script>" not in html
+    rolling = Cutover(
+        cutover.stream_id,
+        "kubernetes",
+        identity_key="r",
+        label="deployment a/b revision 2",
+        rollout=Rollout(replicas=2, updated=1, old_ready=1, observed=True),
+    )
+    page_text = "".join(Page(render_status_page(snapshot(post, pre, cutover=rolling), NOW)).text)
+    assert "rollout in progress: 1 of 2 pods updated" in page_text
+    assert "INSUFFICIENT_DATA" in page_text
