@@ -379,6 +379,14 @@ class Daemon:
         """Start-up and cutover work that needs Redis: the first position, backfills, cutovers."""
         with self.lock:
             pending = self.pending_cutover
+            if (
+                pending is not None
+                and self.cutover is not None
+                and pending.identity() == self.cutover.identity()
+            ):
+                # The deployment already adopted, in a newer state (a rollout moved on while it was
+                # being adopted): take the state, neither re-read nor count it again.
+                self.cutover, self.pending_cutover, pending = pending, None, None
         if pending is not None:
             self._apply_cutover(client, pending)
         if self.last_id is None:

@@ -6,6 +6,7 @@ poll (never PASS while it rolls, the automatic gate waits, the status page and
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from conftest import RedisServer
@@ -15,6 +16,7 @@ from eventkit import healthy_entries
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+from quantum_gate.cutover import Rollout
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
 from quantum_gate.statuspage import render_status_page
@@ -108,6 +110,16 @@ def test_daemon_follows_a_rollout_and_a_rollback(
         page = render_status_page(daemon.snapshot(), clock[0])
         assert "rollout in progress: 1 of 2 pods updated" in page and "the gate waits for the rollout" in page
         assert list((tmp_path / "reports").glob("quality_gate_*.json")) == []  # the automatic gate waits
+
+        # A rollout that moves on while its cutover is being adopted leaves a pending cutover with the
+        # same identity: it is the same deployment, taken in place, not adopted (or counted) again.
+        adopted = daemon.cutover
+        with daemon.lock:
+            daemon.pending_cutover = replace(adopted, rollout=Rollout(2, 1, 1, True))
+        wait_until(lambda: daemon.pending_cutover is None, 20, "the newer state to be taken")
+        assert daemon.cutover is not None and daemon.cutover.rollout == Rollout(2, 1, 1, True)
+        assert sample(registry, "quantum_gate_cutovers_total") == 1
+        assert len(daemon.post) == 250
 
         fake_cluster.progress(updated=2, old_ready=1)  # poll 2
         daemon.watch_cutover()
