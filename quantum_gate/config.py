@@ -134,6 +134,9 @@ class GateSettings(_Section):
     suspect_constants: tuple[float, ...] = (0.5, 0.65, 0.68, 0.72, 0.75)
     include_models: tuple[str, ...] = ()
     exclude_models: tuple[str, ...] = ()
+    # A model rare after the cutover (fewer than min_samples votes, under this share of the events) and
+    # before it is reported as sporadic and not gated (gate.is_sporadic).
+    sporadic_share: float = Field(0.05, ge=0, le=1)
 
     def gates(self, model: str) -> bool:
         if model in self.exclude_models:

@@ -49,11 +49,12 @@ class ContractLimits:
 
 class Vote(NamedTuple):
     model: str
-    action: str
+    action: str  # the normal form (``normal_label``), never the raw spelling
     confidence: float
     variant: str | None
     shadow: bool
     inactive: bool
+    respelled: bool = False  # the raw action label differed from its normal form (counted per model)
 
 
 class Event(NamedTuple):
@@ -103,6 +104,17 @@ def parse_entry(  # noqa: PLR0911 - one return per named skip reason, in the con
     return _event_from_breakdown(stream_id, payload, breakdown, limits)
 
 
+def normal_label(label: str) -> str:
+    """An action label's normal form: surrounding whitespace stripped, compared case-insensitively
+    (Unicode case folding), written upper-case. ``HOLD``, ``hold``, ``Hold`` and ``HOLD `` are one
+    action, so spelling variants cannot split a collapse into several healthy-looking shares
+    (issue 17). Idempotent: ``normal_label(normal_label(x)) == normal_label(x)``."""
+    return label.strip().casefold().upper()
+
+
+# Labels already in normal form that the producer sends nearly always: no work on the hot path.
+_NORMAL_ACTIONS = frozenset({"BUY", "SELL", "HOLD"})
+
 _orjson_loads, _OrjsonError = orjson.loads, orjson.JSONDecodeError
 _new_tuple = tuple.__new__  # builds the NamedTuples below without their Python-level __new__
 _INF = math.inf
@@ -121,6 +133,7 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
     room = limits.max_models_per_entry  # model keys this entry may still hold
     inf = _INF
     new, vote_type = _new_tuple, Vote
+    normal_actions = _NORMAL_ACTIONS
     for key, value in breakdown.items():
         if key == FALLBACK_KEY:
             fallback = True
@@ -132,17 +145,25 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
         if type(value) is dict:
             action = value.get("action")
             confidence = value.get("confidence")
-            if type(confidence) is float and type(action) is str and action and len(action) <= max_key:
-                if -inf < confidence < inf:  # finite: NaN and infinities compare False
-                    variant = value.get("model")
-                    if type(variant) is not str or not variant or len(variant) > max_key:
-                        variant = None
-                    shadow = value.get("shadow") is True
-                    inactive = value.get("inactive") is True
-                    votes.append(new(vote_type, (key, action, confidence, variant, shadow, inactive)))
-                else:
-                    invalid.append(key)
-                continue
+            if type(confidence) is float and type(action) is str:
+                if action in normal_actions:
+                    respelled = False
+                else:  # normal_label inlined; the limits apply to the normal form
+                    raw, action = action, action.strip().casefold().upper()
+                    respelled = action != raw
+                if action and len(action) <= max_key:
+                    if -inf < confidence < inf:  # finite: NaN and infinities compare False
+                        variant = value.get("model")
+                        if type(variant) is not str or not variant or len(variant) > max_key:
+                            variant = None
+                        shadow = value.get("shadow") is True
+                        inactive = value.get("inactive") is True
+                        votes.append(
+                            new(vote_type, (key, action, confidence, variant, shadow, inactive, respelled))
+                        )
+                    else:
+                        invalid.append(key)
+                    continue
         vote = _vote(key, value, limits)
         if vote is None:
             invalid.append(key)
@@ -154,23 +175,30 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
     if type(symbol) is not str or not symbol or len(symbol) > limits.max_symbol_length:
         symbol = _short_string(symbol, limits.max_symbol_length)
     side = payload.get("side")
+    if type(side) is str and side not in normal_actions:
+        side = normal_label(side)  # the ensemble's side shares the action labels' normal form
     if type(side) is not str or not side or len(side) > max_key:
         side = _short_string(side, max_key)
     return _new_tuple(Event, (stream_id, symbol, side, fallback, tuple(votes), tuple(invalid), refused))
 
 
 def _vote(model: str, value: Any, limits: ContractLimits) -> Vote | None:
-    """A valid vote: ``action`` a non-empty string, ``confidence`` a finite real number (not a bool).
+    """A valid vote: ``action`` a string whose normal form (``normal_label``) is non-empty and at most
+    ``max_key_length`` characters, ``confidence`` a finite real number (not a bool).
 
+    The vote carries the action's normal form, and ``respelled`` says the raw label differed from it.
     Confidences outside [0, 1] are kept raw (the gate reports them as a contract violation); they are
     never reshaped, unlike the producer's own sigmoid "fix". The reference form of the inlined fast
     path in ``_event_from_breakdown``.
     """
     if not isinstance(value, dict):
         return None
-    action = value.get("action")
+    raw_action = value.get("action")
     confidence = value.get("confidence")
-    if not isinstance(action, str) or not action or len(action) > limits.max_key_length:
+    if not isinstance(raw_action, str):
+        return None
+    action = normal_label(raw_action)
+    if not action or len(action) > limits.max_key_length:
         return None
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         return None
@@ -184,6 +212,7 @@ def _vote(model: str, value: Any, limits: ContractLimits) -> Vote | None:
         variant=_short_string(value.get("model"), limits.max_key_length),
         shadow=value.get("shadow") is True,
         inactive=value.get("inactive") is True,
+        respelled=action != raw_action,
     )
 
 

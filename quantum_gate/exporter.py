@@ -270,7 +270,17 @@ class GateCollector(Collector):
         gated = _gauge("model_gated", "1 when the model is gated", labels=("model",))
         model_verdict = _gauge("model_verdict", "per-model verdict, one-hot", labels=("model", "verdict"))
         collapsed = _gauge("model_collapsed", "1 when a gated model collapsed", labels=("model",))
+        sporadic = _gauge(
+            "model_sporadic",
+            "1 when the model voted after the cutover too rarely to be gated",
+            labels=("model",),
+        )
         samples = _gauge("model_samples", "valid votes in the window", labels=labels)
+        respelled = _gauge(
+            "model_action_label_variants",
+            "votes in the window whose action label was a spelling variant of its normal form",
+            labels=labels,
+        )
         presence = _gauge("model_presence", "share of window events with a valid vote", labels=labels)
         shares = _gauge("model_action_share", "share of votes per action", labels=(*labels, "action"))
         stats = {
@@ -289,6 +299,7 @@ class GateCollector(Collector):
         minimum = result.thresholds.min_samples
         for name, report in result.models.items():
             gated.add_metric([name], int(report.gated))
+            sporadic.add_metric([name], int(report.sporadic))
             if report.gated:
                 for verdict_name in VERDICTS:
                     model_verdict.add_metric(
@@ -297,6 +308,7 @@ class GateCollector(Collector):
                 collapsed.add_metric([name], int(report.collapsed(minimum)))
             for window, model_stats in (("post", report.post), ("pre", report.pre)):
                 samples.add_metric([name, window], model_stats.samples)
+                respelled.add_metric([name, window], model_stats.action_label_variants)
                 if model_stats.presence is not None:
                     presence.add_metric([name, window], model_stats.presence)
                 for action, share in model_stats.action_shares.items():
@@ -304,7 +316,8 @@ class GateCollector(Collector):
                 for key, value in _stat_values(model_stats).items():
                     if value is not None:
                         stats[key].add_metric([name, window], value)
-        yield from (gated, model_verdict, collapsed, samples, presence, shares, *stats.values())
+        yield from (gated, model_verdict, collapsed, sporadic, samples, respelled, presence, shares)
+        yield from stats.values()
 
     def _checks(self, snap: Snapshot, result: GateResult) -> Iterator[Metric]:
         passing = _gauge("check_passing", "1 when the check passes", labels=("model", "check"))

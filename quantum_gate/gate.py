@@ -17,7 +17,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
-from quantum_gate.windows import INACTIVE, SHADOW, ModelColumns, Window
+from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
@@ -54,6 +54,9 @@ class ModelStats:
     variants: dict[str, int]
     shadow: int
     inactive: int
+    # Votes whose raw action label was a spelling variant of its normal form (``hold``, ``Hold ``):
+    # counted as the normal form, and counted here so a producer's sloppy labels are visible.
+    action_label_variants: int
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -90,6 +93,8 @@ class ModelReport:
     pre: ModelStats
     checks: tuple[Check, ...]
     comparison: dict[str, Any]
+    # Voted after the cutover, but too rarely to be gated (``is_sporadic``): reported, never gated.
+    sporadic: bool = False
 
     def failed(self, names: tuple[str, ...] = CHECKS) -> list[Check]:
         return [check for check in self.checks if not check.passed and check.name in names]
@@ -148,6 +153,9 @@ class GateResult:
 
     def gated(self) -> list[ModelReport]:
         return [report for report in self.models.values() if report.gated]
+
+    def sporadic(self) -> list[ModelReport]:
+        return [report for report in self.models.values() if report.sporadic]
 
     def collapsed_models(self) -> list[str]:
         minimum = self.thresholds.min_samples
@@ -225,6 +233,7 @@ def model_stats(
         variants=variants,
         shadow=int(np.count_nonzero(columns.flags & SHADOW)),
         inactive=int(np.count_nonzero(columns.flags & INACTIVE)),
+        action_label_variants=int(np.count_nonzero(columns.flags & RESPELLED)),
     )
 
 
@@ -318,6 +327,7 @@ def _empty_stats(invalid: int, presence: float | None = None) -> ModelStats:
         variants={},
         shadow=0,
         inactive=0,
+        action_label_variants=0,
     )
 
 
@@ -555,6 +565,37 @@ def model_names(post: Window, pre: Window) -> list[str]:
     return sorted(seen)
 
 
+def votes(stats: ModelStats) -> int:
+    """Every vote the model cast in the window, valid or invalid."""
+    return stats.samples + stats.invalid_votes
+
+
+def is_sporadic(
+    post: ModelStats,
+    post_events: int,
+    settings: GateSettings,
+    pre: ModelStats | None = None,
+    pre_events: int = 0,
+) -> bool:
+    """A model that voted after the cutover too rarely to be gated: rare in the post window (fewer
+    than ``min_samples`` votes and fewer than ``sporadic_share`` of its events) and not a regular
+    voter in the baseline either. One stray vote of a typo key (``typo_modl``) must not hold a
+    cutover at INSUFFICIENT_DATA. A real new model votes in most events, so it is gated from its
+    first votes on (and blocks the gate until it has ``min_samples``). A model with ``min_samples``
+    votes can be judged, so it is gated whatever its share. A model that voted regularly before the
+    cutover and has become rare after it is broken, not noise: it stays gated (fail closed)."""
+    if votes(post) == 0 or post_events == 0 or _regular(post, post_events, settings):
+        return False
+    return pre is None or not _regular(pre, pre_events, settings)
+
+
+def _regular(stats: ModelStats, events: int, settings: GateSettings) -> bool:
+    cast = votes(stats)
+    # A division, not ``cast >= share * events``: 0.07 * 100 is 7.000000000000001 in floating point,
+    # which would call 7 votes in 100 events rare at a share of exactly 7 %.
+    return cast >= settings.min_samples or (events > 0 and cast / events >= settings.sporadic_share)
+
+
 def evaluate(
     post: Window,
     pre: Window,
@@ -565,24 +606,33 @@ def evaluate(
     rate_per_minute: float | None,
     compare_windows: bool = True,
 ) -> GateResult:
-    post_models = set(post.models())
     # A model the operator explicitly includes is gated even when it never voted after the cutover:
-    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out.
+    # its 0 samples make the verdict INSUFFICIENT_DATA, never a PASS that silently left it out. It is
+    # never sporadic either.
     required = {name for name in settings.include_models if settings.gates(name)}
+    post_models = set(post.models())
+    post_events = len(post)
     models: dict[str, ModelReport] = {}
     for name in sorted({*model_names(post, pre), *required}):
         views = (ModelView.of(pre, name), ModelView.of(post, name))
         post_stats = model_stats(post, name, settings.suspect_constants, views[1])
         pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
         checks = model_checks(post_stats, settings)
+        # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
+        sporadic = (
+            name not in required
+            and settings.gates(name)
+            and is_sporadic(post_stats, post_events, settings, pre_stats, len(pre))
+        )
         models[name] = ModelReport(
             name=name,
-            gated=(name in post_models or name in required) and settings.gates(name),
+            gated=settings.gates(name) and (name in required or (name in post_models and not sporadic)),
             verdict=model_verdict(checks),
             post=post_stats,
             pre=pre_stats,
             checks=checks,
             comparison=compare(pre, post, name, views) if compare_windows else {},
+            sporadic=sporadic,
         )
     final, reasons = verdict(models, len(post), settings, cutover)
     return GateResult(

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from quantum_gate.depth_markdown import depth_markdown, provenance_markdown
-from quantum_gate.gate import GateResult, delta
+from quantum_gate.gate import GateResult, delta, votes
 from quantum_gate.streamids import ms_to_iso
 
 SCHEMA = "quantum-gate/gate/v1"
@@ -37,6 +37,7 @@ def gate_document(
         name: {
             "verdict": report.verdict,
             "gated": report.gated,
+            "sporadic": report.sporadic,
             "post": report.post.to_json(),
             "pre": report.pre.to_json(),
             "delta": delta(report.pre, report.post),
@@ -65,6 +66,7 @@ def gate_document(
         },
         "thresholds": result.thresholds.model_dump(mode="json"),
         "models": models,
+        "sporadic_models": sporadic_models(result),
         "ensemble": {
             "post": result.ensemble_post.to_json(),
             "pre": result.ensemble_pre.to_json(),
@@ -75,6 +77,19 @@ def gate_document(
     if extra:
         document.update(extra)
     return document
+
+
+def sporadic_models(result: GateResult) -> dict[str, dict[str, Any]]:
+    """Models that voted after the cutover too rarely to be gated (gate.is_sporadic), with their
+    post-window vote count and share of the post window's events: reported, never dropped silently."""
+    events = result.post.events
+    return {
+        report.name: {
+            "votes": votes(report.post),
+            "share": votes(report.post) / events if events else None,
+        }
+        for report in result.sporadic()
+    }
 
 
 def _window_json(summary: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +140,7 @@ def _model_rows(document: dict[str, Any]) -> list[list[str]]:
         post, pre = model["post"], model["pre"]
         rows.append(
             [
-                name + ("" if model["gated"] else " (not gated)"),
+                name + ("" if model["gated"] else " (sporadic)" if model.get("sporadic") else " (not gated)"),
                 model["verdict"] if model["gated"] else "-",
                 str(post["samples"]),
                 _arrow(_pct(pre["hold_share"]), _pct(post["hold_share"])),
@@ -157,6 +172,34 @@ def _align(rows: list[list[str]]) -> list[str]:
     ]
 
 
+def sporadic_lines(document: dict[str, Any]) -> list[str]:
+    """One line per sporadic model: its votes, and the rule that left it ungated."""
+    thresholds = document["thresholds"]
+    events = document["windows"]["post"]["events"]
+    return [
+        f"sporadic: {name} cast {entry['votes']} vote{'' if entry['votes'] == 1 else 's'} in {events} "
+        f"post-cutover events ({_pct(entry['share'])}), below gate.sporadic_share "
+        f"{_pct(thresholds.get('sporadic_share'))} and gate.min_samples {thresholds.get('min_samples')} "
+        "(before the cutover too): not gated"
+        for name, entry in document.get("sporadic_models", {}).items()
+    ]
+
+
+def label_variant_lines(document: dict[str, Any]) -> list[str]:
+    """One line per model and window with votes whose action label was a spelling variant."""
+    lines = []
+    for name, model in document["models"].items():
+        for side in ("post", "pre"):
+            stats = model[side]
+            count = stats.get("action_label_variants", 0)
+            if count:
+                lines.append(
+                    f"labels: {name} ({side}) {count} of {stats['samples']} votes spelled an action "
+                    "differently from its normal form (counted as that form)"
+                )
+    return lines
+
+
 def render_table(document: dict[str, Any]) -> str:
     """What a person reads at a glance in a terminal."""
     cutover = document["cutover"]
@@ -185,6 +228,10 @@ def render_table(document: dict[str, Any]) -> str:
     if document["models"]:
         lines.append("")
         lines.extend(_align([MODEL_HEADER, *_model_rows(document)]))
+    notes = sporadic_lines(document) + label_variant_lines(document)
+    if notes:
+        lines.append("")
+        lines.extend(notes)
     if document["reasons"]:
         lines.append("")
         lines.extend(f"why: {reason}" for reason in document["reasons"])
@@ -219,6 +266,12 @@ def render_markdown(document: dict[str, Any]) -> str:
         rows = _model_rows(document)
         lines += ["", "## Models", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
+    sporadic = sporadic_lines(document)
+    if sporadic:
+        lines += ["", "## Sporadic models (not gated)", ""] + [f"- {line}" for line in sporadic]
+    variants = label_variant_lines(document)
+    if variants:
+        lines += ["", "## Action label spellings", ""] + [f"- {line}" for line in variants]
     for name, model in document["models"].items():
         if not model["gated"]:
             continue

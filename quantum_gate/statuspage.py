@@ -318,12 +318,13 @@ def _models_table(document: dict[str, Any]) -> str:
     head = (
         "<tr><th>model</th><th>verdict</th><th>samples</th><th>presence</th>"
         + "".join(f"<th>{_e(action)}</th>" for action in actions)
-        + "<th>std</th><th>P10-P90</th><th>top value</th><th>variants (post)</th></tr>"
+        + "<th>std</th><th>P10-P90</th><th>top value</th><th>variants (post)</th>"
+        + "<th>label spellings<span class=sub>votes respelled</span></th></tr>"
     )
     rows = []
     for name, model in models.items():
         post, pre = model["post"], model["pre"]
-        verdict = _chip(model["verdict"]) if model["gated"] else "<span class=sub>not gated</span>"
+        verdict = _chip(model["verdict"]) if model["gated"] else _not_gated(model)
         cells = [
             f"<td><b>{_e(name)}</b></td>",
             f"<td>{verdict}</td>",
@@ -339,12 +340,46 @@ def _models_table(document: dict[str, Any]) -> str:
             f"<td>{_pre_post(pre['p10_p90'], post['p10_p90'], share=False)}</td>",
             f"<td>{_top_value(post, pre)}</td>",
             f"<td>{_variants(post['variants'])}</td>",
+            f"<td>{_respelled(post, pre)}</td>",
         ]
         rows.append(f"<tr data-model='{_e(name)}'>{''.join(cells)}</tr>")
     return (
         "<h2>Models <span class=sub>post window; under each value the baseline and the change</span></h2>"
         f"<div class=scroll><table id=models><thead>{head}</thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>" + _sporadic(document)
+    )
+
+
+def _not_gated(model: dict[str, Any]) -> str:
+    if model.get("sporadic"):
+        return "<span class=warn>sporadic</span><span class=sub>not gated</span>"
+    return "<span class=sub>not gated</span>"
+
+
+def _respelled(post: dict[str, Any], pre: dict[str, Any]) -> str:
+    """Votes whose action label was a spelling variant (``hold``, ``Hold ``), counted as its normal form."""
+    after, before = post.get("action_label_variants", 0), pre.get("action_label_variants", 0)
+    shown = f"<span class=warn>{after}</span>" if after else "0"
+    return f"{shown}<span class=sub>pre {before}</span>"
+
+
+def _sporadic(document: dict[str, Any]) -> str:
+    """Models that voted after the cutover too rarely to be gated: listed, never dropped silently."""
+    sporadic: dict[str, Any] = document.get("sporadic_models") or {}
+    if not sporadic:
+        return ""
+    share = document["thresholds"].get("sporadic_share")
+    events = document["windows"]["post"]["events"]
+    items = "".join(
+        f"<li data-model='{_e(name)}'><code>{_e(name)}</code>: {entry['votes']} "
+        f"vote{'' if entry['votes'] == 1 else 's'} in {events} post-cutover events "
+        f"({_pct(entry['share'])})</li>"
+        for name, entry in sporadic.items()
+    )
+    return (
+        f"<p class=warn id=sporadic>Sporadic, not gated (fewer than {_pct(share, 0)} of the events and "
+        f"fewer than {document['thresholds'].get('min_samples')} votes, after the cutover and before it):"
+        f"</p><ul>{items}</ul>"
     )
 
 

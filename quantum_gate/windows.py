@@ -25,6 +25,7 @@ NO_ACTION = -1
 _INT64_MAX = 2**63 - 1
 _Cell = TypeVar("_Cell", bound=np.generic)
 SHADOW, INACTIVE, INVALID = 1, 2, 4
+RESPELLED = 8  # the vote's raw action label differed from its normal form (contract.normal_label)
 OTHER_LABEL = "other"
 BASE_ACTIONS = ("BUY", "SELL", "HOLD")
 
@@ -212,7 +213,7 @@ class Window:
         self._staged_events.extend((at, side_code, symbol_code, 1 if event.fallback else 0))
         rows, variant_codes = self._row_by_name, self._variant_codes
         staged_votes, staged_conf = self._staged_votes, self._staged_conf
-        for model, action, confidence, variant, shadow, inactive in event.votes:
+        for model, action, confidence, variant, shadow, inactive, respelled in event.votes:
             row = rows.get(model)
             if row is None:
                 row = self._row(model)
@@ -228,8 +229,10 @@ class Window:
                     variant_code = vocab.variants.code(variant)
             else:
                 variant_code = -1
-            if shadow or inactive:
+            if shadow or inactive or respelled:
                 flags = (SHADOW if shadow else 0) | (INACTIVE if inactive else 0)
+                if respelled:
+                    flags |= RESPELLED
                 staged_votes.extend((row, at, action_code, variant_code, flags))
             else:
                 staged_votes.extend((row, at, action_code, variant_code, 0))

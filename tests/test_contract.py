@@ -18,6 +18,7 @@ from quantum_gate.contract import (
     Skip,
     Vote,
     as_bytes_fields,
+    normal_label,
     parse_entry,
 )
 from quantum_gate.stream import parse_raw
@@ -466,11 +467,24 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
+
+
+@st.composite
+def spelt_action(draw: st.DrawFn) -> str:
+    """A case and whitespace variant of every action (issue 17): one action to the gate, however spelt."""
+    action = draw(st.sampled_from(["BUY", "SELL", "HOLD", "LONG"]))
+    cased = "".join(draw(st.sampled_from([char.upper(), char.lower()])) for char in action)
+    padding = st.text(alphabet=" \t\r\n\u00a0\u2003", max_size=2)
+    return draw(padding) + cased + draw(padding)
+
+
 votes_strategy = (
     st.fixed_dictionaries(
         {},
         optional={
-            "action": st.sampled_from(["BUY", "SELL", "HOLD", "", "LONG"]) | json_values,
+            "action": st.sampled_from(["BUY", "SELL", "HOLD", "", "LONG", "  "])
+            | spelt_action()
+            | json_values,
             "confidence": st.floats(allow_nan=True, allow_infinity=True) | json_values,
             "model": json_values,
             "shadow": json_values,
@@ -507,5 +521,9 @@ def test_any_json_payload_is_an_event_or_a_skip(value: Any, encoding: str) -> No
             assert isinstance(vote.confidence, float) and math.isfinite(vote.confidence)
             assert vote.model != "fallback"
             assert isinstance(vote.action, str) and vote.action
+            assert vote.action == normal_label(vote.action)  # every spelling arrives in its normal form
+            if vote.action in {"BUY", "SELL", "HOLD", "LONG"}:
+                raw = value["model_breakdown"][vote.model]["action"]
+                assert vote.respelled == (raw != vote.action)
     else:
         assert result.reason in SKIP_REASONS

@@ -230,7 +230,22 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=70), inner, max_size=5),
     max_leaves=40,
 )
-actions = st.sampled_from(["BUY", "SELL", "HOLD", "", "buy", "A" * 65]) | json_values
+
+
+@st.composite
+def spelt_action(draw: st.DrawFn) -> str:
+    """A case and whitespace variant of every action (issue 17: spellings must not split a collapse)."""
+    action = draw(st.sampled_from(["BUY", "SELL", "HOLD", "LONG", "other"]))
+    cased = "".join(draw(st.sampled_from([char.upper(), char.lower()])) for char in action)
+    padding = st.text(alphabet=" \t\n\u00a0\u3000", max_size=2)
+    return draw(padding) + cased + draw(padding)
+
+
+actions = (
+    st.sampled_from(["BUY", "SELL", "HOLD", "", "buy", " ", "A" * 65, " " + "a" * 64 + " ", "\u00df" * 40])
+    | spelt_action()
+    | json_values
+)
 confidences = (
     st.sampled_from([0.5, 1.0, 1.05, -0.0, math.nan, math.inf, -math.inf, 10**400 // 10**399]) | json_values
 )
@@ -287,11 +302,13 @@ def decoded(raw: bytes) -> Any:
 
 
 def spec_vote(value: Any) -> tuple[str, float, str | None] | None:
-    """The contract (docs: trade-intent.md, section 3) for one model's vote, written independently."""
+    """The contract (docs/contract.md, "Votes") for one model's vote, written independently: the action
+    in its normal form (whitespace stripped, case folded, upper-case), limits on the normal form."""
     if not isinstance(value, dict):
         return None
     action, confidence = value.get("action"), value.get("confidence")
-    if not isinstance(action, str) or not 0 < len(action) <= LIMITS.max_key_length:
+    action = action.strip().casefold().upper() if isinstance(action, str) else ""
+    if not 0 < len(action) <= LIMITS.max_key_length:
         return None
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         return None
@@ -329,6 +346,7 @@ def check_against_spec(fields: Mapping[bytes, bytes], result: Event | Skip) -> N
     assert all(math.isfinite(vote.confidence) for vote in result.votes)
     assert result.symbol is None or 0 < len(result.symbol) <= LIMITS.max_symbol_length
     assert result.side is None or 0 < len(result.side) <= LIMITS.max_key_length
+    assert result.side is None or result.side == result.side.strip().upper()  # its normal form
 
 
 @settings(

@@ -34,7 +34,16 @@ def test_document_shape() -> None:
         "eta_seconds": 0.0,
     }
     assert document["thresholds"]["majority_max"] == 0.7
-    assert set(document["models"]["xgb"]) == {"verdict", "gated", "post", "pre", "delta", "checks"}
+    assert set(document["models"]["xgb"]) == {
+        "verdict",
+        "gated",
+        "sporadic",
+        "post",
+        "pre",
+        "delta",
+        "checks",
+    }
+    assert document["sporadic_models"] == {}
     assert document["ensemble"]["post"]["fallback_share"] == pytest.approx(0.2)
     assert json.loads(dumps(document)) == json.loads(dumps(document, indent=False))
 
