@@ -108,6 +108,13 @@ class FakeDocker:
     def calls(self) -> list[list[str]]:
         return _calls(self.state_file)
 
+    def answers(self) -> list[dict[str, Any]]:
+        """Each StartedAt the stand-in reported, with the (epoch) time it reported it."""
+        found = Path(f"{self.state_file}.answers")
+        if not found.exists():
+            return []
+        return [json.loads(line) for line in found.read_text(encoding="utf-8").splitlines()]
+
 
 @pytest.fixture
 def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from conftest import RedisServer
-from cutoverkit import DEPLOYMENT, NAMESPACE, FakeCluster, FakeDocker, fake_cluster, fake_docker
+from cutoverkit import DEPLOYMENT, NAMESPACE, FakeCluster, FakeDocker, fake_cluster, fake_docker, rfc3339
 from daemonkit import daemon_process, make_settings, tailing, wait_until, write_atomically
 from eventkit import healthy_entries
 from prometheus_client import CollectorRegistry
@@ -44,7 +45,7 @@ def test_run_container_adopts_a_docker_restart(
     write_atomically(client, stream_key, healthy_entries(30, (start - 100) * 1000, 1000))
     write_atomically(client, stream_key, healthy_entries(20, start * 1000 + 500, 1000))
     fake_docker.run(CONTAINER, start, nanos=0)
-    poll = 0.5
+    poll = 2.0  # long next to an adoption (a baseline of 30 entries), so "within one poll" means something
     config = {"cutover": {"poll_seconds": poll}, "redis": {"block_ms": 200}}
     with daemon_process(
         tmp_path, redis_server.url, stream_key, "--container", CONTAINER, config=config
@@ -64,9 +65,14 @@ def test_run_container_adopts_a_docker_restart(
         detected = daemon.wait_log("cutover.detected", count=2)
         assert detected[1]["source"] == "docker" and detected[1]["previous"] == f"{start * 1000}-0"
         assert detected[1]["identity"] != detected[0]["identity"]
-        # The restart was adopted at the next poll: one docker inspect per poll interval, not a burst.
-        polls = [call for call in fake_docker.calls() if "inspect" in call]
-        assert all(call[-1] == CONTAINER for call in polls)
+        # Within one poll interval: the first poll that saw the restart is the one adopted; no second
+        # poll of the new start came before the adoption.
+        adopted_at = datetime.fromisoformat(detected[1]["timestamp"]).timestamp()
+        new_start = rfc3339(start + 10)
+        seen = [answer["at"] for answer in fake_docker.answers() if answer["started"] == new_start]
+        assert seen and seen[0] <= adopted_at
+        assert len([at for at in seen if at <= adopted_at]) == 1, (seen, adopted_at)
+        assert all(call[-1] == CONTAINER for call in fake_docker.calls())
 
         fake_docker.fail("Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
         daemon.wait_value("quantum_gate_cutover_source_up", 0, timeout=20, source="docker")
