@@ -161,3 +161,55 @@ def test_daemon_follows_a_rollout_and_a_rollback(
         assert daemon.result.verdict == "INSUFFICIENT_DATA"
         assert daemon.result.reasons[0] == "rollout in progress: 1 of 2 pods updated"
         assert sample(registry, "quantum_gate_rollout_complete") == 0
+
+
+def test_daemon_with_a_forbidden_then_hanging_kubectl_fails_closed(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, fake_cluster: FakeCluster
+) -> None:
+    client = redis_server.admin()
+    start = now_s() - 900
+    fake_cluster.created(start)
+    write_atomically(client, stream_key, healthy_entries(250, start * 1000, 1000))
+    settings = make_settings(
+        redis_server.url,
+        stream_key,
+        tmp_path / "reports",
+        {"cutover": {"source": "kubernetes", "deployment": TARGET, "timeout_seconds": 0.5}},
+    )
+    fake_cluster.misbehave(forbidden=["replicasets"])
+    daemon = Daemon(settings)
+    registry = make_registry(daemon.snapshot)
+    with capture_logs() as logs, tailing(daemon):
+        daemon.evaluation_tick()
+        assert daemon.result is not None and daemon.result.verdict == "INSUFFICIENT_DATA"
+        assert daemon.result.reasons[0] == "cutover unknown"
+        assert daemon.document is not None and "forbidden" in daemon.document["cutover"]["error"]
+        assert sample(registry, "quantum_gate_cutover_source_up", source="kubernetes") == 0
+        assert (
+            sample(
+                registry, "quantum_gate_cutover_source_errors_total", source="kubernetes", reason="forbidden"
+            )
+            == 1
+        )
+        assert sample(registry, "quantum_gate_systemd_up") is None
+        assert sample(registry, "quantum_gate_rollout_complete") is None
+
+        fake_cluster.heal()
+        daemon.watch_cutover()
+        wait_until(lambda: daemon.cutover is not None, 20, "the cutover once kubectl answers")
+        daemon.evaluation_tick()
+        assert daemon.result.verdict == "PASS"
+        assert sample(registry, "quantum_gate_cutover_source_up", source="kubernetes") == 1
+
+        fake_cluster.misbehave(hang=True)  # bounded by cutover.timeout_seconds; the cutover is kept
+        daemon.watch_cutover()
+        assert (
+            sample(
+                registry, "quantum_gate_cutover_source_errors_total", source="kubernetes", reason="timeout"
+            )
+            == 1
+        )
+        assert daemon.cutover is not None and sample(registry, "quantum_gate_cutovers_total") == 1
+    unavailable = [entry for entry in logs if entry["event"] == "cutover.unavailable"]
+    assert [entry["reason"] for entry in unavailable] == ["forbidden", "timeout"]
+    assert unavailable[0]["source"] == "kubernetes" and unavailable[0]["target"] == TARGET

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from quantum_gate.cutover import (
     rollout_state,
 )
 from quantum_gate.gate import FAIL, INSUFFICIENT, PASS
+from quantum_gate.report import gate_document, render_markdown
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId
 
@@ -460,3 +462,24 @@ def test_status_page_shows_a_container_cutover_escaped() -> None:
     page_text = "".join(Page(render_status_page(snapshot(post, pre, cutover=rolling), NOW)).text)
     assert "rollout in progress: 1 of 2 pods updated" in page_text
     assert "INSUFFICIENT_DATA" in page_text
+
+
+def test_report_markdown_names_the_container_and_the_rollout() -> None:
+    inspected = fixture("docker_inspect_container.json")
+    cutover = cutover_from_inspect(CONTAINER, inspected)
+    result = run_gate(healthy_events(300, cutover.stream_id.ms), cutover=cutover)
+    markdown = render_markdown(gate_document(result, stream="s"))
+    assert "- Deployment: container quantum-ai-engine (state running)" in markdown
+    assert f"- Identity: `{cutover.identity_key}`" in markdown
+    assert "- StartedAt: `2026-01-10T05:43:15.123456789Z`, RestartCount 0" in markdown
+    assert "- label:org.opencontainers.image.revision: `4f2a9c1d`" in markdown
+    assert "none, the cutover was unknown" not in markdown
+    deployment = fixture("kubectl_deployment.json")
+    state = rollout_state(deployment, owned_replicasets(deployment, fixture("kubectl_replicasets.json")))
+    rolling = replace(cutover_from_rollout(TARGET, state), rollout=Rollout(2, 1, 1, True))
+    markdown = render_markdown(
+        gate_document(run_gate(healthy_events(300, START * 1000), cutover=rolling), stream="s")
+    )
+    assert "- Deployment: deployment quantum-trader/ai-engine revision 1" in markdown
+    assert "- Rollout: rollout in progress: 1 of 2 pods updated" in markdown
+    assert "- image:ai-engine: `registry.example.com/quantum/ai-engine:2026.01.09`" in markdown
