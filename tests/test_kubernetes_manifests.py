@@ -120,6 +120,8 @@ def test_the_config_map_is_real_settings_for_the_kubernetes_source() -> None:
     assert "/etc/quantum-gate" in mounts and str(settings.redis.password_file.parent) in mounts  # type: ignore[union-attr]
     assert str(settings.daemon.report_dir) in mounts  # the root filesystem is read-only
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # Readiness must not follow /healthz: a Redis outage would take the pod out of the scrape.
+    assert "httpGet" not in container["readinessProbe"] and "httpGet" not in container["livenessProbe"]
 
 
 def test_the_service_monitor_scrapes_the_service() -> None:
