@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## make run: the daemon on an embedded Redis with a simulated engine (http://127.0.0.1:9731/)
+##   flags of `quantum-gate demo` go in ARGS: make run ARGS='--listen 127.0.0.1:9732 --speed 4'
 run: $(STAMP)
-	$(BIN)/quantum-gate demo
+	$(BIN)/quantum-gate demo $(ARGS)
 
 ## make test: the whole suite (private redis-server instances; promtool/chromium tests need those tools)
 test: $(STAMP)

@@ -47,7 +47,10 @@ def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
     parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env QUANTUM_GATE_REDIS_URL)")
     parser.add_argument("--stream", help="stream key (default quantum:stream:trade.intent)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--after", help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, or a stream ID")
+    group.add_argument(
+        "--after",
+        help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, @epoch as systemd prints it, or a stream ID",
+    )
     group.add_argument("--unit", help="take the cutover from this systemd unit's last start")
     _source_flags(group)
     if windows:
@@ -62,6 +65,17 @@ def _source_flags(group: argparse._MutuallyExclusiveGroup) -> None:
         metavar="[NAMESPACE/]NAME",
         help="take the cutover from this Kubernetes Deployment's rollout (never PASS while it rolls)",
     )
+
+
+def _at_least_one(text: str) -> int:
+    """--top: a whole number >= 1 (0 or less would print no values at all)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text[:32]!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,27 +93,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagnose = commands.add_parser("diagnose", help="collapse diagnosis: exact values, ranges, variants")
     _common(diagnose)
-    diagnose.add_argument("--json", action="store_true")
-    diagnose.add_argument("--top", type=int, default=10, help="top exact values per model (default 10)")
+    diagnose.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    diagnose.add_argument(
+        "--top", type=_at_least_one, default=10, help="top exact values per model, text and JSON (default 10)"
+    )
 
     cutover = commands.add_parser("cutover", help="show the cutover systemd reports (or convert --after)")
-    cutover.add_argument("--config", type=Path)
+    cutover.add_argument("--config", type=Path, help="YAML settings file (see config.example.yaml)")
     group = cutover.add_mutually_exclusive_group()
     group.add_argument("--unit", help="systemd unit (default quantum-ai-engine.service)")
-    group.add_argument("--after", help="convert this value instead of asking systemd")
+    group.add_argument(
+        "--after",
+        help="convert this value (ISO 8601, epoch s/ms, @epoch, stream ID) instead of asking systemd",
+    )
     _source_flags(group)
-    cutover.add_argument("--json", action="store_true")
+    cutover.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
 
     run = commands.add_parser("run", help="the daemon: tail, watch the cutover, evaluate, export metrics")
     _common(run)
     run.add_argument("--listen", help="HOST:PORT for /metrics, /gate, /healthz, / (default 127.0.0.1:9731)")
     run.add_argument("--report-dir", type=Path, help="folder for gate reports (default ./reports)")
     run.add_argument("--interval", type=float, help="seconds between evaluations (default 15)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log level written to stderr (default info)",
+    )
 
     demo = commands.add_parser("demo", help="embedded Redis + simulated engine + the real daemon")
-    demo.add_argument("--listen", default="127.0.0.1:9731")
-    demo.add_argument("--speed", type=float, default=1.0, help="multiply the simulated event rate")
+    demo.add_argument(
+        "--listen",
+        default="127.0.0.1:9731",
+        help="HOST:PORT for the demo's status page, /metrics and /gate (default 127.0.0.1:9731)",
+    )
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="multiply the simulated event rate (default 1, at most 1000)"
+    )
     demo.add_argument("--report-dir", type=Path, help="where the demo's reports go (default: a temp folder)")
     demo.add_argument(
         "--engine",

@@ -12,7 +12,8 @@ Three parts in one process, all on loopback:
 * the real daemon (``quantum_gate.daemon.Daemon``) with ordinary settings pointing at that server.
 
 The story: the engine has been running collapsed (lgbm pinned at 0.75, nhits and patchtst in a HOLD
-dead zone at 0.5) and the gate FAILs; it restarts with the patch (a new cutover); the post window fills
+dead zone at 0.5, xgb overconfident in a band of 0.93-0.999 too narrow for the std and P10-P90 checks)
+and the gate FAILs on all four models; it restarts with the patch (a new cutover); the post window fills
 with healthy events and PASSes at 200; it restarts again with nhits collapsed onto a rule constant and
 the gate FAILs 200 events later. Ctrl-C stops the daemon, the simulator and the server; exit 0.
 """
@@ -151,6 +152,8 @@ class Engine:
                 return {"action": action, "confidence": value, "model": "nhits_fallback_rules"}
             return {"action": action, "confidence": value, "model": "patchtst_shadow", "shadow": True}
         if mode == "collapsed" and model == "xgb":
+            # Overconfident, as the producer's own entries show xgb near 0.996: std ~0.02 and P10-P90 ~0.06,
+            # so xgb fails the std and P10-P90 checks in act 1 too (the banner and quickstart say so).
             return {"action": rng.choice(ACTIONS), "confidence": rng.uniform(0.93, 0.999), "model": "xgboost"}
         if mode == "regressed" and model == "nhits":
             action = "BUY" if rng.random() < 0.88 else "SELL"
@@ -487,7 +490,8 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float, engine: st
     else:
         story = [
             f"  {clock(times[0])}  the engine has run collapsed for ~1.5 h: lgbm pinned at 0.75, nhits and "
-            "patchtst in a HOLD dead zone at 0.5. The gate FAILs.",
+            "patchtst in a HOLD dead zone at 0.5, xgb overconfident, squeezed into 0.93-0.999. "
+            "The gate FAILs on all four.",
             f"  {clock(times[1])}  it restarts with the patch: a new cutover "
             "(quantum_gate_cutovers_total 2); the post window starts from zero.",
             f"  {clock(times[2])}  the post window reaches 200 healthy events: "

@@ -76,8 +76,9 @@ def render_diagnosis(document: dict[str, Any]) -> str:
             if not model["samples"]:
                 lines.append(f"{name}: no valid votes (invalid {model['invalid_votes']})")
                 continue
+            # Every value the document holds: --top bounded it already, for the text as for the JSON.
             top = ", ".join(
-                f"{t['value']:g} x{t['count']} ({t['share'] * 100:.1f}%)" for t in model["top_values"][:5]
+                f"{t['value']:g} x{t['count']} ({t['share'] * 100:.1f}%)" for t in model["top_values"]
             )
             lines.append(f"{name}: n={model['samples']} unique={model['unique_values']} top: {top}")
             suspects = [

@@ -9,6 +9,7 @@ the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, ch
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,12 +24,13 @@ from prometheus_client.registry import Collector
 from quantum_gate.config import Settings
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
-from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats
+from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.report import dumps
 from quantum_gate.retention import RISK_KINDS, Retention
 
 P = "quantum_gate_"
+TIDY_DIGITS = 12  # significant digits of a statistic's gauge (a double holds ~16; noise lives in the last)
 ALERTS = ("low_event_rate", "collapse")
 
 
@@ -231,7 +233,9 @@ class GateCollector(Collector):
         )
         if snap.rate_per_minute is not None:
             yield _gauge(
-                "event_rate_per_minute", "accepted events per minute (stream-ID time)", snap.rate_per_minute
+                "event_rate_per_minute",
+                "accepted events per minute (stream-ID time)",
+                tidy(snap.rate_per_minute),
             )
         if snap.last_event_ms is not None:
             yield _gauge("last_event_timestamp_seconds", "newest accepted event", snap.last_event_ms / 1000)
@@ -260,7 +264,7 @@ class GateCollector(Collector):
         yield verdict
         progress = result.progress
         if progress.eta_seconds is not None:
-            yield _gauge("eta_seconds", "time to min_events at the current rate", progress.eta_seconds)
+            yield _gauge("eta_seconds", "time to min_events at the current rate", tidy(progress.eta_seconds))
         yield from self._models(result)
         yield from self._checks(snap, result)
         yield from self._ensemble(result)
@@ -310,12 +314,12 @@ class GateCollector(Collector):
                 samples.add_metric([name, window], model_stats.samples)
                 respelled.add_metric([name, window], model_stats.action_label_variants)
                 if model_stats.presence is not None:
-                    presence.add_metric([name, window], model_stats.presence)
+                    presence.add_metric([name, window], tidy(model_stats.presence))
                 for action, share in model_stats.action_shares.items():
-                    shares.add_metric([name, window, action], share)
+                    shares.add_metric([name, window, action], tidy(share))
                 for key, value in _stat_values(model_stats).items():
                     if value is not None:
-                        stats[key].add_metric([name, window], value)
+                        stats[key].add_metric([name, window], tidy(value))
         yield from (gated, model_verdict, collapsed, sporadic, samples, respelled, presence, shares)
         yield from stats.values()
 
@@ -326,7 +330,8 @@ class GateCollector(Collector):
             for check in report.checks:
                 passing.add_metric([report.name, check.name], int(check.passed))
                 if check.value is not None:
-                    values.add_metric([report.name, check.name], check.value)
+                    shown = readable(check.value, check.comparator, check.threshold, digits=TIDY_DIGITS)
+                    values.add_metric([report.name, check.name], float(shown))
         thresholds = _gauge("check_threshold", "the threshold of each check", labels=("check",))
         gate = snap.settings.gate
         for name, value in zip(CHECKS, _thresholds(gate), strict=True):
@@ -354,9 +359,9 @@ class GateCollector(Collector):
             ]
             for family, value in scalars:
                 if value is not None:
-                    family.add_metric([window], value)
+                    family.add_metric([window], tidy(value))
             for action, share in stats.side_shares.items():
-                sides.add_metric([window, action], share)
+                sides.add_metric([window, action], tidy(share))
         yield from (fallback, sides, agreement, hard)
 
 
@@ -386,6 +391,16 @@ def _retention(retention: Retention | None) -> Iterator[Metric]:
     for kind in RISK_KINDS:
         risk.add_metric([kind], int(retention.risks[kind]))
     yield risk
+
+
+def tidy(value: float) -> float:
+    """A statistic as a gauge: 12 significant digits, so float noise (a mean of 0.6500000000000001, a
+    P10-P90 of 0.15000000000000002, a constant model's std of 1.1e-16) reads as what it means. Check
+    values go through ``readable`` instead, so that a failing value never reads as its threshold;
+    timestamps and counts are exact and left alone. The JSON (``/gate``) keeps the raw floats."""
+    if not math.isfinite(value):
+        return value
+    return 0.0 if abs(value) < 1e-12 else float(f"{value:.{TIDY_DIGITS}g}")
 
 
 def _stat_values(stats: ModelStats) -> dict[str, float | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -447,8 +448,7 @@ def verdict(
     rolling = rollout is not None and not rollout.complete
     gated = [report for report in models.values() if report.gated]
     failures = [
-        f"{report.name}: {check.name} {_fmt(check.value)} "
-        f"(must be {check.comparator} {_fmt(check.threshold)})"
+        f"{report.name}: {failure_text(check)}"
         for report in gated
         if report.verdict == FAIL
         for check in report.failed()
@@ -474,12 +474,71 @@ def verdict(
     return PASS, ()
 
 
-def _fmt(value: float | None) -> str:
+def failure_text(check: Check) -> str:
+    """``std 0.0499997 (must be >= 0.05)``: the value with as many digits as it takes to read as failing.
+
+    The ``constant`` check fails on either of two statistics, so it names the one(s) that fail: a std
+    above its line next to a P10-P90 of 0 must not read "constant 0.018 (must be >= 0.01)"."""
+    if check.name == "constant" and check.detail:
+        width, width_min = check.detail.get("p10_p90"), check.detail.get("p10_p90_threshold")
+        parts = [
+            _bound_text(name, value, check.comparator, threshold)
+            for name, value, threshold in (
+                ("std", check.value, check.threshold),
+                ("p10_p90", width, width_min),
+            )
+            if threshold is not None and not holds(value, check.comparator, threshold)
+        ]
+        if parts:
+            return "constant " + ", ".join(parts)
+    return _bound_text(check.name, check.value, check.comparator, check.threshold)
+
+
+def _bound_text(name: str, value: float | None, comparator: str, threshold: float) -> str:
+    shown = "n/a" if value is None else readable(value, comparator, threshold)
+    return f"{name} {shown} (must be {comparator} {plain_number(threshold)})"
+
+
+def plain_number(number: float) -> str:
+    """The shortest text that reads back as ``number`` (a threshold as the operator wrote it): 0.7, 200."""
+    text = repr(number)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def holds(value: float | Decimal | None, comparator: str, threshold: float | Decimal) -> bool:
+    """``value comparator threshold`` for the two comparators checks use; no value never holds."""
     if value is None:
-        return "n/a"
-    if abs(value) < 1e-12:  # float noise of a constant model's std reads better as what it means
+        return False
+    return value <= threshold if comparator == "<=" else value >= threshold
+
+
+def readable(
+    value: float, comparator: str, threshold: float, *, digits: int = 4, style: str = "g", scale: int = 1
+) -> str:
+    """``value * scale`` formatted with ``digits`` (significant for ``g``, decimals for ``f``), or with
+    more when fewer would read as the opposite outcome: a failing std of 0.0499997 printed "0.05" next
+    to ">= 0.05" reads as a pass. The reading is the printed text against the threshold as printed
+    (``plain_number``), both as exact decimals, so it agrees with the check down to the last bit.
+    Float noise of a constant model's std (1e-17) reads as what it means, "0", when that reads the
+    same way."""
+    if not (math.isfinite(value) and math.isfinite(threshold)):
+        return f"{value:g}"  # nothing to read against (NaN is never produced by the contract parser)
+    passed = holds(value, comparator, threshold)
+    line = Decimal(plain_number(threshold))
+    if abs(value) < 1e-12 and holds(Decimal(0), comparator, line) == passed:
         return "0"
-    return f"{value:.4g}"
+    with localcontext() as exact:
+        exact.prec = 800  # enough for any double's full decimal expansion: no rounding in here
+        for places in range(digits, digits + 17):
+            text = f"{value * scale:.{places}{style}}"
+            read_back = holds(Decimal(text) / scale, comparator, line)
+            # ... and as a machine parses it (a gauge in a PromQL comparison with its threshold)
+            parsed = scale != 1 or holds(float(text), comparator, threshold)
+            if read_back == passed and parsed == passed:
+                return text
+        # The shortest text that reads back as the value: ordered against the threshold's like the
+        # doubles are (rounding to nearest is monotonic), so it always reads the way the check decided.
+        return str(Decimal(repr(value)) * scale)
 
 
 # ---- pre vs post -----------------------------------------------------------------------------------
@@ -656,7 +715,7 @@ def progress(events: int, min_events: int, rate_per_minute: float | None) -> Pro
     if remaining == 0:
         eta = 0.0
     elif rate_per_minute and rate_per_minute > 0:
-        eta = remaining / rate_per_minute * 60.0
+        eta = remaining * 60.0 / rate_per_minute  # one rounding: 138 at 62/min is 133.5483..., no noise
     else:
         eta = None
     return Progress(events, min_events, rate_per_minute, eta)
@@ -674,5 +733,6 @@ def event_rate_per_minute(
     count = int(np.count_nonzero(event_ms >= since))
     starts = [value for value in (observed_since_ms, int(event_ms.min()) if event_ms.size else None) if value]
     observed_from = max(min(starts), since) if starts else now_ms
-    span_seconds = max((now_ms - observed_from) / 1000.0, 60.0)
-    return count / span_seconds * 60.0
+    span_ms = max(now_ms - observed_from, 60_000)
+    # Integers until one division: count / seconds * 60 gave 62.00000000000001 for 31 events in 30 s.
+    return count * 60_000 / span_ms

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from quantum_gate.depth_markdown import depth_markdown, provenance_markdown
-from quantum_gate.gate import GateResult, delta, votes
+from quantum_gate.gate import GateResult, delta, plain_number, readable, votes
 from quantum_gate.streamids import ms_to_iso
 
 SCHEMA = "quantum-gate/gate/v1"
@@ -284,10 +284,10 @@ def render_markdown(document: dict[str, Any]) -> str:
         ]
         for check in model["checks"]:
             mark = "yes" if check["passed"] else "**NO**"
-            lines.append(
-                f"| {check['name']} | {_num(check['value'], 4)} | {check['comparator']} "
-                f"{check['threshold']:g} | {mark} |"
-            )
+            value, comparator, threshold = check["value"], check["comparator"], check["threshold"]
+            # as many digits as it takes to read as the check decided: never "0.0500 | >= 0.05 | NO"
+            shown = "-" if value is None else readable(value, comparator, threshold, digits=4, style="f")
+            lines.append(f"| {check['name']} | {shown} | {comparator} {plain_number(threshold)} | {mark} |")
         post = model["post"]
         if post["variants"]:
             lines.append("")

@@ -62,10 +62,10 @@ class Retention:
     @property
     def entry_rate_per_minute(self) -> float | None:
         """Entries of any kind per minute over the span the stream covers."""
-        covers = self.covers_seconds
-        if not covers or self.length < 2:
+        if self.first_ms is None or self.last_ms is None or self.last_ms == self.first_ms or self.length < 2:
             return None
-        return (self.length - 1) / covers * 60.0
+        # Integers until one division, so a gauge reads 62.0 rather than 62.00000000000001.
+        return (self.length - 1) * 60_000 / (self.last_ms - self.first_ms)
 
     def to_json(self) -> dict[str, Any]:
         return {

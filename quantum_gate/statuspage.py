@@ -13,12 +13,13 @@ untrusted and goes through ``_e`` (HTML escaping, quotes included) before it rea
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from html import escape
 from typing import Any
 
 from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
-from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS
+from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
 
 NO_EVALUATION = "NO EVALUATION YET"
@@ -59,22 +60,32 @@ padding:1px 4px;border-radius:3px;word-break:break-all}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 .facts{flex:1 1 300px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:16px;margin-top:16px}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 12px;margin:0}
-dt{color:var(--muted)}dd{margin:0}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 12px;margin:0}
+dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 .bar{height:14px;background:#e6e9ee;border-radius:7px;overflow:hidden;margin:6px 0}
 .bar span{display:block;height:100%;background:var(--post)}
 .bar.done span{background:var(--pass)}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line)}
-th,td{padding:4px 6px;font-size:13px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top;
-white-space:nowrap}
-table.narrow{width:auto;min-width:420px}
+th,td{padding:4px 6px;font-size:13px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top}
+td{white-space:nowrap}
+/* Every table fits from 1024 px up (tests/test_statuspage_browser.py): the models table, the widest,
+wraps inside its cells (the baseline line at its comma, a variant name anywhere, a chip after "_"),
+so its columns shrink to fit instead of pushing the variants column out of sight. */
+#models td,th,.sub{white-space:normal}
+th .sub,#models .sub{overflow-wrap:normal}
+#models code{word-break:normal;overflow-wrap:anywhere}
+.nw{white-space:nowrap}
+th .sub{white-space:nowrap}
+td:first-child{overflow-wrap:anywhere}
+table.narrow{width:auto;min-width:min(420px,100%)}
 th{background:#eef1f5;font-weight:600;font-size:12px}
 th:first-child,td:first-child{text-align:left}
 .scroll{overflow-x:auto}
 .sub{display:block;color:var(--muted);font-size:11px}
 .ok{color:var(--pass)}.bad{color:var(--fail);font-weight:600}.warn{color:var(--insufficient)}
 td.ok{background:#eaf6ec}td.bad{background:#fdecea}
-.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff}
+.chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;max-width:100%;
+text-align:center}
 .chip.pass{background:var(--pass)}.chip.fail{background:var(--fail)}
 .chip.insufficient{background:var(--insufficient)}.chip.none{background:var(--none)}
 .banner{margin-top:12px;padding:8px 12px;border-radius:6px;background:#fff4e5;border:1px solid #f0c36d}
@@ -139,26 +150,37 @@ def _pre_post(pre: float | None, post: float | None, *, share: bool) -> str:
         return f"{shown}<span class=sub>pre -</span>"
     change = _signed(post - pre, share=share) if post is not None else ""
     before = _pct(pre) if share else _num(pre)
-    return f"{shown}<span class=sub>pre {before}{', ' + change if change else ''}</span>"
+    # Two unbreakable halves: a narrow column wraps after the comma, never between "pre" and its value.
+    after = f" <span class=nw>{change}</span>" if change else ""
+    return f"{shown}<span class=sub><span class=nw>pre {before}{',' if change else ''}</span>{after}</span>"
 
 
-def _check_value(name: str, value: float | None) -> str:
+def _check_value(check: dict[str, Any]) -> str:
+    """The value with as many digits as it takes to read the way the check decided: a failing
+    majority of 0.70004 is "70.004%" under "≤ 70%", never "70.0%"."""
+    name, value = check["name"], check["value"]
     if value is None:
         return "-"
     if name == "min_samples":
         return f"{value:.0f}"
+    comparator, threshold = check["comparator"], check["threshold"]
     if name in SHARE_CHECKS:
-        return _pct(value)
-    return _num(value, 4)
+        return readable(value, comparator, threshold, digits=1, style="f", scale=100) + "%"
+    return readable(value, comparator, threshold, digits=4, style="f")
 
 
 def _threshold(name: str, comparator: str, threshold: float) -> str:
-    shown = _pct(threshold, 0) if name in SHARE_CHECKS else f"{threshold:g}"
+    if name in SHARE_CHECKS:  # as the operator wrote it, in percent: 0.7 -> 70%, 0.70049 -> 70.049%
+        shown = f"{(Decimal(plain_number(threshold)) * 100).normalize():f}%"
+    else:
+        shown = plain_number(threshold)
     return f"{'≤' if comparator == '<=' else '≥' if comparator == '>=' else comparator} {shown}"
 
 
 def _chip(verdict: str) -> str:
-    return f"<span class='chip {VERDICT_CLASS.get(verdict, 'none')}'>{_e(verdict)}</span>"
+    # <wbr>: INSUFFICIENT_DATA may break after its "_" in a narrow column (the text stays the same).
+    label = _e(verdict).replace("_", "_<wbr>")
+    return f"<span class='chip {VERDICT_CLASS.get(verdict, 'none')}'>{label}</span>"
 
 
 # ---- sections --------------------------------------------------------------------------------------
@@ -267,28 +289,53 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
 
 
 def _progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -> str:
+    """Counts, rate and ETA of the evaluation the verdict, the reasons and the models table come from,
+    so the page never shows "125 of 200" next to "126". Only before the first evaluation does the card
+    show the live windows (and says so)."""
     minimum = snap.settings.gate.min_events
-    events = snap.window_events.get("post", 0)  # live; the evaluation may be up to one interval old
-    rate = snap.rate_per_minute
+    events, baseline = snap.window_events.get("post", 0), snap.window_events.get("pre", 0)
+    rate, eta_seconds, since = snap.rate_per_minute, None, now
+    counted = "read so far; not evaluated yet"
+    if document is not None:
+        evaluated = document["progress"]
+        minimum, events, rate = evaluated["min_events"], evaluated["events"], evaluated["rate_per_minute"]
+        eta_seconds, since = evaluated["eta_seconds"], document["evaluated_at_seconds"]
+        baseline = document["windows"]["pre"]["events"]
+        counted = f"at the last evaluation, {_e(_utc(since))}"
+    elif rate and rate > 0 and events < minimum:
+        eta_seconds = (minimum - events) * 60.0 / rate
     horizon = _duration(snap.settings.windows.rate_horizon_seconds).replace("m00s", " min")
     share = min(events / minimum, 1.0) if minimum else 1.0
     done = events >= minimum
     if done:
         eta = "<span class=ok>reached</span>"
-    elif rate and rate > 0:
-        seconds = (minimum - events) / rate * 60.0
-        eta = f"{_duration(seconds)} <span class=sub>(about {_e(_utc(now + seconds))})</span>"
+    elif eta_seconds is not None:
+        eta = f"{_duration(eta_seconds)} <span class=sub>(about {_e(_utc(since + eta_seconds))})</span>"
     else:
         eta = "unknown (no events lately)"
     rows = [
-        ("post window", f"<b id=post-events>{events}</b> of {minimum} events"),
+        (
+            "post window",
+            f"<b id=post-events>{events}</b> of {minimum} events <span class=sub>{counted}</span>",
+        ),
         ("rate", f"{_num(rate, 2)} events/min <span class=sub>(stream-ID time, last {horizon})</span>"),
         ("ETA to gate", eta),
-        ("baseline", f"{snap.window_events.get('pre', 0)} events before the cutover"),
-        ("accepted", f"{snap.accepted_total} events since start ({snap.entries_read_total} entries read)"),
+        ("baseline", f"<span id=baseline-events>{baseline}</span> events before the cutover"),
+        (
+            "read from the stream",
+            f"{snap.entries_read_total} entries since the daemon started "
+            "<span class=sub>each counted once, and still counted after trimming removes it</span>",
+        ),
+        ("accepted", f"{snap.accepted_total} of them fed the gate <span class=sub>the rest: skipped</span>"),
     ]
     if snap.stream_length is not None:
-        rows.append(("stream length", str(snap.stream_length)))
+        rows.append(
+            (
+                "stream length now",
+                f"{snap.stream_length} entries in Redis "
+                "<span class=sub>(XLEN, every few seconds: what the producer's trimming left)</span>",
+            )
+        )
     warning = ""
     if snap.post_window_truncated:
         warning = (
@@ -399,7 +446,10 @@ def _variants(variants: dict[str, int]) -> str:
     if not variants:
         return "-"
     ranked = sorted(variants.items(), key=lambda item: (-item[1], item[0]))
-    shown = "<br>".join(f"<code>{_e(name)}</code> {count}" for name, count in ranked[:2])
+    # <wbr> after each "_": a narrow column breaks nhits_fallback_rules between its words, not inside one
+    shown = "<br>".join(
+        f"<code>{_e(name).replace('_', '_<wbr>')}</code> {count}" for name, count in ranked[:2]
+    )
     return shown + (f"<span class=sub>+{len(ranked) - 2} more</span>" if len(ranked) > 2 else "")
 
 
@@ -432,7 +482,7 @@ def _checks_table(document: dict[str, Any]) -> str:
             cells.append(
                 f"<td class={'ok' if passed else 'bad'} data-check='{_e(name)}' "
                 f"data-passed={'true' if passed else 'false'}>"
-                f"{mark} {_check_value(name, check['value'])}</td>"
+                f"{mark} {_check_value(check)}</td>"
             )
         rows.append(f"<tr data-model='{_e(model_name)}'>{''.join(cells)}</tr>")
     return (

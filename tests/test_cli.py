@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import redis
 from conftest import REPO, FakeSystemd, RedisServer, envelope, free_port, payload
 from eventkit import CUTOVER_MS, collapsed_entries, entry_fields, healthy_entries, write_entries
 
-from quantum_gate.cli import main
+from quantum_gate.cli import build_parser, main
 
 CUTOVER_ISO = "2026-01-10T05:43:15Z"
 CONSOLE_SCRIPT = REPO / ".venv" / "bin" / "quantum-gate"
@@ -364,6 +365,8 @@ def run_main(
         (["check", "--after", CUTOVER_ISO, "--redis-url", "http://127.0.0.1/0"], "redis.url"),
         (["check", "--after", CUTOVER_ISO, "--redis-url", "redis://127.0.0.1:99999/0"], "redis.url"),
         (["diagnose", "--after", CUTOVER_ISO, "--top", "x"], "usage:"),
+        (["diagnose", "--after", CUTOVER_ISO, "--top", "0"], "--top: must be >= 1"),
+        (["diagnose", "--after", CUTOVER_ISO, "--top", "-3", "--json"], "--top: must be >= 1"),
         (["cutover", "--after", "soon"], "cutover:"),
         (["frobnicate"], "usage:"),
         ([], "usage:"),
@@ -585,6 +588,23 @@ def test_diagnose_text(redis_server: RedisServer, client: redis.Redis, stream_ke
     assert "lgbm_fallback_rules 83" in result.stdout
 
 
+def top_line(stdout: str, model: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith(f"{model}: n="))
+
+
+@pytest.mark.parametrize("top", [2, 8])
+def test_diagnose_text_honours_top(
+    redis_server: RedisServer, client: redis.Redis, stream_key: str, top: int
+) -> None:
+    write_entries(client, stream_key, lgbm_capped_entries(100, CUTOVER_MS))  # xgb: 50 distinct values
+    args = ("diagnose", "--redis-url", redis_server.url, "--stream", stream_key, "--after", CUTOVER_ISO)
+    result = run(*args, "--top", str(top))
+    assert result.returncode == 0, result.stderr
+    assert top_line(result.stdout, "xgb").count(" x2 (") == top  # each of the 50 values appears twice
+    default = run(*args)
+    assert top_line(default.stdout, "xgb").count(" x2 (") == 10  # --top's default, as --help says
+
+
 def test_diagnose_unreachable_redis() -> None:
     assert_one_line_error(
         run("diagnose", "--redis-url", f"redis://127.0.0.1:{free_port()}/0", "--after", CUTOVER_ISO), "redis:"
@@ -596,3 +616,17 @@ def test_version_and_help() -> None:
     assert version.returncode == 0 and version.stdout.startswith("quantum-gate ")
     helped = run("check", "--help")
     assert helped.returncode == 0 and "--report-dir" in helped.stdout
+    assert "@epoch" in " ".join(helped.stdout.split())  # argparse wraps the help text
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    parser = build_parser()
+    commands = next(action for action in parser._actions if action.choices and action.dest == "command")
+    parsers = {"quantum-gate": parser, **dict(commands.choices.items())}  # type: ignore[union-attr]
+    missing = [
+        f"{name} {'/'.join(action.option_strings)}"
+        for name, command in parsers.items()
+        for action in command._actions
+        if action.option_strings and action.help in {None, "", argparse.SUPPRESS}
+    ]
+    assert len(parsers) == 6 and not missing, missing

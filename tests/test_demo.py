@@ -15,7 +15,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+import fakeredis
+from conftest import REPO, free_port, require_tool
+
+from quantum_gate.cli import new_windows
+from quantum_gate.cutover import fixed_cutover
+from quantum_gate.demo import HEALTHY, SimulatedUnit, Simulator, _banner, demo_settings
+from quantum_gate.gate import evaluate
+from quantum_gate.stream import load_windows
 
 SPEED = 20
 STORY_BOUND_SECONDS = 120
@@ -117,3 +124,89 @@ def test_the_demo_plays_fail_then_pass_after_the_patch_then_fail_and_stops_on_ct
     verdicts = sorted(json.loads(path.read_text())["verdict"] for path in reports.glob("*.json"))
     assert verdicts == ["FAIL", "FAIL", "PASS"]
     assert names[-1] == "daemon.stopped"
+
+
+def test_make_run_passes_args_to_the_demo(tmp_path: Path) -> None:
+    """README: ``make run ARGS='--listen 127.0.0.1:9732'`` moves the demo. Run through make itself, with
+    this test's interpreter's venv as BIN and the install stamp taken as done (``-o``), so the test never
+    reinstalls anything."""
+    make = require_tool("make")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "quantum-gate").exists(), "run the tests from the venv `make test` creates"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
+    stdout = (tmp_path / "stdout").open("w+b")
+    process = subprocess.Popen(
+        [
+            make,
+            "-o",
+            ".venv/.installed",
+            "run",
+            f"BIN={bin_dir}",
+            f"ARGS=--listen 127.0.0.1:{port} --speed 5",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # SIGINT to the group reaches make and the demo, as Ctrl-C would
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while status is None:
+            assert process.poll() is None, (tmp_path / "stdout").read_text()
+            assert time.monotonic() < deadline, "the demo never answered on the port given in ARGS"
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    status = response.status
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        stdout.close()
+    out = (tmp_path / "stdout").read_text()
+    assert status == 200
+    assert f"status page  {url}/" in out
+    assert "demo stopped" in out  # the demo itself ended cleanly on Ctrl-C
+
+
+def act_one_failures(tmp_path: Path) -> dict[str, list[str]]:
+    """The gate over the windows the daemon reads at 0:00 (the demo's backlog, first cutover), on a
+    fakeredis server: the models that fail, and their failed checks."""
+    client = fakeredis.FakeRedis()
+    unit = SimulatedUnit(tmp_path)
+    Simulator(client, unit, 1.0, lambda _: None).write_backlog(time.time())
+    settings = demo_settings("redis://127.0.0.1:1/0", "127.0.0.1:9731", tmp_path / "reports")
+    cutover = fixed_cutover(f"@{unit.entered}")
+    post, pre = new_windows(settings)
+    load_windows(client, settings, cutover.stream_id, post, pre)
+    result = evaluate(post, pre, cutover, settings.gate, now=time.time(), rate_per_minute=None)
+    assert result.verdict == "FAIL"
+    return {name: [check.name for check in report.failed()] for name, report in result.models.items()}
+
+
+def named_models(line: str) -> set[str]:
+    return {model for model in HEALTHY if re.search(rf"\b{model}\b", line)}
+
+
+def test_the_banner_and_the_quickstart_tell_act_one_as_it_plays(tmp_path: Path) -> None:
+    """Issue 10.8: xgb collapses in act 1 too (std and P10-P90 too narrow): the story must say so."""
+    failures = act_one_failures(tmp_path)
+    failing = {name for name, checks in failures.items() if checks}
+    assert failing == set(HEALTHY), failures
+    assert {"std", "p10_p90"} <= set(failures["xgb"])
+    banner = _banner("127.0.0.1:9731", "redis://127.0.0.1:1/0", tmp_path, 1.0).splitlines()
+    act_one = next(line for line in banner if line.startswith("  0:00  "))
+    assert named_models(act_one) == failing and "all four" in act_one
+    quickstart = (REPO / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    documented = next(line for line in quickstart.splitlines() if line.startswith("  0:00  "))
+    assert documented == act_one  # the quickstart quotes the banner
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "starts with all four models collapsed" in readme

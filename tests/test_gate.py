@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,13 @@ from quantum_gate.gate import (
     compare,
     ensemble_stats,
     event_rate_per_minute,
+    holds,
     model_checks,
     model_stats,
     model_verdict,
+    plain_number,
     progress,
+    readable,
 )
 from quantum_gate.windows import Vocabulary, Window
 
@@ -511,3 +515,72 @@ def test_result_knows_its_thresholds_and_windows() -> None:
     assert result.post.events == 250 and result.pre.events == 3
     assert result.post.first_id_ms == POST_MS and result.post.last_id_ms == POST_MS + 249_000
     assert result.cutover == CUTOVER
+
+
+# ---- reasons read the way the checks decided -------------------------------------------------------
+
+
+def two_point_events(low: float, high: float, count: int = 200) -> list[Event]:
+    """Half the votes at ``low``, half at ``high`` (std = (high - low) / 2, P10 = low, P90 = high), with
+    the three actions in turn so that only the confidence checks can fail."""
+    actions = ("BUY", "SELL", "HOLD")
+    return [
+        event(POST_MS + index, {"m": (actions[index % 3], low if index % 2 else high)})
+        for index in range(count)
+    ]
+
+
+def test_a_failing_std_just_below_its_line_does_not_print_as_the_line() -> None:
+    """Issue 10: a failing 0.0499997 printed "std 0.05 (must be >= 0.05)"."""
+    result = run_gate(two_point_events(0.5, 0.5 + 2 * 0.0499997))
+    std = result.models["m"].post.std
+    assert std is not None and 0.04999 < std < 0.05
+    reason = next(reason for reason in result.reasons if reason.startswith("m: std "))
+    printed = reason.split()[2]
+    assert float(printed) < 0.05, reason
+    assert reason.endswith("(must be >= 0.05)")
+    assert printed.startswith("0.049999")  # only as many digits as it takes
+
+
+def test_a_failing_share_just_above_its_line_does_not_print_as_the_line() -> None:
+    """The threshold too is printed as it is: 0.7005 against 0.70049 once read "(must be <= 0.7005)"."""
+    buys = 1401  # of 2000: a majority of 0.7005
+    events = [
+        event(POST_MS + index, {"m": ("BUY" if index < buys else "SELL", 0.2 + (index % 50) / 80)})
+        for index in range(2000)
+    ]
+    settings_ = GateSettings(majority_max=0.70049)
+    result = run_gate(events, settings=settings_)
+    reason = next(reason for reason in result.reasons if reason.startswith("m: majority "))
+    assert float(reason.split()[2]) > 0.70049, reason
+    assert reason.endswith("(must be <= 0.70049)")
+
+
+def test_the_constant_reason_names_the_statistic_that_failed() -> None:
+    """A std above constant_std_min next to a P10-P90 of 0 must not read "constant 0.2 (must be >= 0.01)"."""
+    votes = [0.5] * 180 + [0.1, 0.9] * 10  # P10 = P90 = 0.5; std 0.126
+    actions = ("BUY", "SELL", "HOLD")
+    result = run_gate([event(POST_MS + i, {"m": (actions[i % 3], v)}) for i, v in enumerate(votes)])
+    constant = [reason for reason in result.reasons if reason.startswith("m: constant")]
+    assert constant == ["m: constant p10_p90 0 (must be >= 0.001)"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(-2, 2, allow_nan=False),
+    st.sampled_from(["<=", ">="]),
+    st.floats(0, 1, allow_nan=False) | st.sampled_from([0.05, 0.12, 0.7, 0.85, 0.0, 0.01]),
+    st.data(),
+)
+def test_a_printed_value_reads_like_the_check_decided(
+    value: float, comparator: str, threshold: float, data: st.DataObject
+) -> None:
+    """Read as a person would: the printed value against the printed threshold, as decimals."""
+    nudged = data.draw(st.sampled_from([value, math.nextafter(threshold, 2), math.nextafter(threshold, -2)]))
+    passed = holds(nudged, comparator, threshold)
+    line = Decimal(plain_number(threshold))
+    assert float(line) == threshold
+    assert holds(Decimal(readable(nudged, comparator, threshold)), comparator, line) == passed
+    as_percent = readable(nudged, comparator, threshold, digits=1, style="f", scale=100)
+    with localcontext(prec=800):  # exact decimal arithmetic for the reading
+        assert holds(Decimal(as_percent) / 100, comparator, line) == passed

@@ -99,6 +99,19 @@ def test_markdown_lists_every_check() -> None:
     assert "Variants: `lgbm_main` 200" in markdown
 
 
+def test_markdown_check_values_read_the_way_the_checks_decided() -> None:
+    """Issue 10.6: a failing std of 0.0499997 once read "| std | 0.0500 | >= 0.05 | **NO** |"."""
+    actions = ("BUY", "SELL", "HOLD")
+    events = [
+        event(POST_MS + index, {"m": (actions[index % 3], 0.5 if index % 2 else 0.5 + 2 * 0.0499997)})
+        for index in range(200)
+    ]
+    markdown = render_markdown(gate_document(run_gate(events), stream="s"))
+    row = next(line for line in markdown.splitlines() if line.startswith("| std |"))
+    value = row.split("|")[2].strip()
+    assert float(value) < 0.05 and row.endswith("| >= 0.05 | **NO** |"), row
+
+
 def test_report_stamp_is_utc_with_milliseconds() -> None:
     assert report_stamp(1_768_023_795.25) == "20260110T054315250Z"
 

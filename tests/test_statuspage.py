@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -315,3 +316,65 @@ def test_histogram_of_a_window_per_model() -> None:
 def test_histogram_refuses_nonsense(bins: int, lo: float, hi: float) -> None:
     with pytest.raises(ValueError, match="histogram"):
         histogram(np.array([0.5]), bins, lo, hi)
+
+
+# ---- numbers that agree (issue 10.6) -------------------------------------------------------------------
+
+POST_EVENTS = re.compile(r"<b id=post-events>(\d+)</b>")
+
+
+@pytest.mark.parametrize(("evaluated", "live"), [(125, 126), (206, 208)])
+def test_the_progress_card_counts_the_evaluation_the_reasons_and_models_come_from(
+    evaluated: int, live: int
+) -> None:
+    """The tail reads on between evaluations: the live window is ahead of the evaluation the verdict,
+    the reasons and the models table show. The card shows that evaluation's numbers too."""
+    post, pre = build_windows({"lgbm": "healthy"}, post_events=evaluated)
+    snap = snapshot(post, pre, window_events={"post": live, "pre": 201}, rate_per_minute=9.0)
+    assert snap.document is not None
+    html = render_status_page(snap, NOW)
+    text = " ".join(Page(html).text)
+    assert POST_EVENTS.findall(html) == [str(evaluated)]
+    assert snap.document["models"]["lgbm"]["post"]["samples"] == evaluated  # the models table's figure
+    if evaluated < 200:
+        assert f"post window holds {evaluated} of 200 events" in text  # the reason's figure
+    else:
+        assert f"over {evaluated} post-cutover events" in text
+    assert "2.50 events/min" in text and "9.00" not in text  # the evaluation's rate, as its ETA
+    assert "<span id=baseline-events>200</span>" in html
+    assert f">{live}<" not in html and f" {live} " not in text
+
+
+def test_before_the_first_evaluation_the_card_says_its_counts_are_live() -> None:
+    snap = snapshot(None, None, evaluated=False, window_events={"post": 42, "pre": 7})
+    html = render_status_page(snap, NOW)
+    assert POST_EVENTS.findall(html) == ["42"]
+    assert "not evaluated yet" in html
+
+
+def test_entries_read_and_stream_length_say_what_each_counts() -> None:
+    """After trimming, more entries were read than the stream holds: both numbers say what they count."""
+    post, pre = build_windows({"lgbm": "healthy"})
+    snap = snapshot(post, pre, entries_read_total=12_345, accepted_total=12_000, stream_length=10_000)
+    text = " ".join(" ".join(Page(render_status_page(snap, NOW)).text).split())
+    assert "read from the stream 12345 entries since the daemon started" in text
+    assert "each counted once, and still counted after trimming removes it" in text
+    assert "accepted 12000 of them fed the gate" in text
+    assert "stream length now 10000 entries in Redis" in text
+
+
+def test_a_failing_check_cell_never_reads_like_its_threshold() -> None:
+    post, pre = window_pair(2000, 2000)
+    actions = ("BUY", "SELL", "HOLD")
+    for index in range(2000):
+        # m: std just below 0.05; n: a BUY majority of 0.7005 against a line of 0.70049
+        m = vote("m", actions[index % 3], 0.5 if index % 2 else 0.5 + 2 * 0.0499997)
+        n = vote("n", "BUY" if index < 1401 else "SELL", 0.2 + (index % 50) / 80)
+        post.add(Event(StreamId(CUTOVER_MS + index), "ETHUSDT", "SELL", False, (m, n), (), 0))
+    settings = Settings.model_validate({"gate": {"majority_max": 0.70049}})
+    html = render_status_page(snapshot(post, pre, settings=settings), NOW)
+    std = re.search(r"data-check='std' data-passed=false>✗ ([0-9.]+)</td>", html)
+    majority = re.search(r"data-check='majority' data-passed=false>✗ ([0-9.]+)%</td>", html)
+    assert std and majority, html
+    assert float(std.group(1)) < 0.05 and float(majority.group(1)) > 70.049
+    assert "≤ 70.049%" in html and "≥ 0.05" in html

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -26,6 +27,17 @@ from typing import Any
 
 import pytest
 from conftest import RedisServer, envelope, free_port, payload, require_tool
+
+from quantum_gate.config import Settings
+from quantum_gate.contract import Event, Vote
+from quantum_gate.cutover import Cutover
+from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.gate import evaluate
+from quantum_gate.histograms import window_histograms
+from quantum_gate.report import gate_document
+from quantum_gate.statuspage import render_status_page
+from quantum_gate.streamids import StreamId
+from quantum_gate.windows import Window, window_pair
 
 CUTOVER_S = int(time.time()) - 3600
 HOSTILE_MODEL = "<img src=/pwned onerror=alert(1)>"
@@ -272,3 +284,196 @@ def test_the_status_page_in_headless_chromium(daemon_url: str, tmp_path: Path) -
     assert not browser.named("Runtime.exceptionThrown")
     assert not [call for call in browser.named("Runtime.consoleAPICalled") if call["type"] == "error"]
     assert screenshot.stat().st_size > 10_000
+
+
+# ---- layout: every table fits from 1024 px up, in every verdict state (issue 10.7) ----------------------
+
+LAYOUT_WIDTHS = (1024, 1400)
+# Everything in <main> that sticks out of it, and every table its box scrolls or clips.
+OVERFLOW_JS = """(() => {
+  const main = document.querySelector('main').getBoundingClientRect();
+  const doc = document.documentElement;
+  const found = [];
+  if (doc.scrollWidth > doc.clientWidth) found.push(`page ${doc.scrollWidth} > ${doc.clientWidth}`);
+  for (const table of document.querySelectorAll('table')) {
+    const box = table.parentElement;
+    if (box.scrollWidth > box.clientWidth) found.push(`${table.id}: ${box.scrollWidth} > ${box.clientWidth}`);
+  }
+  for (const element of document.querySelectorAll('main *')) {
+    const right = element.getBoundingClientRect().right;
+    const name = `${element.tagName}.${element.className}`;
+    if (right > main.right + 0.5) found.push(`${name} ends at ${right} > ${main.right}`);
+  }
+  return {found: found.slice(0, 20), tables: [...document.querySelectorAll('table')].map(t => t.id)};
+})()"""
+
+
+def demo_like_windows(state: str) -> tuple[Window, Window]:
+    """The demo's four models with its variant names (where ``nhits_fallback_rules`` names the regression),
+    three of lgbm's, and the hostile key: what made the models table overflow at 1400 px."""
+    post, pre = window_pair(2000, 2000)
+    rng = random.Random(11)
+    post_events = {"PASS": 240, "FAIL": 240, "INSUFFICIENT_DATA": 120}[state]
+
+    def votes(index: int, regressed: bool) -> tuple[Vote, ...]:
+        def healthy(model: str, variant: str) -> Vote:
+            action = rng.choice(("BUY", "SELL", "HOLD"))
+            return Vote(model, action, min(max(rng.gauss(0.6, 0.12), 0.0), 1.0), variant, False, False)
+
+        lgbm_variant = ("lgbm", "lgbm_fallback_rules", "lgbm_main_v2_shadow")[index % 3]
+        nhits = (
+            Vote("nhits", "BUY", 0.65, "nhits_fallback_rules", False, False)
+            if regressed
+            else healthy("nhits", "nhits")
+        )
+        return (
+            healthy("xgb", "xgboost"),
+            healthy("lgbm", lgbm_variant),
+            nhits,
+            healthy("patchtst", "patchtst_shadow"),
+            healthy(HOSTILE_MODEL, "quantum_ai_engine_experimental_variant"),
+        )
+
+    for index in range(200):
+        pre.add(
+            Event(
+                StreamId((CUTOVER_S - 2000 + index) * 1000),
+                "BTCUSDT",
+                "BUY",
+                False,
+                votes(index, False),
+                (),
+                0,
+            )
+        )
+    for index in range(post_events):
+        regressed = state == "FAIL"
+        event = Event(
+            StreamId((CUTOVER_S + index) * 1000),
+            "ETHUSDT",
+            "SELL",
+            index % 4 == 0,
+            votes(index, regressed),
+            (),
+            0,
+        )
+        post.add(event)
+    return post, pre
+
+
+def layout_snapshot(state: str) -> Snapshot:
+    now = float(CUTOVER_S + 3600)
+    settings = Settings()
+    cutover = Cutover(
+        StreamId(CUTOVER_S * 1000),
+        "systemd",
+        unit="quantum-ai-engine.service",
+        invocation_id="8143184bf6104f4e9d6a0c1b2e3f4a5b",
+        active_state="active",
+        n_restarts=2,
+    )
+    common: dict[str, Any] = {
+        "version": "0.1.0",
+        "settings": settings,
+        "systemd_errors_total": {},
+        "cutovers_total": 3,
+        "accepted_total": 12_345,
+        "skipped_total": {"no_model_breakdown": 412, "no_event_type": 96, "payload_not_json": 3},
+        "entries_read_total": 12_856,
+        "lost_total": 0,
+        "resets_total": 0,
+        "refused_total": 0,
+        "window_capacity": {"post": 2000, "pre": 2000},
+        "rate_per_minute": 146.25,
+        "last_event_ms": CUTOVER_S * 1000 + 239_000,
+        "last_entry_ms": CUTOVER_S * 1000 + 239_000,
+        "evaluation_duration": 0.012,
+        "evaluations_total": 1234,
+        "alerts": {"low_event_rate": False, "collapse": state == "FAIL"},
+        "reports_written_total": 7,
+        "stream_length": 10_000,
+        "post_window_truncated": False,
+    }
+    if state == "NO_EVALUATION":
+        return Snapshot(
+            **common,
+            redis_up=False,
+            systemd_up=False,
+            systemd_reason="systemctl show quantum-ai-engine.service failed: Failed to connect to bus: "
+            "No such file or directory (is this a container without systemd?)",
+            cutover=None,
+            window_events={"post": 0, "pre": 0},
+            result=None,
+            document=None,
+            last_evaluation_at=None,
+            evaluation_errors_total=3,
+        )
+    post, pre = demo_like_windows(state)
+    result = evaluate(post, pre, cutover, settings.gate, now=now - 1, rate_per_minute=146.25)
+    assert result.verdict == state, result.reasons
+    return Snapshot(
+        **common,
+        redis_up=True,
+        systemd_up=True,
+        systemd_reason=None,
+        cutover=cutover,
+        window_events={"post": len(post), "pre": len(pre)},
+        result=result,
+        document=gate_document(result, stream=settings.redis.stream),
+        last_evaluation_at=now - 1,
+        evaluation_errors_total=0,
+        histograms=window_histograms(post, pre),
+    )
+
+
+def test_every_table_fits_from_1024_px_up_in_every_verdict_state(tmp_path: Path) -> None:
+    """Issue 10.7: at 1400 px the models table clipped its variants column. Each verdict state (and the
+    page before any evaluation, with Redis and systemd down) is rendered from a real evaluation of
+    demo-like windows, served by the daemon's own HttpServer, and measured in Chromium at 1024 and
+    1400 px: nothing may stick out of <main>, and no table may scroll inside its box. Screenshots go
+    to $STATUS_PAGE_SCREENSHOT_DIR when it is set."""
+    chromium = require_tool("chromium")
+    states = ("PASS", "FAIL", "INSUFFICIENT_DATA", "NO_EVALUATION")
+    snapshots = {state: layout_snapshot(state) for state in states}
+    shown = {"state": states[0]}
+    now = float(CUTOVER_S + 3600)
+    app = HttpApp(lambda: snapshots[shown["state"]], lambda: now, render_status_page)
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.start()
+    browser = DevTools(chromium, tmp_path / "profile")
+    measured: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        browser.send("Page.enable", session=session)
+        for state in states:
+            shown["state"] = state
+            for width in LAYOUT_WIDTHS:
+                metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+                browser.send("Emulation.setDeviceMetricsOverride", metrics, session=session)
+                start = len(browser.events)
+                browser.send("Page.navigate", {"url": f"http://127.0.0.1:{server.port}/"}, session=session)
+                browser.wait_for("Page.loadEventFired", timeout=30, after=start)
+                reply = browser.send(
+                    "Runtime.evaluate", {"expression": OVERFLOW_JS, "returnByValue": True}, session=session
+                )
+                measured[state, width] = reply["result"]["value"]
+                shot = browser.send(
+                    "Page.captureScreenshot",
+                    {"format": "png", "captureBeyondViewport": True},
+                    session=session,
+                )
+                screenshot = tmp_path / f"status-page-{state.lower()}-{width}.png"
+                screenshot.write_bytes(base64.b64decode(shot["data"]))
+                if os.environ.get("STATUS_PAGE_SCREENSHOT_DIR"):
+                    shutil.copy(screenshot, Path(os.environ["STATUS_PAGE_SCREENSHOT_DIR"]) / screenshot.name)
+    finally:
+        browser.close()
+        server.stop()
+
+    overflowing = {key: value["found"] for key, value in measured.items() if value["found"]}
+    assert not overflowing, overflowing
+    for state in ("PASS", "FAIL", "INSUFFICIENT_DATA"):
+        for width in LAYOUT_WIDTHS:
+            assert {"models", "checks", "ensemble", "skips"} <= set(measured[state, width]["tables"])
+    assert all(measured["NO_EVALUATION", width]["tables"] == ["skips"] for width in LAYOUT_WIDTHS)
