@@ -623,6 +623,52 @@ def ks_choice_section(ctx: BenchContext) -> str:
     )
 
 
+TARGET_INTERVALS_EXTRA_MS_AT_2000 = 5.0
+
+
+@section("intervals", "What the 95 % intervals add to an evaluation")
+def intervals_cost(ctx: BenchContext) -> str:
+    """``evaluate`` at 2,000 + 2,000 events with the intervals (as shipped) and with ``with_intervals``
+    replaced by the identity, interleaved A/B so load drifts hit both alike."""
+    from quantum_gate import gate
+
+    post, pre = synthetic_windows(2000, ctx.seed)
+    shipped = gate.with_intervals
+    time_evaluate(post, pre, True, 2)  # first-call costs outside the timings
+    with_intervals: list[float] = []
+    without: list[float] = []
+    try:
+        for _ in range(max(ctx.repeat, 100)):
+            gate.with_intervals = shipped
+            with_intervals.append(time_evaluate(post, pre, True, 1))
+            gate.with_intervals = lambda checks, stats, view: checks
+            without.append(time_evaluate(post, pre, True, 1))
+    finally:
+        gate.with_intervals = shipped
+    a, b = statistics.median(with_intervals), statistics.median(without)
+    ctx.facts.update(intervals_extra_ms_at_2000=a - b)
+    return (
+        markdown_table(
+            ["evaluate at 2,000 + 2,000 (4 models)", "median ms"],
+            [
+                ["with the intervals (shipped)", f"{a:.2f}"],
+                ["without (with_intervals = identity)", f"{b:.2f}"],
+            ],
+        )
+        + "\n\n"
+        + markdown_table(
+            ["target", "measured", "status"],
+            [
+                [
+                    f"intervals add < {TARGET_INTERVALS_EXTRA_MS_AT_2000:g} ms at 2,000 events",
+                    f"{a - b:+.2f} ms",
+                    met(a - b < TARGET_INTERVALS_EXTRA_MS_AT_2000),
+                ]
+            ],
+        )
+    )
+
+
 # ---- section: memory per windowed event ---------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ evaluate (bad arguments or config, Redis unreachable, cutover unknown). Errors a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.history import render_history
+from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
 from quantum_gate.provenance import capture_deployment_info, provenance_json
 from quantum_gate.report import dumps, gate_document, render_table, write_report
 from quantum_gate.retention import retention_for_windows
@@ -115,10 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", type=Path, help="folder for gate reports (default ./reports)")
     run.add_argument("--interval", type=float, help="seconds between evaluations (default 15)")
     run.add_argument(
+        "--ledger", type=Path, help="SQLite file of every cutover and its verdicts (docs/ledger.md)"
+    )
+    run.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
         help="the least severe log level written to stderr (default info)",
+    )
+
+    history = commands.add_parser("history", help="the deployment ledger: every cutover and its verdicts")
+    history.add_argument("--config", type=Path, help="YAML settings file (its ledger.path is read)")
+    history.add_argument("--ledger", type=Path, help="the ledger file (default: ledger.path of the config)")
+    history.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    history.add_argument(
+        "--limit", type=_positive_int, default=20, help="newest N cutovers (default 20, at most 1000)"
     )
 
     demo = commands.add_parser("demo", help="embedded Redis + simulated engine + the real daemon")
@@ -132,12 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--report-dir", type=Path, help="where the demo's reports go (default: a temp folder)")
     demo.add_argument(
+        "--ledger", type=Path, help="the demo's deployment ledger file (default: in the demo's temp folder)"
+    )
+    demo.add_argument(
         "--engine",
         choices=["systemd", "kubernetes"],
         default="systemd",
         help="how the simulated engine is deployed: a systemd unit, or a Kubernetes Deployment rolled out",
     )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, not {text!r}")
+    return int(text)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -154,6 +177,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "daemon.listen": getattr(args, "listen", None),
         "daemon.report_dir": getattr(args, "report_dir", None),
         "daemon.interval_seconds": getattr(args, "interval", None),
+        "ledger.path": getattr(args, "ledger", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
     if _flag_source(args):  # --unit/--container/--deployment beat an `after` from the file or environment
@@ -313,10 +337,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(settings, log_level=args.log_level)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    path = default_ledger_path(settings.ledger.path, os.environ)
+    if path is None:
+        raise ConfigError("history: no ledger file given (--ledger PATH or ledger.path in --config)")
+    found = read_history(path, args.limit)
+    if args.json:
+        document = {"ledger": str(path), "cutovers": [row.to_json() for row in found]}
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+    else:
+        print(render_history(found, time.time()))
+    return EXIT_PASS
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
-    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir, engine=args.engine)
+    return run_demo(
+        listen=args.listen,
+        speed=args.speed,
+        report_dir=args.report_dir,
+        ledger=args.ledger,
+        engine=args.engine,
+    )
 
 
 COMMANDS = {
@@ -324,6 +368,7 @@ COMMANDS = {
     "diagnose": cmd_diagnose,
     "cutover": cmd_cutover,
     "run": cmd_run,
+    "history": cmd_history,
     "demo": cmd_demo,
 }
 
@@ -340,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return _fail(f"cutover: {exc.message} (pass --after to fix the cutover by hand)")
     except StreamIdError as exc:
         return _fail(f"cutover: {exc}")
+    except LedgerError as exc:
+        return _fail(exc.message)
     except redis.AuthenticationError:
         return _fail("redis: authentication failed (check the password source; it is never printed)")
     except redis.RedisError as exc:

@@ -178,6 +178,13 @@ class ReportSettings(_Section):
     notes: str = ""
 
 
+class LedgerSettings(_Section):
+    # None: $STATE_DIRECTORY/ledger.sqlite3 under systemd's StateDirectory=, else no ledger (docs/ledger.md)
+    path: Path | None = None
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    max_age_days: float = Field(365.0, gt=0, le=36_500)
+
+
 class Settings(_Section):
     redis: RedisSettings = RedisSettings()
     cutover: CutoverSettings = CutoverSettings()
@@ -187,6 +194,7 @@ class Settings(_Section):
     daemon: DaemonSettings = DaemonSettings()
     alerts: AlertSettings = AlertSettings()
     report: ReportSettings = ReportSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

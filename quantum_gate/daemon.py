@@ -37,6 +37,7 @@ from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_s
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
+from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.report import gate_document, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
@@ -129,6 +130,19 @@ class Daemon:
         self.evaluation_requested = threading.Event()
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
+        self.verdict_changes_total = 0
+        self.history = CutoverHistory(settings.gate.min_events)
+        ledger_path = default_ledger_path(settings.ledger.path, os.environ)
+        self.ledger = (
+            LedgerWriter(
+                ledger_path,
+                max_rows=settings.ledger.max_rows,
+                max_age_days=settings.ledger.max_age_days,
+                clock=clock,
+            )
+            if ledger_path is not None
+            else None
+        )
 
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
@@ -169,6 +183,8 @@ class Daemon:
                 cutover_source=self.source.kind,
                 histograms=self.histograms,
                 retention=self.retention,
+                verdict_changes_total=self.verdict_changes_total,
+                ledger=self.ledger.state() if self.ledger is not None else None,
             )
 
     def _rate(self) -> float:
@@ -279,11 +295,22 @@ class Daemon:
             max_bytes=report.deployment_info_max_bytes,
             cutover_id=str(new.stream_id),
         )
+        provenance = {
+            "cutover": new.to_json(),
+            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
+        }
         with self.lock:
             self.deployment = (new.identity(), deployment) if deployment is not None else None
             self.cutovers_total += 1
             self.pending_cutover = None if self.pending_cutover == new else self.pending_cutover
+            changed = self.history.adopt(new, self.clock(), provenance)
+        self._record(changed)
         self.request_evaluation()
+
+    def _record(self, changed: list[LedgerRow]) -> None:
+        """Hand changed ledger rows to the ledger's own thread (never waits on the file)."""
+        if self.ledger is not None:
+            self.ledger.submit(changed)
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
@@ -551,7 +578,13 @@ class Daemon:
         log.error("gate.evaluation_failed", error=type(exc).__name__, detail=str(exc)[:300], exc_info=exc)
 
     def _after_evaluation(self, result: GateResult, document: dict[str, Any]) -> None:
+        with self.lock:
+            changed = self.history.evaluated(result, result.evaluated_at)
+        self._record(changed)
         if result.verdict != self.last_verdict:
+            if self.last_verdict is not None:
+                with self.lock:
+                    self.verdict_changes_total += 1
             log.info(
                 "gate.verdict_changed",
                 verdict=result.verdict,
@@ -598,6 +631,8 @@ class Daemon:
             return None
         with self.lock:
             self.reports_written_total += 1
+            changed = self.history.report_written(path)
+        self._record(changed)
         log.info("report.written", path=str(path), verdict=document["verdict"])
         return path
 
@@ -664,6 +699,9 @@ class Daemon:
             )
             return 1
         self._install_signals()
+        if self.ledger is not None:
+            self.history = CutoverHistory(settings.gate.min_events, self.ledger.open())
+            self.ledger.start()
         server.start()
         self.initial_cutover()
         tail = threading.Thread(target=self.tail_forever, name="tail", daemon=True)
@@ -686,6 +724,8 @@ class Daemon:
         scheduler.shutdown(wait=False)
         server.stop()
         tail.join(timeout=settings.daemon.shutdown_timeout_seconds)
+        if self.ledger is not None:
+            self.ledger.stop()
         log.info("daemon.stopped", clean=not tail.is_alive())
         return 0
 

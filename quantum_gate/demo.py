@@ -447,7 +447,9 @@ class EmbeddedRedis:
         self.thread.join(timeout=5)
 
 
-def demo_settings(redis_url: str, listen: str, report_dir: Path, engine: str = "systemd") -> Settings:
+def demo_settings(
+    redis_url: str, listen: str, report_dir: Path, ledger: Path | None = None, engine: str = "systemd"
+) -> Settings:
     """Ordinary settings, built here rather than from QUANTUM_GATE_* so nothing can point the demo at a
     real Redis. Short interval and poll so the story moves; a baseline the size of one act."""
     source: dict[str, Any] = {"unit": UNIT}
@@ -459,6 +461,7 @@ def demo_settings(redis_url: str, listen: str, report_dir: Path, engine: str = "
             "cutover": {**source, "poll_seconds": 1.0},
             "windows": {"baseline": 250, "rate_horizon_seconds": 60},
             "daemon": {"listen": listen, "interval_seconds": 2.0, "report_dir": report_dir},
+            "ledger": {"path": ledger},
         }
     )
 
@@ -475,7 +478,9 @@ def _port_free(listen: str) -> str | None:
     return None
 
 
-def _banner(listen: str, redis_url: str, reports: Path, speed: float, engine: str = "systemd") -> str:
+def _banner(
+    listen: str, redis_url: str, reports: Path, speed: float, ledger: Path, *, engine: str = "systemd"
+) -> str:
     base = f"http://{listen}"
     times = planned_times(speed)
     fail_at = times[4]
@@ -510,6 +515,7 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float, engine: st
             f"  health       {base}/healthz",
             f"  Redis        {redis_url}  (embedded, loopback only; the Redis on 6379 is never touched)",
             f"  reports      {reports}",
+            f"  ledger       {ledger}  (quantum-gate history --ledger {ledger})",
             "",
             f"What happens (about {clock(fail_at)} at --speed {speed:g}):",
             *story,
@@ -524,6 +530,7 @@ def run_demo(
     listen: str = "127.0.0.1:9731",
     speed: float = 1.0,
     report_dir: Path | None = None,
+    ledger: Path | None = None,
     engine: str = "systemd",
 ) -> int:
     if not 0 < speed <= MAX_SPEED:
@@ -538,6 +545,7 @@ def run_demo(
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="quantum-gate-demo-"))
     reports = report_dir or workdir / "reports"
+    ledger = ledger or workdir / "ledger.sqlite3"
     started = time.monotonic()
 
     def say(text: str) -> None:
@@ -557,8 +565,8 @@ def run_demo(
         os.environ["PATH"] = f"{unit.bin_dir}{os.pathsep}{old_path}"  # the daemon's systemctl/kubectl is ours
         simulator.write_backlog(time.time())
         logs.configure("info")
-        daemon = Daemon(demo_settings(server.url, listen, reports, engine))
-        print(_banner(listen, server.url, reports, speed, engine), flush=True)
+        daemon = Daemon(demo_settings(server.url, listen, reports, ledger, engine))
+        print(_banner(listen, server.url, reports, speed, ledger, engine=engine), flush=True)
         narrator = Narrator(daemon, say)
         simulator.start()
         narrator.start()
@@ -578,12 +586,13 @@ def run_demo(
         unit_state = workdir / "unit-state"
         unit_state.unlink(missing_ok=True)
     kept = reports.is_dir() and any(reports.iterdir())
-    if report_dir is None and not kept:
+    if report_dir is None and not kept and ledger.parent == workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     written = simulator.written if simulator is not None else 0
     print(
         f"demo stopped: {written} live entries written"
         + (f"; reports kept in {reports}" if kept else "")
+        + (f"; history: quantum-gate history --ledger {ledger}" if ledger.exists() else "")
         + ".",
         flush=True,
     )

@@ -10,10 +10,12 @@ the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, ch
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,6 +28,7 @@ from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
 from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats, readable
 from quantum_gate.histograms import Histogram
+from quantum_gate.ledger import LedgerError, LedgerState, read_history
 from quantum_gate.report import dumps
 from quantum_gate.retention import RISK_KINDS, Retention
 
@@ -71,6 +74,8 @@ class Snapshot:
     histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     # What the stream covers (XINFO STREAM) and the trimming risks (retention.assess_retention)
     retention: Retention | None = None
+    verdict_changes_total: int = 0
+    ledger: LedgerState | None = None  # None: no ledger configured
     # Where the cutover comes from: systemd, docker, kubernetes or fixed (cutover.source)
     cutover_source: str = "systemd"
 
@@ -192,6 +197,12 @@ class GateCollector(Collector):
             "evaluation_errors_total", "gate evaluations that raised", snap.evaluation_errors_total
         )
         yield _counter("reports_written_total", "gate reports written", snap.reports_written_total)
+        yield _counter(
+            "verdict_changes_total",
+            "times the verdict changed from one evaluation to the next (flapping shows here)",
+            snap.verdict_changes_total,
+        )
+        yield from _ledger(snap.ledger)
         alerts = _gauge("alert_active", "1 while the daemon's own alert is raised", labels=("alert",))
         for alert in ALERTS:
             alerts.add_metric([alert], int(snap.alerts.get(alert, False)))
@@ -326,17 +337,32 @@ class GateCollector(Collector):
     def _checks(self, snap: Snapshot, result: GateResult) -> Iterator[Metric]:
         passing = _gauge("check_passing", "1 when the check passes", labels=("model", "check"))
         values = _gauge("check_value", "the value the check compares", labels=("model", "check"))
+        borderline = _gauge(
+            "check_borderline",
+            "1 when the check's 95 % interval straddles its threshold (the verdict may flip)",
+            labels=("model", "check"),
+        )
+        margins = _gauge(
+            "check_margin",
+            "how far the value clears its threshold (positive passes, negative fails)",
+            labels=("model", "check"),
+        )
         for report in result.gated():
             for check in report.checks:
                 passing.add_metric([report.name, check.name], int(check.passed))
                 if check.value is not None:
                     shown = readable(check.value, check.comparator, check.threshold, digits=TIDY_DIGITS)
                     values.add_metric([report.name, check.name], float(shown))
+                if check.interval is not None:
+                    borderline.add_metric([report.name, check.name], int(check.borderline))
+                margin = check.margin
+                if margin is not None:
+                    margins.add_metric([report.name, check.name], tidy(margin))
         thresholds = _gauge("check_threshold", "the threshold of each check", labels=("check",))
         gate = snap.settings.gate
         for name, value in zip(CHECKS, _thresholds(gate), strict=True):
             thresholds.add_metric([name], value)
-        yield from (passing, values, thresholds)
+        yield from (passing, values, thresholds, borderline, margins)
 
     def _ensemble(self, result: GateResult) -> Iterator[Metric]:
         fallback = _gauge(
@@ -391,6 +417,15 @@ def _retention(retention: Retention | None) -> Iterator[Metric]:
     for kind in RISK_KINDS:
         risk.add_metric([kind], int(retention.risks[kind]))
     yield risk
+
+
+def _ledger(state: LedgerState | None) -> Iterator[Metric]:
+    """Absent without a ledger; otherwise whether it is usable and what it has written or failed."""
+    if state is None:
+        return
+    yield _gauge("ledger_up", "1 when the deployment ledger file is usable", int(state.up))
+    yield _counter("ledger_writes_total", "ledger rows written", state.writes_total)
+    yield _counter("ledger_errors_total", "ledger opens or writes that failed", state.errors_total)
 
 
 def tidy(value: float) -> float:
@@ -479,7 +514,7 @@ class HttpApp:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
 
-    def handle(self, path: str) -> tuple[int, str, bytes]:
+    def handle(self, path: str) -> tuple[int, str, bytes]:  # noqa: PLR0911 - one return per route
         route = path.split("?", 1)[0]
         if route == "/metrics":
             return 200, CONTENT_TYPE_LATEST, self.collector.render()
@@ -490,9 +525,13 @@ class HttpApp:
             ok, why = health(snap, self.clock())
             body = dumps({"status": "ok" if ok else "unhealthy", "reason": why}, indent=False) + b"\n"
             return (200 if ok else 503), "application/json", body
+        if route == "/history":
+            return history_response(snap, path)
+        if route.startswith("/reports/"):
+            return report_file_response(snap.settings.daemon.report_dir, route.removeprefix("/reports/"))
         if route in {"/", "/index.html"}:
             return 200, "text/html; charset=utf-8", self.render_index(snap, self.clock()).encode("utf-8")
-        return 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /gate, /healthz\n"
+        return 404, "text/plain; charset=utf-8", b"not found: try /, /metrics, /gate, /healthz, /history\n"
 
 
 def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
@@ -507,6 +546,47 @@ def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     verdict = snap.document["verdict"]
     unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
     return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
+
+
+# Only the files write_report names, so nothing else in (or outside) the folder can be asked for.
+_REPORT_NAME = re.compile(r"^quality_gate_\d{8}T\d{9}Z\.(md|json)$")
+
+
+def report_file_response(directory: Path, name: str) -> tuple[int, str, bytes]:
+    """``/reports/<name>``: a report the daemon wrote (the status page's "Recent cutovers" links)."""
+    match = _REPORT_NAME.match(name)
+    if match is None:
+        return 404, "text/plain; charset=utf-8", b"not a report name\n"
+    try:
+        data = (directory / name).read_bytes()
+    except OSError:
+        return 404, "text/plain; charset=utf-8", b"no such report (it may have been removed)\n"
+    kind = "application/json" if match.group(1) == "json" else "text/markdown; charset=utf-8"
+    return 200, kind, data
+
+
+HISTORY_DEFAULT_LIMIT = 20
+HISTORY_MAX_LIMIT = 1000
+
+
+def history_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
+    """``/history``: the ledger's rows, newest first (``?limit=N``, 1..1000, default 20)."""
+    text = "text/plain; charset=utf-8"
+    query = parse_qs(path.partition("?")[2], keep_blank_values=True)
+    unknown = sorted(set(query) - {"limit"})
+    if unknown:
+        return 400, text, f"unknown query parameter {unknown[0]!r}: /history takes only limit\n".encode()
+    raw = query.get("limit", [str(HISTORY_DEFAULT_LIMIT)])[-1]
+    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX_LIMIT:
+        return 400, text, f"limit must be a whole number from 1 to {HISTORY_MAX_LIMIT}\n".encode()
+    if snap.ledger is None:
+        return 404, "application/json", b'{"error": "no ledger configured (ledger.path, --ledger)"}\n'
+    try:
+        found = read_history(Path(snap.ledger.path), int(raw))
+    except LedgerError as exc:
+        return 503, "application/json", dumps({"error": exc.message}, indent=False) + b"\n"
+    body = {"ledger": snap.ledger.path, "cutovers": [row.to_json() for row in found]}
+    return 200, "application/json", dumps(body) + b"\n"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,7 @@ kept raw in every statistic and reported as a contract violation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy.typing as npt
 from quantum_gate.config import GateSettings
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
+from quantum_gate.uncertainty import Interval, margin, spread_interval, std_interval, wilson
 from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
@@ -71,6 +72,17 @@ class Check:
     passed: bool
     comparator: str
     detail: dict[str, float | None] = field(default_factory=dict)
+    interval: Interval | None = None  # the value's 95 % interval (quantum_gate.uncertainty)
+
+    @property
+    def margin(self) -> float | None:
+        """How far the value clears the threshold: positive passes, negative fails."""
+        return margin(self.value, self.threshold, self.comparator)
+
+    @property
+    def borderline(self) -> bool:
+        """The interval straddles the threshold: more events may flip this check either way."""
+        return self.interval is not None and self.interval.straddles(self.threshold)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -79,6 +91,9 @@ class Check:
             "threshold": self.threshold,
             "comparator": self.comparator,
             "passed": self.passed,
+            "interval": self.interval.to_json() if self.interval is not None else None,
+            "margin": self.margin,
+            "borderline": self.borderline,
         }
         if self.detail:
             data["detail"] = self.detail
@@ -102,6 +117,9 @@ class ModelReport:
 
     def collapsed(self, min_samples: int) -> bool:
         return self.post.samples >= min_samples and bool(self.failed(COLLAPSE_CHECKS))
+
+    def borderline(self) -> list[Check]:
+        return [check for check in self.checks if check.borderline]
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,10 @@ class GateResult:
     def collapsed_models(self) -> list[str]:
         minimum = self.thresholds.min_samples
         return [report.name for report in self.gated() if report.collapsed(minimum)]
+
+    def borderline(self) -> list[tuple[str, Check]]:
+        """(model, check) of every gated model's check whose 95 % interval straddles its threshold."""
+        return [(report.name, check) for report in self.gated() for check in report.borderline()]
 
 
 # ---- statistics ------------------------------------------------------------------------------------
@@ -431,6 +453,29 @@ def model_checks(stats: ModelStats, settings: GateSettings) -> tuple[Check, ...]
     )
 
 
+def with_intervals(checks: tuple[Check, ...], stats: ModelStats, view: ModelView) -> tuple[Check, ...]:
+    """The same checks, each with its value's 95 % interval where one is defined."""
+    samples = stats.samples
+    ordered = view.ordered
+    counts: dict[str, tuple[int, int]] = {}
+    if samples:
+        majority = stats.action_counts.get(stats.majority_action or "", 0)
+        counts = {
+            "majority": (majority, samples),
+            "hold": (stats.action_counts.get("HOLD", 0), samples),
+            "out_of_range": (stats.out_of_range, samples),
+            "invalid_votes": (stats.invalid_votes, samples + stats.invalid_votes),
+        }
+    std = std_interval(ordered) if ordered is not None else None
+    intervals: dict[str, Interval | None] = {
+        **{name: wilson(*pair) for name, pair in counts.items()},
+        "std": std,
+        "constant": std,
+        "p10_p90": spread_interval(ordered) if ordered is not None else None,
+    }
+    return tuple(replace(check, interval=intervals.get(check.name)) for check in checks)
+
+
 def model_verdict(checks: tuple[Check, ...]) -> str:
     enough = checks[0].passed  # min_samples comes first
     if not enough:
@@ -676,7 +721,7 @@ def evaluate(
         views = (ModelView.of(pre, name), ModelView.of(post, name))
         post_stats = model_stats(post, name, settings.suspect_constants, views[1])
         pre_stats = model_stats(pre, name, settings.suspect_constants, views[0])
-        checks = model_checks(post_stats, settings)
+        checks = with_intervals(model_checks(post_stats, settings), post_stats, views[1])
         # Gated: the model votes in the post window (often enough, see is_sporadic) or is required.
         sporadic = (
             name not in required

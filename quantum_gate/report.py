@@ -73,10 +73,64 @@ def gate_document(
             "delta": delta(result.ensemble_pre, result.ensemble_post),
         },
         "comparison": {name: report.comparison for name, report in result.models.items()},
+        "borderline": [{"model": model, **check.to_json()} for model, check in result.borderline()],
     }
+    document["recommendation"] = recommendation(document)
     if extra:
         document.update(extra)
     return document
+
+
+def recommendation(document: dict[str, Any]) -> str:
+    """The report's lead paragraph: the verdict, how sure it is, and what to do (from the document)."""
+    verdict = document["verdict"]
+    events = document["progress"]["events"]
+    borderline = document.get("borderline") or []
+    shaky = ", ".join(f"{item['model']} {item['name']}" for item in borderline)
+    if verdict == "INSUFFICIENT_DATA":
+        why = document["reasons"][0] if document["reasons"] else "not enough data"
+        return f"INSUFFICIENT_DATA: {why}. No recommendation until the gate can decide."
+    if verdict == "PASS":
+        changes = _largest_changes(document)
+        if not borderline:
+            return (
+                f"PASS, solid: every check clears its threshold with its whole 95 % interval "
+                f"({events} events). Safe to promote.{changes}"
+            )
+        return (
+            f"PASS, borderline on {shaky}: the 95 % interval reaches the threshold, so more events may "
+            f"flip it. Wait for {max(2 * events, events + 200)} events before promoting.{changes}"
+        )
+    failing = "; ".join(document["reasons"][:3])
+    failed_checks = [
+        check
+        for model in document["models"].values()
+        if model["gated"]
+        for check in model["checks"]
+        if not check["passed"]
+    ]
+    if failed_checks and all(check.get("borderline") for check in failed_checks):
+        return (
+            f"FAIL, borderline: {failing}. Every failing value's 95 % interval reaches its threshold; "
+            "do not promote on this evidence, and expect more events to decide it."
+        )
+    return f"FAIL: {failing}. Do not promote: patch the models and restart the engine (a new cutover)."
+
+
+def _largest_changes(document: dict[str, Any], count: int = 3) -> str:
+    """' Largest pre -> post changes: lgbm majority 0.86 -> 0.55, ...' (empty without a baseline)."""
+    changes: list[tuple[float, str]] = []
+    for name, model in document["models"].items():
+        if not model["gated"] or not model["pre"]["samples"]:
+            continue
+        for field_name, title in (("majority_share", "majority"), ("hold_share", "HOLD"), ("std", "std")):
+            before, after = model["pre"][field_name], model["post"][field_name]
+            if before is not None and after is not None and before != after:
+                changes.append((abs(after - before), f"{name} {title} {before:.3g} -> {after:.3g}"))
+    if not changes:
+        return ""
+    changes.sort(key=lambda item: -item[0])
+    return " Largest pre -> post changes: " + ", ".join(text for _, text in changes[:count]) + "."
 
 
 def sporadic_models(result: GateResult) -> dict[str, dict[str, Any]]:
@@ -258,6 +312,12 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"- Post window: {progress['events']} / {progress['min_events']} events; "
         f"baseline: {document['windows']['pre']['events']} events"
     )
+    lines += [
+        "",
+        "## Deployment recommendation",
+        "",
+        document.get("recommendation") or recommendation(document),
+    ]
     lines += provenance_markdown(document)
     if document["reasons"]:
         lines += ["", "## Why", ""] + [f"- {reason}" for reason in document["reasons"]]
@@ -279,15 +339,21 @@ def render_markdown(document: dict[str, Any]) -> str:
             "",
             f"### {name}: {model['verdict']}",
             "",
-            "| check | value | threshold | passed |",
-            "|---|---|---|---|",
+            "| check | value | 95 % interval | threshold | passed |",
+            "|---|---|---|---|---|",
         ]
         for check in model["checks"]:
             mark = "yes" if check["passed"] else "**NO**"
+            if check.get("borderline"):
+                mark += " (borderline)"
+            interval = check.get("interval")
+            span = f"{interval[0]:.4f} to {interval[1]:.4f}" if interval else "-"
             value, comparator, threshold = check["value"], check["comparator"], check["threshold"]
             # as many digits as it takes to read as the check decided: never "0.0500 | >= 0.05 | NO"
             shown = "-" if value is None else readable(value, comparator, threshold, digits=4, style="f")
-            lines.append(f"| {check['name']} | {shown} | {comparator} {plain_number(threshold)} | {mark} |")
+            lines.append(
+                f"| {check['name']} | {shown} | {span} | {comparator} {plain_number(threshold)} | {mark} |"
+            )
         post = model["post"]
         if post["variants"]:
             lines.append("")

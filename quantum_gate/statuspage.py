@@ -21,6 +21,8 @@ from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
 from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
+from quantum_gate.history import HEADER as HISTORY_HEADER
+from quantum_gate.history import cells as history_cells
 
 NO_EVALUATION = "NO EVALUATION YET"
 # CSS class per verdict; looked up, never built from input.
@@ -84,6 +86,9 @@ th:first-child,td:first-child{text-align:left}
 .sub{display:block;color:var(--muted);font-size:11px}
 .ok{color:var(--pass)}.bad{color:var(--fail);font-weight:600}.warn{color:var(--insufficient)}
 td.ok{background:#eaf6ec}td.bad{background:#fdecea}
+td.borderline{outline:2px dashed var(--insufficient);outline-offset:-3px}
+.borderline-note{margin-top:12px;padding:8px 12px;border-radius:6px;background:#fffbe6;
+border:1px solid #e6c200}
 .chip{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;max-width:100%;
 text-align:center}
 .chip.pass{background:var(--pass)}.chip.fail{background:var(--fail)}
@@ -175,6 +180,75 @@ def _threshold(name: str, comparator: str, threshold: float) -> str:
     else:
         shown = plain_number(threshold)
     return f"{'≤' if comparator == '<=' else '≥' if comparator == '>=' else comparator} {shown}"
+
+
+def _bound(name: str, value: float) -> str:
+    """An interval bound: a share in percent with one decimal, anything else with four."""
+    return f"{value * 100:.1f}%" if name in SHARE_CHECKS else f"{value:.4f}"
+
+
+def _interval(name: str, check: dict[str, Any]) -> str:
+    """The 95 % interval under a check's value, and "borderline" when it straddles the threshold."""
+    interval = check.get("interval")
+    if not interval:
+        return ""
+    low, high = (_bound(name, value) for value in interval)
+    note = " · borderline" if check.get("borderline") else ""
+    return f"<span class=sub>95% {_e(low)} to {_e(high)}{note}</span>"
+
+
+def _interval_text(name: str, interval: list[float]) -> str:
+    return f" {_e(_bound(name, interval[0]))} to {_e(_bound(name, interval[1]))}"
+
+
+def _borderline_note(document: dict[str, Any]) -> str:
+    """Says it out loud when the verdict rests on checks that more events may flip."""
+    items = document.get("borderline") or []
+    if not items:
+        return ""
+    listed = "".join(
+        f"<li><b>{_e(item['model'])}</b> {_e(CHECK_TITLES.get(item['name'], item['name']))} "
+        f"{_e(_check_value(item))}: 95% interval"
+        f"{_interval_text(item['name'], item['interval'])} straddles "
+        f"{_e(_threshold(item['name'], item['comparator'], item['threshold']))}</li>"
+        for item in items
+    )
+    return (
+        f"<section class=borderline-note id=borderline><b>Borderline {_e(document['verdict'])}</b>: "
+        "the verdict follows the thresholds, but these checks could flip as events arrive."
+        f"<ul>{listed}</ul><p>{_e(document.get('recommendation') or '')}</p></section>"
+    )
+
+
+def _recent_cutovers(snap: Snapshot, now: float) -> str:
+    """The ledger's newest rows (absent without a ledger)."""
+    ledger = snap.ledger
+    if ledger is None:
+        return ""
+    if not ledger.up:
+        return (
+            f"<section><h2>Recent cutovers</h2><p class=warn>The ledger {_e(ledger.path)} is unavailable "
+            f"({_e(ledger.reason or 'unknown')}); the gate goes on without it.</p></section>"
+        )
+    if not ledger.recent:
+        return "<section><h2>Recent cutovers</h2><p>No cutover recorded yet.</p></section>"
+    head = "".join(f"<th>{_e(title)}</th>" for title in HISTORY_HEADER)
+    rows = []
+    for row in ledger.recent:
+        values = history_cells(row, now)
+        report = values[-1]
+        link = f"<a href='/reports/{_e(report)}'>{_e(report)}</a>" if row.reports else "-"
+        rows.append(
+            f"<tr data-identity='{_e(row.identity)}'>"
+            + "".join(f"<td>{_e(value)}</td>" for value in values[:-1])
+            + f"<td>{link}</td></tr>"
+        )
+    return (
+        "<section><h2>Recent cutovers <span class=sub>from the ledger, newest first "
+        "(<a href='/history'>/history</a>)</span></h2>"
+        f"<div class=scroll><table id=history><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
 
 
 def _chip(verdict: str) -> str:
@@ -479,10 +553,13 @@ def _checks_table(document: dict[str, Any]) -> str:
                 continue
             passed = bool(check["passed"])
             mark = "✓" if passed else "✗"
+            borderline = bool(check.get("borderline"))
+            classes = ("ok" if passed else "bad") + (" borderline" if borderline else "")
             cells.append(
-                f"<td class={'ok' if passed else 'bad'} data-check='{_e(name)}' "
-                f"data-passed={'true' if passed else 'false'}>"
-                f"{mark} {_check_value(check)}</td>"
+                f"<td class='{classes}' data-check='{_e(name)}' "
+                f"data-passed={'true' if passed else 'false'} "
+                f"data-borderline={'true' if borderline else 'false'}>"
+                f"{mark} {_check_value(check)}{_interval(name, check)}</td>"
             )
         rows.append(f"<tr data-model='{_e(model_name)}'>{''.join(cells)}</tr>")
     return (
@@ -700,11 +777,14 @@ def render_status_page(snap: Snapshot, now: float) -> str:
         "</div>",
     ]
     if document is not None:
+        body.append(_borderline_note(document))
+    if document is not None:
         body += [_models_table(document), _checks_table(document)]
     body.append(_histograms(snap, document))
     if document is not None:
         body.append(_ensemble(document))
     body.append(_skips(snap, document))
+    body.append(_recent_cutovers(snap, now))
     body.append(
         f"<footer>quantum-gate {_e(snap.version)} · page drawn {_e(_utc(now))}, "
         f"refreshes every {refresh} s · "

@@ -61,6 +61,8 @@ def test_the_demo_plays_fail_then_pass_after_the_patch_then_fail_and_stops_on_ct
             str(SPEED),
             "--report-dir",
             str(reports),
+            "--ledger",
+            str(tmp_path / "ledger.sqlite3"),
         ],
         env=env,
         stdout=stdout,
@@ -124,6 +126,30 @@ def test_the_demo_plays_fail_then_pass_after_the_patch_then_fail_and_stops_on_ct
     verdicts = sorted(json.loads(path.read_text())["verdict"] for path in reports.glob("*.json"))
     assert verdicts == ["FAIL", "FAIL", "PASS"]
     assert names[-1] == "daemon.stopped"
+
+    # The deployment ledger kept the three acts, and `quantum-gate history` reads them after the demo.
+    assert f"history: quantum-gate history --ledger {tmp_path / 'ledger.sqlite3'}" in out.splitlines()[-1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "quantum_gate",
+            "history",
+            "--ledger",
+            str(tmp_path / "ledger.sqlite3"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    acts = json.loads(done.stdout)["cutovers"][::-1]  # oldest first
+    assert [act["verdict_at_min_events"] for act in acts[-3:]] == ["FAIL", "PASS", "FAIL"]
+    for act in acts[-3:]:
+        assert act["seconds_to_min_events"] is not None and act["seconds_to_min_events"] > 0
+        assert act["reports"] and all(Path(path).parent == reports for path in act["reports"])
 
 
 def test_make_run_passes_args_to_the_demo(tmp_path: Path) -> None:
@@ -202,7 +228,7 @@ def test_the_banner_and_the_quickstart_tell_act_one_as_it_plays(tmp_path: Path) 
     failing = {name for name, checks in failures.items() if checks}
     assert failing == set(HEALTHY), failures
     assert {"std", "p10_p90"} <= set(failures["xgb"])
-    banner = _banner("127.0.0.1:9731", "redis://127.0.0.1:1/0", tmp_path, 1.0).splitlines()
+    banner = _banner("127.0.0.1:9731", "redis://127.0.0.1:1/0", tmp_path, 1.0, tmp_path / "l.db").splitlines()
     act_one = next(line for line in banner if line.startswith("  0:00  "))
     assert named_models(act_one) == failing and "all four" in act_one
     quickstart = (REPO / "docs" / "quickstart.md").read_text(encoding="utf-8")

@@ -249,6 +249,9 @@ def test_checks_report_value_threshold_and_comparator() -> None:
         "threshold": 0.85,
         "comparator": "<=",
         "passed": False,
+        "interval": None,  # model_checks alone has no sample to take an interval from (with_intervals)
+        "margin": -0.05,
+        "borderline": False,
     }
     assert found["std"].comparator == ">=" and found["std"].threshold == 0.05
     assert found["constant"].detail == {"p10_p90": stats.p10_p90, "p10_p90_threshold": 0.001}

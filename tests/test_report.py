@@ -94,8 +94,8 @@ def test_markdown_lists_every_check() -> None:
     events = [event(POST_MS + i, {"lgbm": collapsed_vote(i)}) for i in range(200)]
     markdown = render_markdown(gate_document(run_gate(events), stream="s"))
     assert "### lgbm: FAIL" in markdown
-    assert "| hold | 1.0000 | <= 0.85 | **NO** |" in markdown
-    assert "| min_samples | 200.0000 | >= 200 | yes |" in markdown
+    assert "| hold | 1.0000 | 0.9812 to 1.0000 | <= 0.85 | **NO** |" in markdown  # Wilson, 200 of 200
+    assert "| min_samples | 200.0000 | - | >= 200 | yes |" in markdown
     assert "Variants: `lgbm_main` 200" in markdown
 
 

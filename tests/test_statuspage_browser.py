@@ -190,6 +190,8 @@ def daemon_url(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> An
         "1",
         "--report-dir",
         str(tmp_path / "reports"),
+        "--ledger",
+        str(tmp_path / "ledger.sqlite3"),
     ]
     log = (tmp_path / "daemon.log").open("wb")
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -204,6 +206,11 @@ def daemon_url(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> An
                 pass
             assert process.poll() is None, (tmp_path / "daemon.log").read_text()
             assert time.monotonic() < deadline, "the daemon never became healthy"
+            time.sleep(0.1)
+        while not json.loads(get(url + "/history")[1])["cutovers"][0][
+            "reports"
+        ]:  # the ledger row is complete
+            assert time.monotonic() < deadline, "the ledger never recorded the report"
             time.sleep(0.1)
         yield url
     finally:
@@ -242,6 +249,11 @@ def test_the_status_page_in_headless_chromium(daemon_url: str, tmp_path: Path) -
             ".map(td => td.closest('tr').dataset.model + ':' + td.dataset.check)"
         )
         images = evaluate("document.images.length")
+        history = evaluate(
+            "[...document.querySelectorAll('#history tbody tr')]"
+            ".map(r => [...r.cells].map(c => c.textContent))"
+        )
+        report_links = evaluate("[...document.querySelectorAll('#history a')].map(a => a.href)")
         dom = evaluate("document.documentElement.outerHTML")
         shot = browser.send(
             "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session
@@ -267,6 +279,12 @@ def test_the_status_page_in_headless_chromium(daemon_url: str, tmp_path: Path) -
     assert not any(model.startswith("xgb:") for model in failing)
     assert "lgbm: majority 1 (must be &lt;= 0.7)" in dom
     assert images == 0  # the hostile model key stayed text
+    # "Recent cutovers" from the ledger: this cutover, FAIL at 200 events, a link to its report that works.
+    assert len(history) == 1 and history[0][2] == "after", history
+    assert history[0][5] == "FAIL" and history[0][6] == "FAIL", history
+    assert len(report_links) == 1 and report_links[0].startswith(daemon_url + "/reports/quality_gate_")
+    status, body = get(report_links[0])
+    assert status == 200 and json.loads(body)["verdict"] == "FAIL"
 
     requests = [event["request"]["url"] for event in browser.named("Network.requestWillBeSent")]
     assert requests and all(url.startswith(daemon_url + "/") or url.startswith("data:") for url in requests)
