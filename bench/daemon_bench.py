@@ -137,9 +137,13 @@ class _Daemon:
 
 
 @contextmanager
-def _daemon(redis_url: str, args: Sequence[str]) -> Iterator[tuple[_Daemon, redis.Redis, str]]:
+def _daemon(
+    redis_url: str, args: Sequence[str], write_url: str | None = None
+) -> Iterator[tuple[_Daemon, redis.Redis, str]]:
+    """The daemon reads ``redis_url``; the bench writes through ``write_url`` (default the same), which
+    must be a plain URL of the same master (a Sentinel URL is for the daemon only)."""
     key = f"bench:daemon:{uuid.uuid4().hex[:12]}"
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(write_url or redis_url)
     with tempfile.TemporaryDirectory(prefix="qg-daemon-bench-") as folder:
         daemon = _Daemon(redis_url, key, Path(folder), args)
         try:
@@ -183,7 +187,9 @@ class TailThroughput:
         )
 
 
-def daemon_tail_throughput(redis_url: str, entries: int = 100_000, rounds: int = 5) -> TailThroughput:
+def daemon_tail_throughput(
+    redis_url: str, entries: int = 100_000, rounds: int = 5, write_url: str | None = None
+) -> TailThroughput:
     """Entries/s from XADD to the daemon's window at saturation.
 
     Each round queues ``entries`` XADDs in one MULTI/EXEC, so the daemon sees none of them until EXEC
@@ -192,7 +198,7 @@ def daemon_tail_throughput(redis_url: str, entries: int = 100_000, rounds: int =
     not counted. The window is large enough that every entry stays in it.
     """
     rates: list[float] = []
-    with _daemon(redis_url, ["--window", str(max(entries, 2000)), "--interval", "5"]) as (
+    with _daemon(redis_url, ["--window", str(max(entries, 2000)), "--interval", "5"], write_url) as (
         daemon,
         client,
         key,

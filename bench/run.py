@@ -727,6 +727,17 @@ def tail_throughput(ctx: BenchContext) -> str:
     return measured.markdown()
 
 
+@section("sentinel", "Daemon tail throughput through Sentinel vs a direct URL")
+def sentinel_throughput(ctx: BenchContext) -> str:
+    from bench.sentinel_bench import sentinel_vs_direct
+
+    url = ctx.stream().url
+    assert ctx._server is not None  # ctx.stream() started it
+    measured = sentinel_vs_direct(url, ctx._server.port)
+    ctx.facts["tail_sentinel_over_direct"] = measured.ratio
+    return measured.markdown()
+
+
 @section("latency", "Latency from XADD to /metrics")
 def metrics_latency(ctx: BenchContext) -> str:
     from bench.daemon_bench import xadd_to_metrics_latency

@@ -20,6 +20,7 @@ import redis
 from quantum_gate import __version__
 from quantum_gate.breakdown import report_depth, symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
+from quantum_gate.connection import connect
 from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
@@ -29,7 +30,7 @@ from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
 from quantum_gate.provenance import capture_deployment_info, provenance_json
 from quantum_gate.report import dumps, gate_document, render_table, write_report
 from quantum_gate.retention import retention_for_windows
-from quantum_gate.stream import connect, load_windows, load_windows_in_parallel, stream_info
+from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
 from quantum_gate.streamids import SEQ_BITS, StreamIdError
 from quantum_gate.windows import Window, window_pair
 
@@ -47,7 +48,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
     parser.add_argument("--config", type=Path, help="YAML settings file (see config.example.yaml)")
-    parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env QUANTUM_GATE_REDIS_URL)")
+    parser.add_argument(
+        "--redis-url",
+        help="redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL (docs/redis.md; "
+        "env QUANTUM_GATE_REDIS_URL)",
+    )
     parser.add_argument("--stream", help="stream key (default quantum:stream:trade.intent)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(

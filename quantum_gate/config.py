@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "QUANTUM_GATE_"
 # Environment variables with the prefix that are not settings keys.
-ENV_NOT_SETTINGS = frozenset({"QUANTUM_GATE_CONFIG", "QUANTUM_GATE_REDIS_PASSWORD"})
+ENV_NOT_SETTINGS = frozenset(
+    {"QUANTUM_GATE_CONFIG", "QUANTUM_GATE_REDIS_PASSWORD", "QUANTUM_GATE_REDIS_SENTINEL_PASSWORD"}
+)
 CREDENTIAL_NAME = "redis-password"
 
 
@@ -37,6 +39,9 @@ class RedisSettings(_Section):
     password_file: Path | None = None
     # CA bundle that signs the server's certificate for rediss:// (default: the system trust store).
     tls_ca_file: Path | None = None
+    # The sentinels' own ACL user and password file (redis+sentinel:// only; docs/redis.md).
+    sentinel_username: str | None = None
+    sentinel_password_file: Path | None = None
     page_size: int = Field(1000, ge=1, le=1000)
     read_count: int = Field(1000, ge=1, le=10_000)
     block_ms: int = Field(1000, ge=1, le=60_000)
@@ -46,9 +51,17 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, value: str) -> str:
+        from quantum_gate.connection import parse_redis_url, topology_of  # noqa: PLC0415 - it imports us
+
+        if topology_of(value) != "direct":
+            parse_redis_url(value)  # Sentinel and Cluster forms: ValueError names what is wrong
+            return value
         parts = urlsplit(value)
         if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
+            raise ValueError(
+                "must start with redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, "
+                "redis+cluster:// or rediss+cluster://"
+            )
         try:
             parts.port  # noqa: B018 - urllib validates the port lazily; redis-py would raise it later
         except ValueError:
@@ -56,6 +69,10 @@ class RedisSettings(_Section):
         return value
 
     def redacted_url(self) -> str:
+        from quantum_gate.connection import redact_multi_host, topology_of  # noqa: PLC0415 - it imports us
+
+        if topology_of(self.url) != "direct":  # several hosts: urlsplit cannot read their ports
+            return redact_multi_host(self.url)
         return redact_url(self.url)
 
 

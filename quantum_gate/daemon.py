@@ -32,9 +32,17 @@ from quantum_gate import __version__, logs
 from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
+from quantum_gate.connection import (
+    SENTINEL_PASSWORD_ENV,
+    Endpoint,
+    cluster_endpoint,
+    open_client,
+    sentinel_endpoint_current,
+)
 from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
@@ -45,7 +53,6 @@ from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     GapTracker,
     RawEntry,
-    connect,
     entry_id,
     fill_baseline,
     limits_from,
@@ -83,7 +90,10 @@ def sd_notify(message: str) -> bool:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    # One attribute a line for each piece of daemon state: splitting them into parts is its own change.
+    def __init__(  # noqa: PLR0915
+        self, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.limits = limits_from(settings)
@@ -109,6 +119,9 @@ class Daemon:
         self.last_event_ms: int | None = None
         self.last_entry_ms: int | None = None
         self.gaps = GapTracker()
+        self.endpoints = EndpointWatch()  # the node read now; failovers seen (Sentinel)
+        self.rollbacks_total = 0
+        self.replica: ReplicaStatus | None = None
         self.stream_length: int | None = None
         self.post_window_truncated: bool | None = None
         self.retention: Retention | None = None
@@ -132,17 +145,7 @@ class Daemon:
         self.evaluation_job: Any = None
         self.verdict_changes_total = 0
         self.history = CutoverHistory(settings.gate.min_events)
-        ledger_path = default_ledger_path(settings.ledger.path, os.environ)
-        self.ledger = (
-            LedgerWriter(
-                ledger_path,
-                max_rows=settings.ledger.max_rows,
-                max_age_days=settings.ledger.max_age_days,
-                clock=clock,
-            )
-            if ledger_path is not None
-            else None
-        )
+        self.ledger = _ledger_writer(settings, clock)
 
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
@@ -183,6 +186,10 @@ class Daemon:
                 cutover_source=self.source.kind,
                 histograms=self.histograms,
                 retention=self.retention,
+                endpoint=self.endpoints.endpoint,
+                failovers_total=self.endpoints.failovers,
+                rollbacks_total=self.rollbacks_total,
+                replica=self.replica,
                 verdict_changes_total=self.verdict_changes_total,
                 ledger=self.ledger.state() if self.ledger is not None else None,
             )
@@ -358,8 +365,9 @@ class Daemon:
         while not self.stopping.is_set():
             try:
                 if client is None:
-                    client = connect(self.settings)
+                    client, endpoint = open_client(self.settings)
                     client.ping()
+                    self._connected(client, endpoint)
                     self._set_redis_up(True)
                 self._catch_up(client)
                 now = time.monotonic()
@@ -389,6 +397,9 @@ class Daemon:
                 backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
             except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
                 self._set_redis_up(False, exc)
+                if client is not None and self._follows_sentinel():
+                    client.close()  # e.g. a demoted master's UNBLOCKED: ask the sentinels again
+                    client = None
                 self.ready.set()  # or Type=notify would never see READY and kill us in a loop
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
             except Exception as exc:  # broad on purpose: e.g. a credential file gone: never die silently
@@ -401,6 +412,71 @@ class Daemon:
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
         if client is not None:
             client.close()
+
+    def _connected(self, client: redis.Redis, endpoint: Endpoint) -> None:
+        """After every (re)connection: note a failover, and if this node's stream ends before the last
+        ID already counted (writes the old master acknowledged but never replicated), count the rollback
+        and read on from this node's end, so new entries with lower IDs than the lost ones are not
+        skipped. The windows keep what they hold: nothing is counted twice, nothing re-read."""
+        with self.lock:
+            previous = self.endpoints.connected(endpoint)
+            if endpoint.role != "replica":
+                self.replica = None
+        if previous is not None:
+            log.warning(
+                "redis.failover",
+                role=endpoint.role,
+                address=endpoint.address,
+                previous=previous.address,
+                failovers=self.endpoints.failovers,
+            )
+        if endpoint.fallback:
+            log.warning("redis.replica_fallback", address=endpoint.address, reason="no replica is up")
+        info = stream_info(client, self.settings.redis.stream)
+        with self.lock:
+            rollback = detect_rollback(info, self.last_id)
+            if rollback is None:
+                return
+            self.rollbacks_total += 1
+            self.last_id = rollback.resume_after
+            # The reset/gap bookkeeping starts over on this node: its entries_added is lower than the
+            # old master's, which GapTracker would otherwise also report as a reset.
+            self.gaps = GapTracker(lost=self.gaps.lost, resets=self.gaps.resets)
+            beyond = sum(
+                int((window.keys() > rollback.resume_after.packed()).sum())
+                for window in (self.post, self.pre)
+            )
+        log.warning(
+            "stream.rollback",
+            stream=self.settings.redis.stream,
+            address=endpoint.address,
+            counted_up_to=str(rollback.counted_up_to),
+            stream_ends_at=str(rollback.resume_after),
+            window_events_beyond_end=beyond,
+            rollbacks=self.rollbacks_total,
+        )
+
+    def _follows_sentinel(self) -> bool:
+        endpoint = self.endpoints.endpoint
+        return endpoint is not None and endpoint.topology == "sentinel"
+
+    def _check_endpoint(self, client: redis.Redis) -> None:
+        """With Sentinel: reconnect when the sentinels name another node (a graceful failover leaves the
+        old master readable); read the replica's link state from INFO replication (the replica only)."""
+        endpoint = self.endpoints.endpoint
+        if endpoint is not None and endpoint.topology == "cluster":  # the slot may have moved (resharding)
+            moved = cluster_endpoint(client, self.settings.redis.stream)
+            with self.lock:
+                self.endpoints.endpoint = moved
+            return
+        if endpoint is None or endpoint.topology != "sentinel":
+            return
+        if not sentinel_endpoint_current(self.settings, endpoint):
+            raise redis.ConnectionError(f"the sentinels no longer name {endpoint.address} ({endpoint.role})")
+        if endpoint.role == "replica":
+            status = replica_status(client.info("replication"))
+            with self.lock:
+                self.replica = status
 
     def _catch_up(self, client: redis.Redis) -> None:
         """Start-up and cutover work that needs Redis: the first position, backfills, cutovers."""
@@ -424,6 +500,7 @@ class Daemon:
             self.request_evaluation()
 
     def _observe_stream(self, client: redis.Redis) -> None:
+        self._check_endpoint(client)
         info = stream_info(client, self.settings.redis.stream)
         with self.lock:
             happened = self.gaps.observe(info, self.last_id)
@@ -640,7 +717,8 @@ class Daemon:
         argv = list(self.settings.daemon.on_gate_complete)
         if not argv:
             return
-        env = {name: value for name, value in os.environ.items() if name != "QUANTUM_GATE_REDIS_PASSWORD"}
+        secrets = {"QUANTUM_GATE_REDIS_PASSWORD", SENTINEL_PASSWORD_ENV}
+        env = {name: value for name, value in os.environ.items() if name not in secrets}
         env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(path or ""))  # never the password
         timeout = self.settings.daemon.on_gate_complete_timeout_seconds
 
@@ -762,6 +840,16 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+
+def _ledger_writer(settings: Settings, clock: Callable[[], float]) -> LedgerWriter | None:
+    """The deployment ledger's writer, or None without a ledger (docs/ledger.md)."""
+    path = default_ledger_path(settings.ledger.path, os.environ)
+    if path is None:
+        return None
+    return LedgerWriter(
+        path, max_rows=settings.ledger.max_rows, max_age_days=settings.ledger.max_age_days, clock=clock
+    )
 
 
 def _cutover_fields(cutover: Cutover) -> dict[str, Any]:

@@ -24,8 +24,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from quantum_gate.config import Settings
+from quantum_gate.connection import Endpoint
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
+from quantum_gate.failover import ReplicaStatus
 from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.ledger import LedgerError, LedgerState, read_history
@@ -74,6 +76,11 @@ class Snapshot:
     histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     # What the stream covers (XINFO STREAM) and the trimming risks (retention.assess_retention)
     retention: Retention | None = None
+    # The node read now, failovers and rollbacks seen, the replica's link (docs/redis.md)
+    endpoint: Endpoint | None = None
+    failovers_total: int = 0
+    rollbacks_total: int = 0
+    replica: ReplicaStatus | None = None
     verdict_changes_total: int = 0
     ledger: LedgerState | None = None  # None: no ledger configured
     # Where the cutover comes from: systemd, docker, kubernetes or fixed (cutover.source)
@@ -169,6 +176,7 @@ class GateCollector(Collector):
         info.add_metric([snap.version], 1)
         yield info
         yield _gauge("redis_up", "1 when the last Redis command succeeded", int(snap.redis_up))
+        yield from _redis_endpoint(snap)
         yield from self._cutover_source(snap)
         yield _gauge("cutover_known", "1 when a cutover is known", int(snap.cutover is not None))
         if snap.cutover is not None:
@@ -475,6 +483,48 @@ class _Families:
 
 
 SNAPSHOT_UP_DOC = "1 when the daemon state could be read for this scrape"
+
+
+def _redis_endpoint(snap: Snapshot) -> Iterator[Metric]:
+    """Where the daemon reads (Sentinel, Cluster or a plain address), failovers, rollbacks, replica link."""
+    endpoint = snap.endpoint
+    info = _gauge(
+        "redis_endpoint_info",
+        "the Redis node read now (role master, replica or direct)",
+        labels=("role", "address"),
+    )
+    if endpoint is not None:
+        info.add_metric([endpoint.role, endpoint.address], 1)
+    yield info
+    if endpoint is not None and endpoint.topology == "sentinel":
+        yield _gauge(
+            "redis_replica_fallback",
+            "1 when a replica was asked for (read_from=replica) and none was up, so the master is read",
+            int(endpoint.fallback),
+        )
+    yield _counter(
+        "redis_failovers_total",
+        "reconnections that found Sentinel naming another node than before",
+        snap.failovers_total,
+    )
+    yield _counter(
+        "stream_rollbacks_total",
+        "reconnections to a node whose stream ends before the last ID already counted",
+        snap.rollbacks_total,
+    )
+    replica = snap.replica
+    if replica is not None:
+        yield _gauge(
+            "redis_replica_link_up",
+            "1 when the replica read says its master link is up",
+            int(replica.link_up),
+        )
+        if replica.last_io_seconds is not None:
+            yield _gauge(
+                "redis_replica_last_io_seconds",
+                "seconds since the replica read last heard from its master (INFO replication)",
+                replica.last_io_seconds,
+            )
 
 
 def make_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

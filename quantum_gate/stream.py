@@ -15,30 +15,14 @@ from typing import Any
 
 import redis
 
-from quantum_gate.config import Settings, resolve_redis_password
+from quantum_gate.config import Settings
+from quantum_gate.connection import connect
 from quantum_gate.contract import ContractLimits, Event, Skip, parse_entry
 from quantum_gate.streamids import StreamId
 from quantum_gate.windows import Vocabulary, Window
 
 RawEntry = tuple[bytes, dict[bytes, bytes]]
 MAX_SEQ = 2**64 - 1
-
-
-def connect(settings: Settings) -> redis.Redis:
-    """A client for the configured URL; the password from the URL, a file or the systemd credential."""
-    password = resolve_redis_password(settings)
-    # XREAD BLOCK must not outlive the socket timeout, or every idle block would look like an outage.
-    timeout = max(settings.redis.socket_timeout_seconds, settings.redis.block_ms / 1000 + 5)
-    kwargs: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": settings.redis.socket_timeout_seconds,
-        "decode_responses": False,
-    }
-    if password is not None:
-        kwargs["password"] = password
-    if settings.redis.tls_ca_file is not None and settings.redis.url.startswith("rediss://"):
-        kwargs["ssl_ca_certs"] = str(settings.redis.tls_ca_file)
-    return redis.Redis.from_url(settings.redis.url, **kwargs)
 
 
 def limits_from(settings: Settings) -> ContractLimits:

@@ -13,9 +13,9 @@ from daemonkit import make_settings, tailing, write_atomically
 from eventkit import healthy_entries
 
 from quantum_gate.config import ENV_PREFIX, Settings, load_settings
+from quantum_gate.connection import connect
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
-from quantum_gate.stream import connect
 
 EXAMPLE = REPO / "config.example.yaml"
 

@@ -386,6 +386,7 @@ def test_the_hook_gets_verdict_and_report_but_never_the_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream_key: str
 ) -> None:
     monkeypatch.setenv("QUANTUM_GATE_REDIS_PASSWORD", "hunter2-never-shown")
+    monkeypatch.setenv("QUANTUM_GATE_REDIS_SENTINEL_PASSWORD", "sentinel-never-shown")  # issue 11
     hook, out = tmp_path / "hook.py", tmp_path / "hook.json"
     hook.write_text(HOOK, encoding="utf-8")
     settings = make_settings(

@@ -247,3 +247,125 @@ def test_tls_and_password_from_a_file_or_credential_never_shown(
         assert "stream.reconnected" in events
     finally:
         tls_redis.stop()
+
+
+# ---- issue 11: the same proof through Sentinel and through a Redis Cluster ---------------------------
+
+SENTINEL_USER, SENTINEL_PASSWORD = "gate-sentinel", "sentinel-pw-93ab"
+# docs/redis.md: what quantum-gate needs on the sentinels, and on the data nodes for replica reads.
+SENTINEL_RULES = ("+@connection", "+sentinel|masters", "+sentinel|replicas", "+sentinel|slaves")
+READ_CATEGORIES = ["+@read", "+@connection"]
+CLUSTER_COMMANDS = ("+cluster|slots",)  # redis-py's RedisCluster reads the slot map (CLUSTER SLOTS)
+
+
+def set_gate_user(client: redis.Redis, commands: tuple[str, ...] = ()) -> None:
+    client.acl_setuser(
+        ACL_USER,
+        enabled=True,
+        passwords=[f"+{ACL_PASSWORD}"],
+        keys=["*"],
+        categories=READ_CATEGORIES,
+        commands=list(commands),
+        reset=True,
+    )
+
+
+def test_sentinel_replica_reads_under_read_only_acl_users_and_every_acl_log_stays_empty(
+    tmp_path: Path, stream_key: str
+) -> None:
+    from topology_kit import SentinelGroup, command
+
+    group = SentinelGroup(tmp_path / "sentinel", down_after_ms=5000)  # nothing may fail over here
+    try:
+        group.start()
+        data_nodes = [group.master.admin(), group.replica.admin()]
+        for node in data_nodes:
+            set_gate_user(node, ("+info",))  # INFO replication on the replica read
+        sentinels = [sentinel.client() for sentinel in group.sentinels]
+        for sentinel in sentinels:
+            command(sentinel, "ACL", "SETUSER", SENTINEL_USER, "reset", "on", f">{SENTINEL_PASSWORD}",
+                                     *SENTINEL_RULES)  # fmt: skip
+        # Control: the sentinel user cannot reconfigure Sentinel, and the sentinel's ACL LOG says so.
+        probe = redis.Redis(port=group.sentinels[0].port, username=SENTINEL_USER, password=SENTINEL_PASSWORD)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            command(probe, "SENTINEL", "RESET", "*")
+        assert [entry["object"] for entry in acl_log(sentinels[0])] == ["sentinel|reset"]
+        probe.close()
+        sentinels[0].acl_log_reset()
+        xadd_many(data_nodes[0], stream_key, 300)
+        assert data_nodes[0].wait(1, 5000) == 1
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "sentinel-pw").write_text(SENTINEL_PASSWORD + "\n", encoding="utf-8")
+        env = {
+            "QUANTUM_GATE_REDIS_SENTINEL_USERNAME": SENTINEL_USER,
+            "QUANTUM_GATE_REDIS_SENTINEL_PASSWORD_FILE": str(secrets / "sentinel-pw"),
+        }
+        url = group.url(read_from="replica", userinfo=f"{ACL_USER}:{ACL_PASSWORD}@")
+        base_env = {key: value for key, value in os.environ.items() if not key.startswith("QUANTUM_GATE_")}
+        done = run_cli(
+            "check", "--redis-url", url, "--stream", stream_key, "--after", "2020-01-01T00:00:00Z", "--json",
+            env={**base_env, **env},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["verdict"] == "PASS"
+        daemon = DaemonProcess(url, stream_key, tmp_path / "daemon", args=["--window", "10000"], env=env)
+        try:
+            daemon.start()
+            daemon.wait_until(healthy_pass, timeout=30, what="PASS and an XINFO reading")
+            xadd_many(data_nodes[0], stream_key, 50)
+            live = daemon.wait_until(
+                lambda m: m.get("events_accepted_total") == 350 and m.get("redis_replica_link_up") == 1,
+                timeout=30,
+                what="350 accepted and the replica's link read",
+            )
+            assert live.value("redis_up") == 1
+            assert daemon.terminate()[0] == 0
+        finally:
+            daemon.close()
+        for client in [*data_nodes, *sentinels]:
+            assert acl_log(client) == [], "the product sent a command outside its ACL"
+        shown = daemon.log_path.read_text(encoding="utf-8") + done.stdout + done.stderr
+        assert SENTINEL_PASSWORD not in shown
+        assert ACL_PASSWORD not in shown
+    finally:
+        group.stop()
+
+
+def test_cluster_reads_under_a_read_only_acl_user_and_acl_log_stays_empty(
+    tmp_path: Path, stream_key: str
+) -> None:
+    from topology_kit import ClusterGroup
+
+    cluster = ClusterGroup(tmp_path / "cluster")
+    try:
+        cluster.start()
+        nodes = [node.admin() for node in cluster.nodes]
+        for node in nodes:
+            set_gate_user(node, CLUSTER_COMMANDS)
+        xadd_many(cluster.admin(), stream_key, 300)  # type: ignore[arg-type]
+        owner = cluster.owner_of(stream_key)
+        other = next(node for node in cluster.nodes if node is not owner)
+        url = cluster.url(other, userinfo=f"{ACL_USER}:{ACL_PASSWORD}@")
+        done = run_cli(
+            "check", "--redis-url", url, "--stream", stream_key, "--after", "2020-01-01T00:00:00Z", "--json"
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["verdict"] == "PASS"
+        daemon = DaemonProcess(url, stream_key, tmp_path / "daemon", args=["--window", "10000"])
+        try:
+            daemon.start()
+            daemon.wait_until(healthy_pass, timeout=30, what="PASS and an XINFO reading")
+            xadd_many(cluster.admin(), stream_key, 50)  # type: ignore[arg-type]
+            live = daemon.wait_until(
+                lambda m: m.get("events_accepted_total") == 350, timeout=30, what="350 accepted"
+            )
+            assert live.value("redis_up") == 1
+            assert daemon.terminate()[0] == 0
+        finally:
+            daemon.close()
+        for node in nodes:
+            assert acl_log(node) == [], "the product sent a command outside +@read +@connection"
+        assert ACL_PASSWORD not in daemon.log_path.read_text(encoding="utf-8")
+    finally:
+        cluster.stop()

@@ -24,10 +24,11 @@ from hardening_kit import COMPACT_VARIANTS, EARLY_CUTOVER, DaemonProcess, Metric
 from prometheus_client import generate_latest
 
 from quantum_gate.config import Settings
+from quantum_gate.connection import connect
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import HttpApp
 from quantum_gate.statuspage import render_status_page
-from quantum_gate.stream import connect, read_after
+from quantum_gate.stream import read_after
 
 SOAK_ENTRIES = 1_000_000
 WARM_UP_ENTRIES = 200_000

@@ -17,10 +17,10 @@ from eventkit import (
 )
 
 from quantum_gate.config import GateSettings, Settings, load_settings
+from quantum_gate.connection import connect
 from quantum_gate.contract import Skip
 from quantum_gate.gate import PASS, evaluate
 from quantum_gate.stream import (
-    connect,
     entry_id,
     fill_newest,
     limits_from,
