@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from quantum_gate.streamids import StreamId
+from quantum_gate.streamids import PACKED_MS_MAX, StreamId
 
 EVENT_TYPE = b"trade.intent"
 FALLBACK_KEY = "fallback"
@@ -34,6 +34,7 @@ SKIP_REASONS = (
     "empty_model_breakdown",
     "no_valid_votes",
     "bad_stream_id",
+    "stream_id_out_of_range",
 )
 
 
@@ -76,6 +77,8 @@ class Skip(NamedTuple):
 def parse_entry(  # noqa: PLR0911 - one return per named skip reason, in the contract's order
     stream_id: StreamId, fields: Mapping[bytes, bytes], limits: ContractLimits
 ) -> Event | Skip:
+    if stream_id.ms > PACKED_MS_MAX:  # after 2039-09-07: valid in Redis, but no window can hold it
+        return _OUT_OF_RANGE
     event_type = fields.get(b"event_type")
     if event_type is None:
         return Skip("no_event_type")
@@ -102,6 +105,9 @@ def parse_entry(  # noqa: PLR0911 - one return per named skip reason, in the con
     if not breakdown:
         return Skip("empty_model_breakdown")
     return _event_from_breakdown(stream_id, payload, breakdown, limits)
+
+
+_OUT_OF_RANGE = Skip("stream_id_out_of_range")
 
 
 def normal_label(label: str) -> str:

@@ -53,12 +53,15 @@ from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     GapTracker,
     RawEntry,
+    StreamInfo,
     entry_id,
     fill_baseline,
     limits_from,
     load_windows,
     parse_raw,
+    previous_id,
     read_after,
+    revrange_pages,
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
@@ -101,6 +104,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.post, self.pre = new_windows(settings)
+        self.post.vocabulary.guard = self.lock
         self.source = cutover_source(settings.cutover, clock)
         self.cutover: Cutover | None = None
         self.pending_cutover: Cutover | None = None
@@ -114,6 +118,7 @@ class Daemon:
         self.accepted_total = 0
         self.entries_read_total = 0
         self.skipped_total: Counter[str] = Counter()
+        self.refused_total = 0  # each refused model key once (contract limits or the max_models cap)
         self.recent = RecentTimes(settings.windows.rate_max_events)
         self.started_ms = int(clock() * 1000)
         self.last_event_ms: int | None = None
@@ -143,9 +148,13 @@ class Daemon:
         self.evaluation_requested = threading.Event()
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
+        self._init_ledger()
+
+    def _init_ledger(self) -> None:
+        """The deployment ledger's state: the current cutover's row, the writer (or None), flapping."""
         self.verdict_changes_total = 0
-        self.history = CutoverHistory(settings.gate.min_events)
-        self.ledger = _ledger_writer(settings, clock)
+        self.history = CutoverHistory(self.settings.gate.min_events)
+        self.ledger = _ledger_writer(self.settings, self.clock)
 
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
@@ -164,9 +173,7 @@ class Daemon:
                 entries_read_total=self.entries_read_total,
                 lost_total=self.gaps.lost,
                 resets_total=self.gaps.resets,
-                refused_total=self.post.counters.refused_keys
-                + self.pre.counters.refused_keys
-                + self.post.vocabulary.models.refused,
+                refused_total=self.refused_total,
                 window_events={"post": len(self.post), "pre": len(self.pre)},
                 window_capacity={"post": self.post.capacity, "pre": self.pre.capacity},
                 result=self.result,
@@ -283,8 +290,7 @@ class Daemon:
             fresh_pre = Window("pre", self.settings.windows.baseline, self.post.vocabulary)
             fill_baseline(client, self.settings, new.stream_id, fresh_pre, on_page=self._abort_if_stopping)
             with self.lock:
-                dropped = self.post.retain_from(new.stream_id.packed())
-                self.post.counters.clear()
+                dropped = self.post.retain_from(new.stream_id.packed_clamped())  # notes too
                 self.pre = fresh_pre
                 self.cutover = new
             log.info(
@@ -321,6 +327,7 @@ class Daemon:
 
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
+        post.vocabulary.guard = self.lock  # private until adopted below; guarded from then on
         counted_before = self.last_id is not None
         started = time.monotonic()
         result = load_windows(
@@ -333,6 +340,7 @@ class Daemon:
                 self.entries_read_total += result.read
                 for window in (post, pre):
                     self.skipped_total.update(window.counters.skipped)
+                    self.refused_total += window.counters.refused_keys
                 horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
                 held_ms = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
                 self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
@@ -374,15 +382,8 @@ class Daemon:
                 if now >= next_xinfo:
                     self._observe_stream(client)
                     next_xinfo = now + XINFO_EVERY_SECONDS
-                entries = read_after(
-                    client,
-                    self.settings.redis.stream,
-                    self.last_id or StreamId(0, 0),
-                    self.settings.redis.read_count,
-                    self.settings.redis.block_ms,
-                )
-                if entries:
-                    self._ingest(entries)
+                if not self._read_once(client):  # a quiet block: maybe the stream was recreated below
+                    next_xinfo = 0.0  # our position; look now
                 self._set_redis_up(True)  # also after a RedisError (WRONGTYPE, NOPERM) kept the client
                 backoff = 0.5
             except _Stopping:
@@ -412,6 +413,19 @@ class Daemon:
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
         if client is not None:
             client.close()
+
+    def _read_once(self, client: redis.Redis) -> bool:
+        """One XREAD BLOCK after the last ID read; False when the block passed with nothing new."""
+        entries = read_after(
+            client,
+            self.settings.redis.stream,
+            self.last_id or StreamId(0, 0),
+            self.settings.redis.read_count,
+            self.settings.redis.block_ms,
+        )
+        if entries:
+            self._ingest(entries)
+        return bool(entries)
 
     def _connected(self, client: redis.Redis, endpoint: Endpoint) -> None:
         """After every (re)connection: note a failover, and if this node's stream ends before the last
@@ -502,8 +516,12 @@ class Daemon:
     def _observe_stream(self, client: redis.Redis) -> None:
         self._check_endpoint(client)
         info = stream_info(client, self.settings.redis.stream)
+        rewound_from = self._rewind_after_reset(client, info)
         with self.lock:
             happened = self.gaps.observe(info, self.last_id)
+            if rewound_from is not None and happened != "reset":
+                self.gaps.resets += 1  # recreated between two readings, unnoticed by the counts alone
+                happened = "reset"
             self.stream_length = info.length if info else 0
             if self.cutover is not None and info is not None and info.first is not None:
                 self.post_window_truncated = (
@@ -525,9 +543,54 @@ class Daemon:
                 stream=self.settings.redis.stream,
                 resets=self.gaps.resets,
                 exists=info is not None,
+                rewound_from=str(rewound_from) if rewound_from is not None else None,
+                resume_after=str(self.last_id) if rewound_from is not None else None,
             )
         elif happened == "lost":
             log.warning("stream.gap", stream=self.settings.redis.stream, lost_total=self.gaps.lost)
+
+    def _rewind_after_reset(self, client: redis.Redis, info: StreamInfo | None) -> StreamId | None:
+        """A stream whose newest ID lies below the last ID we read was recreated under us (a restore
+        with explicit IDs, a failover to a replica that lacks our newest entries and whose clock is
+        behind): XREAD after our position would never return its new entries. Move the position back
+        to the newest entry of the stream we already hold (``_newest_held``), or to just before the
+        cutover when we hold none of it (``0-0`` without a cutover): every entry after that is read
+        and counted once, and none we counted before is counted again. Returns the position we left,
+        or None. The windows keep what they hold."""
+        if info is None or self.last_id is None:
+            return None
+        top = info.last_generated or info.last
+        if top is None or top >= self.last_id:
+            return None
+        start = previous_id(self.cutover.stream_id) if self.cutover is not None else StreamId(0, 0)
+        if start >= self.last_id:
+            return None
+        resume = self._newest_held(client, start) if self.cutover is not None else start
+        with self.lock:
+            left, self.last_id = self.last_id, resume
+            self.gaps.synced_added = None  # the new stream's counts start over
+            self.gaps.read_since_sync = 0
+        return left
+
+    def _newest_held(self, client: redis.Redis, start: StreamId) -> StreamId:
+        """The newest entry between the cutover and our position that the post window already holds
+        (an event or a noted skip: same ID, same entry), walking the stream newest-first; an entry
+        older than a full window's oldest event counts as held (read, or too old to matter). ``start``
+        when there is none: the stream is new from the cutover on."""
+        with self.lock:
+            held = self.post.held_keys()
+            floor = int(self.post.keys().min()) if len(self.post) >= self.post.capacity else None
+            upper, lower = str(self.last_id), str(self.cutover.stream_id) if self.cutover else "-"
+        key, page_size = self.settings.redis.stream, self.settings.redis.page_size
+        for page in revrange_pages(client, key, upper, lower, page_size):
+            for raw in page:
+                found = entry_id(raw[0]) if raw[0] is not None else None
+                if found is None:
+                    continue
+                packed = found.packed_clamped()
+                if packed in held or (floor is not None and packed < floor):
+                    return found
+        return start
 
     def _ingest(self, entries: list[RawEntry]) -> None:
         with self.lock:
@@ -544,14 +607,19 @@ class Daemon:
                 window = self.post if cutover is not None and stream_id >= cutover.stream_id else self.pre
                 if isinstance(parsed, Skip):
                     self.skipped_total[parsed.reason] += 1
+                    self.refused_total += parsed.refused_keys
                     if cutover is not None:
-                        window.note_skip(parsed)
+                        window.note_skip(parsed, stream_id)
                     continue
                 self.accepted_total += 1
                 self.recent.add(stream_id.ms)
                 self.last_event_ms = stream_id.ms
                 if cutover is not None:
+                    refused_before = window.counters.refused_keys
                     window.add(parsed)
+                    self.refused_total += window.counters.refused_keys - refused_before
+                else:  # not windowed: only the contract's own refusals are known
+                    self.refused_total += parsed.refused_keys
             self.gaps.note_read(len(entries))
             reached = cutover is not None and len(self.post) >= self.settings.gate.min_events
             waiting = self.completed_for != (cutover.identity() if cutover else None)

@@ -26,6 +26,7 @@ VERDICTS = (PASS, FAIL, INSUFFICIENT)
 CHECKS = ("min_samples", "majority", "hold", "std", "p10_p90", "constant", "out_of_range", "invalid_votes")
 # The checks that mean "the model collapsed" (as opposed to a contract problem); alerts use these.
 COLLAPSE_CHECKS = ("majority", "hold", "std", "p10_p90", "constant")
+REFUSED_NAMED = 10  # refused model keys named in a document (hostile keys: bounded)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class WindowSummary:
     capacity: int
     skipped: dict[str, int]
     refused_model_keys: int
+    refused_models: dict[str, int]  # keys refused by the max_models cap -> votes (at most 10 named)
     first_id_ms: int | None
     last_id_ms: int | None
 
@@ -408,11 +410,13 @@ def _votes_per_action(votes: npt.NDArray[np.int8], labels: int) -> npt.NDArray[n
 
 def summarize(window: Window) -> WindowSummary:
     span = window.first_last_ms()
+    notes = window.notes()
     return WindowSummary(
         events=len(window),
         capacity=window.capacity,
-        skipped=dict(sorted(window.counters.skipped.items())),
-        refused_model_keys=window.counters.refused_keys,
+        skipped=notes.skipped,
+        refused_model_keys=notes.refused_keys,
+        refused_models=dict(list(notes.refused_models.items())[:REFUSED_NAMED]),
         first_id_ms=span[0] if span else None,
         last_id_ms=span[1] if span else None,
     )
@@ -484,11 +488,16 @@ def model_verdict(checks: tuple[Check, ...]) -> str:
 
 
 def verdict(
-    models: dict[str, ModelReport], post_events: int, settings: GateSettings, cutover: Cutover | None
+    models: dict[str, ModelReport],
+    post_events: int,
+    settings: GateSettings,
+    cutover: Cutover | None,
+    refused: WindowSummary | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data. While a
-    Kubernetes rollout is in progress the verdict is INSUFFICIENT_DATA, FAIL included: old and new
-    pods both write to the post window, so neither verdict would be about the new deployment."""
+    """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data, nor with a
+    model key refused in the post window (``refused``): a model the gate did not see is not gated.
+    While a Kubernetes rollout is in progress the verdict is INSUFFICIENT_DATA, FAIL included: old and
+    new pods both write to the post window, so neither verdict would be about the new deployment."""
     rollout = cutover.rollout if cutover is not None else None
     rolling = rollout is not None and not rollout.complete
     gated = [report for report in models.values() if report.gated]
@@ -498,6 +507,8 @@ def verdict(
         if report.verdict == FAIL
         for check in report.failed()
     ]
+    if refused is not None and refused.refused_model_keys:
+        failures.append(refusal_reason(refused))
     if failures and not rolling:
         return FAIL, tuple(failures)
     reasons: list[str] = []
@@ -517,6 +528,15 @@ def verdict(
     if reasons:
         return INSUFFICIENT, tuple(reasons)
     return PASS, ()
+
+
+def refusal_reason(summary: WindowSummary) -> str:
+    named = ", ".join(f"{name!r} ({count})" for name, count in summary.refused_models.items())
+    by_cap = f"; by the max_models cap: {named}" if named else ""
+    return (
+        f"post window: {summary.refused_model_keys} model key(s) refused, votes not gated{by_cap}"
+        " (see docs/contract.md, refused model keys)"
+    )
 
 
 def failure_text(check: Check) -> str:
@@ -738,13 +758,14 @@ def evaluate(
             comparison=compare(pre, post, name, views) if compare_windows else {},
             sporadic=sporadic,
         )
-    final, reasons = verdict(models, len(post), settings, cutover)
+    post_summary = summarize(post)
+    final, reasons = verdict(models, len(post), settings, cutover, post_summary)
     return GateResult(
         verdict=final,
         reasons=reasons,
         evaluated_at=now,
         cutover=cutover,
-        post=summarize(post),
+        post=post_summary,
         pre=summarize(pre),
         models=models,
         ensemble_post=ensemble_stats(post),

@@ -224,7 +224,7 @@ def fill_newest(
                     fields = {}
                 parsed = parse_entry(stream_id, fields, limits)
                 if type(parsed) is Skip:
-                    note_skip(parsed)
+                    note_skip(parsed, stream_id)
                     continue
                 add(parsed)  # type: ignore[arg-type]
                 if on_accepted is not None:

@@ -19,6 +19,11 @@ _MS_THRESHOLD = 10**12
 # Windows pack an ID into one int64: ms in the high bits, the sequence (clamped) in the low 22 bits.
 SEQ_BITS = 22
 SEQ_MAX = (1 << SEQ_BITS) - 1
+INT64_MAX = 2**63 - 1
+# The newest millisecond a window can hold: 2199023255551 ms, 2039-09-07T15:47:35.551Z. Later IDs are
+# valid in Redis (up to 18446744073709551615-18446744073709551615) but cannot be packed; the contract
+# skips them as ``stream_id_out_of_range`` (docs/contract.md) instead of windowing a wrong key.
+PACKED_MS_MAX = INT64_MAX >> SEQ_BITS
 
 
 class StreamIdError(ValueError):
@@ -40,6 +45,15 @@ class StreamId:
     def packed(self) -> int:
         """One sortable int64 (seq above 4,194,303 within one ms is clamped: never seen from XADD)."""
         return (self.ms << SEQ_BITS) | min(self.seq, SEQ_MAX)
+
+    def windowable(self) -> bool:
+        """Whether ``packed()`` fits the int64 key column of a window."""
+        return self.ms <= PACKED_MS_MAX
+
+    def packed_clamped(self) -> int:
+        """``packed()``, or the largest key when the ID lies beyond the packed range: a bound that
+        sorts after every windowable ID (a cutover or a skipped entry's position, never an event)."""
+        return min(self.packed(), INT64_MAX)
 
     def exclusive(self) -> str:
         """The exclusive range bound for XRANGE/XREVRANGE continuation (Redis >= 6.2)."""

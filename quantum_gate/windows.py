@@ -10,19 +10,21 @@ Pure: no I/O, no clock. The daemon and ``check`` both fill windows through ``Win
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TypeVar
+from operator import itemgetter
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from quantum_gate.contract import Event, Skip
-from quantum_gate.streamids import SEQ_BITS, SEQ_MAX
+from quantum_gate.streamids import INT64_MAX, SEQ_BITS, SEQ_MAX, StreamId
 
 NO_ACTION = -1
-_INT64_MAX = 2**63 - 1
 _Cell = TypeVar("_Cell", bound=np.generic)
 SHADOW, INACTIVE, INVALID = 1, 2, 4
 RESPELLED = 8  # the vote's raw action label differed from its normal form (contract.normal_label)
@@ -33,28 +35,38 @@ BASE_ACTIONS = ("BUY", "SELL", "HOLD")
 class LabelTable:
     """Interns strings to small codes; once full, unknown names share the code of ``other``.
 
-    Bounded on purpose: every code may become a Prometheus label value or a dict key in a report.
+    Bounded on purpose: every code may become a Prometheus label value or a dict key in a report. The
+    bound is on *current* cardinality: ``Vocabulary.make_room`` releases codes no window holds any
+    more, and a released code is reused for the next new name.
     """
 
     def __init__(self, limit: int, preset: Iterable[str] = ()) -> None:
         self.limit = limit
         self._codes: dict[str, int] = {}
-        self.names: list[str] = []
+        self.names: list[str] = []  # by code; a released code keeps its old name until reused
         self.overflowed = 0
+        self.full = False
+        self._free: list[int] = []
         for name in (*preset, OTHER_LABEL):
             self._intern(name)
+        self._fixed = len(self.names)  # the preset labels and ``other`` are never released
 
     def _intern(self, name: str) -> int:
-        code = len(self.names)
+        if self._free:
+            code = self._free.pop()
+            self.names[code] = name
+        else:
+            code = len(self.names)
+            self.names.append(name)
         self._codes[name] = code
-        self.names.append(name)
+        self.full = len(self._codes) >= self.limit
         return code
 
     def code(self, name: str) -> int:
         found = self._codes.get(name)
         if found is not None:
             return found
-        if len(self.names) >= self.limit:
+        if len(self._codes) >= self.limit:
             self.overflowed += 1
             return self._codes[OTHER_LABEL]
         return self._intern(name)
@@ -62,40 +74,77 @@ class LabelTable:
     def lookup(self, name: str) -> int | None:
         return self._codes.get(name)
 
+    def release(self, in_use: set[int]) -> int:
+        """Free every code not in ``in_use`` (never a preset label or ``other``); returns how many."""
+        freed = [
+            (name, code) for name, code in self._codes.items() if code >= self._fixed and code not in in_use
+        ]
+        for name, code in freed:
+            del self._codes[name]
+            self._free.append(code)
+        self.full = len(self._codes) >= self.limit
+        return len(freed)
+
 
 class ModelTable:
-    """Distinct model keys, capped: a key beyond the cap is refused (and counted), never relabelled,
-    because merging unknown models into one bucket would gate a model that does not exist."""
+    """Distinct model keys, capped: a key beyond the cap is refused (the window counts it), never
+    relabelled, because merging unknown models into one bucket would gate a model that does not exist.
+    The cap bounds the models *currently* in the windows: codes no window holds are released."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._codes: dict[str, int] = {}
-        self.names: list[str] = []
-        self.refused = 0
+        self.names: list[str] = []  # by code; a released code keeps its old name until reused
+        self.full = limit <= 0
+        self._free: list[int] = []
 
     def code(self, name: str) -> int | None:
         found = self._codes.get(name)
         if found is not None:
             return found
-        if len(self.names) >= self.limit:
-            self.refused += 1
+        if len(self._codes) >= self.limit:
             return None
-        self._codes[name] = len(self.names)
-        self.names.append(name)
-        return self._codes[name]
+        if self._free:
+            code = self._free.pop()
+            self.names[code] = name
+        else:
+            code = len(self.names)
+            self.names.append(name)
+        self._codes[name] = code
+        self.full = len(self._codes) >= self.limit
+        return code
 
     def lookup(self, name: str) -> int | None:
         return self._codes.get(name)
 
+    def release(self, in_use: set[int]) -> list[int]:
+        """Free every code not in ``in_use``; returns the freed codes."""
+        freed = [(name, code) for name, code in self._codes.items() if code not in in_use]
+        for name, code in freed:
+            del self._codes[name]
+            self._free.append(code)
+        self.full = len(self._codes) >= self.limit
+        return [code for _, code in freed]
+
 
 @dataclass
 class Vocabulary:
-    """Label tables shared by the pre and post windows so their codes compare."""
+    """Label tables shared by the pre and post windows so their codes compare.
+
+    It also knows its windows (weakly), because a label is free only when no window holds it.
+    """
 
     models: ModelTable
     actions: LabelTable
     variants: LabelTable
     symbols: LabelTable
+    # Bumped whenever an event leaves a window: a release scan can only find something new after one.
+    evictions: int = 0
+    _windows: list[weakref.ref[Window]] = field(default_factory=list, repr=False)
+    _scanned: tuple[int, int] | None = field(default=None, repr=False)
+    # Held while a release rewrites other windows' rows: the daemon fills a fresh baseline outside its
+    # lock (a cutover moving forward) while the evaluation reads the post window under it.
+    guard: AbstractContextManager[Any] = field(default_factory=nullcontext, repr=False)
 
     @classmethod
     def bounded(
@@ -107,6 +156,92 @@ class Vocabulary:
             variants=LabelTable(min(max_variants, 127)),
             symbols=LabelTable(min(max_symbols, 32_767)),
         )
+
+    def __getstate__(self) -> dict[str, Any]:  # weak references do not pickle (the forked baseline)
+        state = dict(self.__dict__)
+        state["_windows"], state["_scanned"], state["guard"] = [], None, nullcontext()
+        return state
+
+    def register(self, window: Window) -> None:
+        self._windows = [ref for ref in self._windows if ref() is not None and ref() is not window]
+        self._windows.append(weakref.ref(window))
+
+    def windows(self) -> list[Window]:
+        return [
+            window for ref in self._windows if (window := ref()) is not None and window.vocabulary is self
+        ]
+
+    def crowded(self) -> bool:
+        return self.models.full or self.actions.full or self.variants.full or self.symbols.full
+
+    def make_room(self, event: Event, adding: Window) -> None:
+        """Before ``adding`` takes ``event``: if a full table meets a name it does not know, release
+        the codes no window holds any more (the slot ``adding`` is about to overwrite counts as gone).
+        A scan costs O(models x capacity) and runs only then, and only when something can have left
+        a window since the last one found nothing to free."""
+        tables = self._tables_needing_room(event)
+        if not tables:
+            return
+        evicting = adding._next if adding._size >= adding.capacity else -1
+        stamp = (self.evictions, evicting)
+        if stamp == self._scanned:
+            return
+        self._scanned = stamp
+        with self.guard:
+            windows = self.windows()
+            in_use: dict[str, set[int]] = {name: set() for name in tables}
+            for window in windows:
+                window._labels_in_use(in_use, evicting if window is adding else -1)
+            if "models" in tables:
+                freed = self.models.release(in_use["models"])
+                for window in windows:
+                    window._release_rows(freed)
+            for name in ("actions", "variants", "symbols"):
+                if name in tables:
+                    getattr(self, name).release(in_use[name])
+
+    def _tables_needing_room(self, event: Event) -> list[str]:
+        tables: list[str] = []
+        votes = event.votes
+        if self.models.full:
+            known = self.models._codes
+            if any(vote[0] not in known for vote in votes) or any(
+                m not in known for m in event.invalid_models
+            ):
+                tables.append("models")
+        if self.actions.full:
+            known = self.actions._codes
+            if any(vote[1] not in known for vote in votes) or (event.side and event.side not in known):
+                tables.append("actions")
+        if self.variants.full:
+            known = self.variants._codes
+            if any(vote[3] and vote[3] not in known for vote in votes):
+                tables.append("variants")
+        if self.symbols.full and (event.symbol or OTHER_LABEL) not in self.symbols._codes:
+            tables.append("symbols")
+        return tables
+
+
+class Note(NamedTuple):
+    """Something about one entry of a window's range that the columns do not hold: a skipped entry
+    (``reason``), or the refused keys of an accepted event (``reason`` None). Keyed by the entry's
+    packed ID so it ages out with the events around it."""
+
+    key: int
+    reason: str | None
+    invalid_models: tuple[str, ...] = ()
+    refused_keys: int = 0  # by the contract: keys too long, or beyond max_models per entry
+    refused_models: tuple[str, ...] = ()  # by the max_models cap of the vocabulary
+
+
+@dataclass(frozen=True)
+class NoteSummary:
+    """A window's notes, as statistics of the window: only notes of entries the window still spans."""
+
+    skipped: dict[str, int]
+    invalid: dict[str, int]
+    refused_keys: int
+    refused_models: dict[str, int]
 
 
 @dataclass
@@ -123,15 +258,14 @@ class ModelColumns:
 
 @dataclass
 class WindowCounters:
-    """What passed by the window without entering it: skip reasons and refused or invalid keys."""
+    """Lifetime totals of what this window was offered: never aged, never read by the gate (whose
+    numbers come from ``Window.notes``). The daemon's first backfill adds them to its counters."""
 
     skipped: Counter[str] = field(default_factory=Counter)
-    invalid_in_skipped: Counter[str] = field(default_factory=Counter)
     refused_keys: int = 0
 
     def clear(self) -> None:
         self.skipped.clear()
-        self.invalid_in_skipped.clear()
         self.refused_keys = 0
 
 
@@ -166,8 +300,14 @@ class Window:
         self._flags = np.empty((0, capacity), dtype=np.uint8)
         self._row_of: dict[int, int] = {}
         self._row_by_name: dict[str, int] = {}
+        self._free_rows: list[int] = []  # rows of released models, reused before the matrices grow
         self._size = 0
         self._next = 0
+        # Skips and refusals, keyed by packed ID; statistics read only those the window still spans
+        # (``notes``). At most ``capacity`` are kept: the newest, whatever order they arrived in.
+        self._notes: list[Note] = []
+        self._summary: NoteSummary | None = None
+        vocabulary.register(self)
         # The stage: per event its packed key, and (slot, side, symbol, fallback); per valid vote
         # (row, slot, action, variant, flags) and its confidence; per invalid model (row, slot).
         self._stage_limit = min(self.STAGE_EVENTS, capacity)
@@ -189,14 +329,20 @@ class Window:
         stream_id = event.stream_id
         seq = stream_id.seq
         packed = (stream_id.ms << SEQ_BITS) | (seq if seq < SEQ_MAX else SEQ_MAX)  # StreamId.packed()
-        if packed > _INT64_MAX:  # the int64 column would refuse it: refuse before any state changes
-            raise OverflowError("Python int too large to convert to C long")
+        if packed > INT64_MAX:  # parse_entry skips these already; an Event built elsewhere is noted too
+            self.note_skip(_OUT_OF_RANGE, stream_id)
+            return
+        vocab = self.vocabulary
+        if vocab.crowded():  # a table at its cap: free labels no window holds before refusing one
+            vocab.make_room(event, self)
         at = self._next
         following = at + 1
         self._next = following if following < self.capacity else 0
         if self._size < self.capacity:
             self._size += 1
-        vocab = self.vocabulary
+        else:
+            vocab.evictions += 1
+        self._summary = None  # an eviction may move the oldest event, and with it the notes in range
         action_codes = self._action_codes
         side = event.side
         if side:
@@ -213,12 +359,13 @@ class Window:
         self._staged_events.extend((at, side_code, symbol_code, 1 if event.fallback else 0))
         rows, variant_codes = self._row_by_name, self._variant_codes
         staged_votes, staged_conf = self._staged_votes, self._staged_conf
+        refused_models: list[str] | None = None
         for model, action, confidence, variant, shadow, inactive, respelled in event.votes:
             row = rows.get(model)
             if row is None:
                 row = self._row(model)
                 if row is None:
-                    self.counters.refused_keys += 1
+                    refused_models = [*(refused_models or ()), model]
                     continue
             action_code = action_codes.get(action)
             if action_code is None:
@@ -242,8 +389,12 @@ class Window:
                 row = self._row(model)
                 if row is not None:
                     self._staged_invalid.extend((row, at))
-        if event.refused_keys:
-            self.counters.refused_keys += event.refused_keys
+                else:
+                    refused_models = [*(refused_models or ()), model]
+        if event.refused_keys or refused_models:
+            refused = tuple(refused_models or ())
+            self._note(Note(packed, None, (), event.refused_keys, refused))
+            self.counters.refused_keys += event.refused_keys + len(refused)
         self._stage_room -= 1
         if self._stage_room <= 0:
             self._flush()
@@ -259,7 +410,7 @@ class Window:
         self._side[slots] = events[:, 1]
         self._symbol[slots] = events[:, 2]
         self._fallback[slots] = events[:, 3] != 0
-        if self._row_of:
+        if self._action.shape[0]:  # free rows too: a reused row must hold no vote in any used slot
             self._action[:, slots] = NO_ACTION
             self._flags[:, slots] = 0
         if self._staged_votes:
@@ -282,11 +433,59 @@ class Window:
         self._staged_conf.clear()
         self._staged_invalid.clear()
 
-    def note_skip(self, skip: Skip) -> None:
+    def note_skip(self, skip: Skip, stream_id: StreamId | None = None) -> None:
+        """A skipped entry of this window's range; ``stream_id`` None (an entry without a readable ID)
+        is kept as the newest position."""
+        key = stream_id.packed_clamped() if stream_id is not None else INT64_MAX
         self.counters.skipped[skip.reason] += 1
-        if skip.invalid_models:
-            self.counters.invalid_in_skipped.update(skip.invalid_models)
         self.counters.refused_keys += skip.refused_keys
+        self._note(Note(key, skip.reason, skip.invalid_models, skip.refused_keys))
+
+    def _note(self, note: Note) -> None:
+        self._notes.append(note)
+        self._summary = None
+        if len(self._notes) > 2 * self.capacity:  # amortised: prune to ``capacity`` now and then
+            self._prune_notes()
+
+    def _prune_notes(self) -> None:
+        """Keep the notes the window still spans: all of its range while it is not full, else only
+        those at or after its oldest event; of those, the newest ``capacity``. A function of the
+        notes and the events, not of their arrival order, so ``check`` (newest first) and the daemon
+        (oldest first) keep the same ones."""
+        notes = self._notes
+        if self._size >= self.capacity:
+            if self._staged_keys:
+                self._flush()
+            floor = int(self._keys.min())
+            notes = [note for note in notes if note.key >= floor]
+        if len(notes) > self.capacity:
+            notes.sort(key=itemgetter(0))
+            notes = notes[-self.capacity :]
+        self._notes = notes
+
+    def notes(self) -> NoteSummary:
+        """Skip reasons, invalid votes in skipped entries and refused keys, over the window's span."""
+        if self._summary is None:
+            self._prune_notes()
+            skipped: Counter[str] = Counter()
+            invalid: Counter[str] = Counter()
+            refused_models: Counter[str] = Counter()
+            refused = 0
+            for note in self._notes:
+                if note.reason is not None:
+                    skipped[note.reason] += 1
+                if note.invalid_models:
+                    invalid.update(note.invalid_models)
+                if note.refused_models:
+                    refused_models.update(note.refused_models)
+                refused += note.refused_keys + len(note.refused_models)
+            self._summary = NoteSummary(
+                skipped=dict(sorted(skipped.items())),
+                invalid=dict(invalid),
+                refused_keys=refused,
+                refused_models=dict(sorted(refused_models.items())),
+            )
+        return self._summary
 
     def _row(self, model: str) -> int | None:
         code = self.vocabulary.models.code(model)
@@ -294,11 +493,57 @@ class Window:
             return None
         row = self._row_of.get(code)
         if row is None:
-            row = self._add_row(code)
+            row = self._free_rows.pop() if self._free_rows else self._add_row()
+            self._row_of[code] = row
             self._row_by_name[model] = row
         return row
 
-    def _add_row(self, code: int) -> int:
+    def _live_rows(self, evicting: int = -1) -> npt.NDArray[np.bool_]:
+        """Per row: does the model hold a vote or an invalid vote in an occupied slot (other than
+        ``evicting``, the slot an add is about to overwrite)?"""
+        if self._staged_keys:
+            self._flush()
+        used = self._size
+        held = (self._action[:, :used] != NO_ACTION) | ((self._flags[:, :used] & INVALID) != 0)
+        if 0 <= evicting < used:
+            held[:, evicting] = False
+        return np.asarray(held.any(axis=1), dtype=np.bool_)
+
+    def _labels_in_use(self, in_use: dict[str, set[int]], evicting: int) -> None:
+        """Add the codes this window holds to ``in_use`` (only for the tables named in it: a scan of
+        the vote matrix is the expensive part, and a full symbol table needs only the symbol column)."""
+        if self._staged_keys:
+            self._flush()
+        used = self._size
+        occupied = np.ones(used, dtype=np.bool_)
+        if 0 <= evicting < used:
+            occupied[evicting] = False
+        if "models" in in_use:
+            live = self._live_rows(evicting)
+            in_use["models"].update(code for code, row in self._row_of.items() if live[row])
+        if "actions" in in_use or "variants" in in_use:
+            voted = self._action[:, :used][:, occupied]
+            if "actions" in in_use:
+                codes = np.concatenate((voted[voted >= 0], self._side[:used][occupied]))
+                in_use["actions"].update(int(code) for code in np.unique(codes) if code >= 0)
+            if "variants" in in_use:
+                variants = self._variant[:, :used][:, occupied][voted != NO_ACTION]
+                in_use["variants"].update(int(code) for code in np.unique(variants) if code >= 0)
+        if "symbols" in in_use:
+            in_use["symbols"].update(int(code) for code in np.unique(self._symbol[:used][occupied]))
+
+    def _release_rows(self, codes: list[int]) -> None:
+        """The vocabulary released these model codes: their rows (empty here) become free."""
+        for code in codes:
+            row = self._row_of.pop(code, None)
+            if row is not None:
+                self._free_rows.append(row)
+        if codes:
+            self._row_by_name = {
+                name: row for name, row in self._row_by_name.items() if row not in self._free_rows
+            }
+
+    def _add_row(self) -> int:
         # Only the slots that hold events (staged ones included) are copied and initialised: the rest
         # of a large, mostly empty window is never touched, so it costs address space, not RSS. Every
         # slot gets its NO_ACTION / zero flags when an event is flushed into it.
@@ -307,8 +552,7 @@ class Window:
         self._action = _grown(self._action, NO_ACTION, used)
         self._variant = _grown(self._variant, -1, used)
         self._flags = _grown(self._flags, 0, used)
-        self._row_of[code] = len(self._row_of)
-        return self._row_of[code]
+        return int(self._flags.shape[0]) - 1
 
     def retain_from(self, packed_key: int) -> int:
         """Keep only events with a packed ID >= ``packed_key`` (a new cutover); returns how many left."""
@@ -317,12 +561,15 @@ class Window:
         dropped = self._size - keep.size
         if dropped:
             self._compact(keep)
+        self._notes = [note for note in self._notes if note.key >= packed_key]
+        self._summary = None
         return dropped
 
     def clear(self) -> None:
         self._drop_stage()
         self._compact(np.empty(0, dtype=np.intp))
         self.counters.clear()
+        self._notes = []
 
     def reverse(self) -> None:
         """Flip chronology: a backfill reads newest-first (XREVRANGE) and adds in that order."""
@@ -337,8 +584,11 @@ class Window:
         for name in ("_conf", "_action", "_variant", "_flags"):
             matrix = getattr(self, name)
             matrix[:, :count] = matrix[:, keep]
+        if count < self._size:
+            self.vocabulary.evictions += 1
         self._size = count
         self._next = count % self.capacity
+        self._summary = None
 
     def rebind(self, vocabulary: Vocabulary) -> None:
         """Re-express every label code in ``vocabulary`` (a window filled in another process with a
@@ -354,20 +604,24 @@ class Window:
             name = own.models.names[code]
             target = vocabulary.models.code(name)
             if target is None:
-                self.counters.refused_keys += int(np.count_nonzero(self._action[row, :used] != NO_ACTION))
+                held = (self._action[row, :used] != NO_ACTION) | ((self._flags[row, :used] & INVALID) != 0)
+                for key in self._keys[:used][held].tolist():  # as if refused when added here
+                    self._note(Note(int(key), None, (), 0, (name,)))
+                self.counters.refused_keys += int(np.count_nonzero(held))
                 continue
             row_of[target] = len(keep_rows)
             row_by_name[name] = len(keep_rows)
             keep_rows.append(row)
         self._conf, self._action = self._conf[keep_rows], self._action[keep_rows]
         self._variant, self._flags = self._variant[keep_rows], self._flags[keep_rows]
-        self._row_of, self._row_by_name = row_of, row_by_name
+        self._row_of, self._row_by_name, self._free_rows = row_of, row_by_name, []
         voted = self._action[:, :used] != NO_ACTION
         _recode(self._action, own.actions, vocabulary.actions, used)
         _recode(self._side, own.actions, vocabulary.actions, used)
         _recode(self._variant, own.variants, vocabulary.variants, used, voted)
         _recode(self._symbol, own.symbols, vocabulary.symbols, used)
         self.vocabulary = vocabulary
+        vocabulary.register(self)
         self._action_codes = vocabulary.actions._codes
         self._symbol_codes = vocabulary.symbols._codes
         self._variant_codes = vocabulary.variants._codes
@@ -403,6 +657,10 @@ class Window:
     def keys(self) -> npt.NDArray[np.int64]:
         return self._chronological(self._keys)
 
+    def held_keys(self) -> set[int]:
+        """The packed IDs of the entries this window holds: its events and its noted entries."""
+        return set(self.keys().tolist()) | {note.key for note in self._notes}
+
     def first_last_ms(self) -> tuple[int, int] | None:
         if not self._size:
             return None
@@ -410,8 +668,12 @@ class Window:
         return int(keys[0]) >> SEQ_BITS, int(keys[-1]) >> SEQ_BITS
 
     def models(self) -> list[str]:
+        """The models with a vote (valid or invalid) among the events the window holds now."""
+        if not self._row_of:
+            return []
+        live = self._live_rows()
         names = self.vocabulary.models.names
-        return [names[code] for code in self._row_of]
+        return [names[code] for code, row in self._row_of.items() if live[row]]
 
     def model(self, name: str) -> ModelColumns | None:
         code = self.vocabulary.models.lookup(name)
@@ -423,7 +685,9 @@ class Window:
         flags = ordered(self._flags[row])
         voted = actions != NO_ACTION
         invalid_here = int(np.count_nonzero(flags & INVALID))
-        invalid = invalid_here + self.counters.invalid_in_skipped.get(name, 0)
+        if not invalid_here and not voted.any():  # its votes aged out: as if it never voted here
+            return None
+        invalid = invalid_here + self.notes().invalid.get(name, 0)
         if voted.all():  # the usual case: the model voted in every event of the window
             return ModelColumns(
                 confidence=ordered(self._conf[row]),
@@ -456,6 +720,13 @@ class Window:
     def nbytes(self) -> int:
         arrays = (self._keys, self._side, self._symbol, self._fallback, self._conf, self._action)
         return sum(a.nbytes for a in (*arrays, self._variant, self._flags))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled (the forked baseline): re-register
+        self.__dict__.update(state)
+        self.vocabulary.register(self)
+
+
+_OUT_OF_RANGE = Skip("stream_id_out_of_range")
 
 
 def _recode(

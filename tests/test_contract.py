@@ -181,6 +181,11 @@ def test_every_skip_reason_is_reachable() -> None:
     bad_id = parse_raw((b"not-an-id", {b"event_type": b"trade.intent"}), LIMITS)
     assert bad_id == (None, Skip("bad_stream_id"))
     seen.add(bad_id[1].reason)
+    far = parse_raw(
+        (b"9999999999999-0", as_bytes_fields(raw_envelope(payload({"xgb": ("BUY", 0.8)})))), LIMITS
+    )
+    assert far == (StreamId(9_999_999_999_999, 0), Skip("stream_id_out_of_range"))
+    seen.add(far[1].reason)
     assert seen == set(SKIP_REASONS)
 
 
