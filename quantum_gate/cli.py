@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--listen", help="HOST:PORT for /metrics, /gate, /healthz, / (default 127.0.0.1:9731)")
     run.add_argument("--report-dir", type=Path, help="folder for gate reports (default ./reports)")
+    run.add_argument(
+        "--web-config-file",
+        type=Path,
+        help="exporter-toolkit web configuration: TLS, basic auth, headers (docs/security.md)",
+    )
     run.add_argument("--interval", type=float, help="seconds between evaluations (default 15)")
     run.add_argument(
         "--ledger", type=Path, help="SQLite file of every cutover and its verdicts (docs/ledger.md)"
@@ -182,6 +187,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "daemon.listen": getattr(args, "listen", None),
         "daemon.report_dir": getattr(args, "report_dir", None),
         "daemon.interval_seconds": getattr(args, "interval", None),
+        "http.web_config_file": getattr(args, "web_config_file", None),
         "ledger.path": getattr(args, "ledger", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
@@ -270,15 +276,34 @@ def depth_extra(
     }
 
 
+def require_directory(path: Path | None, what: str) -> None:
+    """A report folder that exists as something else (or below a file) is refused before any work,
+    in one line, instead of a traceback after the evaluation or a daemon that can never write."""
+    if path is None:
+        return
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                shown = path if candidate == path else f"{path} (below {candidate})"
+                raise ConfigError(f"{what} {shown}: exists and is not a directory")
+            return
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    require_directory(args.report_dir, "--report-dir")
     cutover = resolve_cutover(settings)
     now = time.time()
     result, post, pre = evaluate_once(settings, cutover, now)
     extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
     if args.report_dir:
-        path = write_report(args.report_dir, document)
+        try:
+            path = write_report(args.report_dir, document)
+        except OSError as exc:
+            raise ConfigError(
+                f"--report-dir {args.report_dir}: cannot write the report: {exc.strerror or exc}"
+            ) from None
         print(f"report written: {path} (and .md)", file=sys.stderr)
     if args.json:
         sys.stdout.buffer.write(dumps(document) + b"\n")
@@ -339,6 +364,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from quantum_gate.daemon import run_daemon  # noqa: PLC0415 - one-shot commands skip the daemon's imports
 
     settings = settings_from_args(args)
+    # Refused before the daemon logs anything, so the error is the one line on stderr (exit 1).
+    require_directory(settings.daemon.report_dir, "daemon.report_dir")
+    source = cutover_source(settings.cutover)
+    if source.kind == "fixed":  # a bad --after is refused here; a source that is asked may recover
+        source.query()
     return run_daemon(settings, log_level=args.log_level)
 
 
@@ -359,6 +389,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
+    require_directory(args.report_dir, "--report-dir")
     return run_demo(
         listen=args.listen,
         speed=args.speed,

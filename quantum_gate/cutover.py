@@ -21,14 +21,16 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from quantum_gate.streamids import (
+    AmbiguousZoneError,
     StreamId,
     StreamIdError,
     cutover_to_stream_id,
     datetime_to_stream_id,
+    parse_systemd_timestamp,
     stream_id_to_iso,
 )
 
@@ -36,11 +38,7 @@ if TYPE_CHECKING:
     from quantum_gate.config import CutoverSettings
 
 PROPERTIES = ("InvocationID", "ActiveEnterTimestamp", "ActiveState", "NRestarts")
-_HUMAN_RE = re.compile(
-    r"^(?:[A-Za-z]{3}\s+)?(\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?\s+(\S+)$"
-)
-_OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
-_UTC_NAMES = frozenset({"UTC", "GMT", "Z", "UCT", "Etc/UTC", "Universal"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CutoverUnavailable(Exception):  # noqa: N818 - it is a state, not a programming error
@@ -156,42 +154,28 @@ def parse_active_enter(value: str) -> datetime:
     if value.startswith("@"):
         try:
             seconds = float(value[1:])
-            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+            return EPOCH + timedelta(seconds=seconds)
         except (ValueError, OverflowError):
             raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}") from None
-    match = _HUMAN_RE.match(value)
-    if not match:
-        raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}")
-    day, clock, fraction, zone = match.groups()
-    where = _zone(zone, value)
-    try:  # a well-formed line can still name no real moment: 2026-13-45, 25:61, +99:99
-        moment = datetime.fromisoformat(f"{day}T{clock}.{(fraction or '0').ljust(6, '0')}")
-        return moment.replace(tzinfo=where).astimezone(UTC)
-    except (ValueError, OverflowError):
+    try:
+        return parse_systemd_timestamp(value)
+    except AmbiguousZoneError as exc:  # CST, IST, Europe/Berlin: guessing would move the cutover by hours
+        raise CutoverUnavailable("non_utc_timestamp", f"ActiveEnterTimestamp {value!r}: {exc}") from None
+    except StreamIdError:
         raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}") from None
 
 
-def _zone(zone: str, value: str) -> tzinfo:
-    if zone in _UTC_NAMES:
-        return UTC
-    offset = _OFFSET_RE.match(zone)
-    if offset:
-        sign = -1 if offset.group(1) == "-" else 1
-        try:
-            return timezone(sign * timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
-        except ValueError:  # +99:99: not an offset any clock uses
-            raise CutoverUnavailable("bad_output", f"unreadable ActiveEnterTimestamp {value!r}") from None
-    # Abbreviations such as CET or EST are ambiguous; guessing would move the cutover by hours.
-    raise CutoverUnavailable(
-        "non_utc_timestamp", f"ActiveEnterTimestamp {value!r} is in zone {zone!r}, which is ambiguous"
-    )
-
-
 def cutover_from_properties(unit: str, properties: Mapping[str, str]) -> Cutover:
-    entered = properties.get("ActiveEnterTimestamp", "")
+    if "ActiveEnterTimestamp" not in properties:  # systemctl show -p always prints the line, maybe empty
+        raise CutoverUnavailable("bad_output", "systemctl show printed no ActiveEnterTimestamp line")
+    entered = properties["ActiveEnterTimestamp"]
     if not entered or entered in {"0", "n/a"}:
         raise CutoverUnavailable("never_started", f"unit {unit} has never started (no ActiveEnterTimestamp)")
     moment = parse_active_enter(entered)
+    if moment == EPOCH:  # systemd's "never" is 0 µs, which some versions print as @0, not as an empty value
+        raise CutoverUnavailable(
+            "never_started", f"unit {unit} has never started (ActiveEnterTimestamp {entered})"
+        )
     try:
         stream_id = datetime_to_stream_id(moment)
     except StreamIdError as exc:

@@ -65,6 +65,7 @@ from quantum_gate.stream import (
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
+from quantum_gate.webconfig import WebConfig, load_web_config
 from quantum_gate.windows import RecentTimes, Window
 
 log = structlog.get_logger("quantum_gate")
@@ -93,12 +94,16 @@ def sd_notify(message: str) -> bool:
 
 
 class Daemon:
-    # One attribute a line for each piece of daemon state: splitting them into parts is its own change.
-    def __init__(  # noqa: PLR0915
-        self, settings: Settings, *, clock: Callable[[], float] = time.time
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        web: WebConfig | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.web = web  # the parsed --web-config-file (TLS, basic auth, headers), None = plain HTTP
         self.limits = limits_from(settings)
         self.lock = threading.RLock()
         self.stopping = threading.Event()
@@ -133,6 +138,11 @@ class Daemon:
         self.retention_watch = RetentionWatch()
         # report.deployment_info's output, captured when a cutover is adopted, with that cutover's identity
         self.deployment: tuple[tuple[str | None, StreamId], DeploymentInfo] | None = None
+        self._init_evaluation()
+        self._init_ledger()
+
+    def _init_evaluation(self) -> None:
+        """What the evaluator owns: the latest result and its document, counts, the scheduler's job."""
         self.result: GateResult | None = None
         self.document: dict[str, Any] | None = None
         self.histograms: dict[str, dict[str, Histogram]] = {}
@@ -141,14 +151,13 @@ class Daemon:
         self.evaluations_total = 0
         self.evaluation_errors_total = 0
         self.reports_written_total = 0
+        self.evaluation_requested = threading.Event()
+        self.evaluation_started_at = time.monotonic()
+        self.evaluation_job: Any = None
         self.alerts: dict[str, bool] = {"low_event_rate": False, "collapse": False}
         self.completed_for: tuple[str | None, StreamId] | None = None
         self.reported_verdict: str | None = None
         self.last_verdict: str | None = None
-        self.evaluation_requested = threading.Event()
-        self.evaluation_started_at = time.monotonic()
-        self.evaluation_job: Any = None
-        self._init_ledger()
 
     def _init_ledger(self) -> None:
         """The deployment ledger's state: the current cutover's row, the writer (or None), flapping."""
@@ -832,19 +841,25 @@ class Daemon:
             stream=settings.redis.stream,
             redis=settings.redis.redacted_url(),
             listen=settings.daemon.listen,
+            tls=bool(self.web and self.web.tls),
+            basic_auth_users=len(self.web.users) if self.web else 0,
             cutover_source="after"
             if self.source.kind == "fixed"
             else f"{self.source.kind}:{self.source.target}",
             interval_seconds=settings.daemon.interval_seconds,
         )
         try:
-            server = HttpServer(HttpApp(self.snapshot, self.clock, render_status_page), host, port)
+            app = HttpApp(self.snapshot, self.clock, render_status_page)
+            server = HttpServer(app, host, port, settings.http, self.web)
         except OSError as exc:
             log.error(
                 "daemon.failed", error=f"cannot listen on {settings.daemon.listen}: {exc.strerror or exc}"
             )
             return 1
-        self._install_signals()
+        except ValueError as exc:  # the TLS pair changed between reading the web config and now
+            log.error("daemon.failed", error=f"web config: {exc}")
+            return 1
+        self._install_signals(server)
         if self.ledger is not None:
             self.history = CutoverHistory(settings.gate.min_events, self.ledger.open())
             self.ledger.start()
@@ -859,7 +874,7 @@ class Daemon:
             sd_notify("READY=1")
             log.info(
                 "daemon.ready",
-                listen=f"{host}:{server.port}",
+                listen=f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}",
                 post_events=len(self.post),
                 baseline_events=len(self.pre),
                 redis_up=self.redis_up,
@@ -900,14 +915,19 @@ class Daemon:
         scheduler.start()
         return scheduler
 
-    def _install_signals(self) -> None:
+    def _install_signals(self, server: HttpServer) -> None:
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 os._exit(1)  # the second signal forces
             self.stopping.set()
 
+        def reload(signum: int, _frame: FrameType | None) -> None:
+            server.reload_tls()  # sets a flag; the listener re-reads the certificate and key
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        if self.web is not None:  # without --web-config-file, signals stay exactly as they were
+            signal.signal(signal.SIGHUP, reload)
 
 
 def _ledger_writer(settings: Settings, clock: Callable[[], float]) -> LedgerWriter | None:
@@ -946,8 +966,10 @@ def _redis_detail(exc: BaseException | None) -> str | None:
 
 def run_daemon(settings: Settings, log_level: str = "info") -> int:
     resolve_redis_password(settings)  # an unreadable password source is refused at start (exit 1)
+    web_file = settings.http.web_config_file
+    web = load_web_config(web_file) if web_file is not None else None  # a bad file: one line, exit 1
     logs.configure(log_level)
-    code = Daemon(settings).run()
+    code = Daemon(settings, web=web).run()
     # A scheduler job still running (a systemctl poll hanging up to cutover.timeout_seconds, a long
     # evaluation) sits in a pool thread that concurrent.futures joins at interpreter exit, daemon or
     # not: the stop is already bounded and logged, so whatever is left is not waited for.

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,16 +22,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quantum_gate.config import Settings
+from quantum_gate.config import HttpSettings, Settings
 from quantum_gate.connection import Endpoint
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
 from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats, readable
 from quantum_gate.histograms import Histogram
+from quantum_gate.httpserver import HardenedServer
 from quantum_gate.ledger import LedgerError, LedgerState, read_history
 from quantum_gate.report import dumps
 from quantum_gate.retention import RISK_KINDS, Retention
+from quantum_gate.webconfig import WebConfig
 
 P = "quantum_gate_"
 TIDY_DIGITS = 12  # significant digits of a statistic's gauge (a double holds ~16; noise lives in the last)
@@ -679,27 +680,30 @@ class _Handler(BaseHTTPRequestHandler):
         return  # access logs would be one line per scrape; the daemon logs state changes only
 
 
-class _Listener(ThreadingHTTPServer):
-    allow_reuse_address = True
-    # socketserver's default listen backlog is 5: a burst of scrapers beyond it has its SYNs dropped and
-    # retried after 1, 3, 7 s (tests/test_hardening_load.py saw 7.7 s scrapes with 50 scrapers).
-    request_queue_size = 128
-
-
 class HttpServer:
-    def __init__(self, app: HttpApp, host: str, port: int) -> None:
+    """The app behind the hardened listener (quantum_gate/httpserver.py): bounded workers, deadlines and
+    caps always; TLS, basic auth and extra headers when a web configuration file is given."""
+
+    def __init__(
+        self,
+        app: HttpApp,
+        host: str,
+        port: int,
+        limits: HttpSettings | None = None,
+        web: WebConfig | None = None,
+    ) -> None:
         handler = type("Handler", (_Handler,), {"app": app})
-        self._server = _Listener((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._server = HardenedServer(handler, host, port, limits or HttpSettings(), web)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
+
+    def reload_tls(self) -> None:
+        self._server.reload_tls()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

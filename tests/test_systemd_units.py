@@ -63,8 +63,16 @@ def test_the_unit_keeps_what_the_daemon_needs(unit: Path) -> None:
     # The watchdog is fed after every evaluation: at least two intervals must fit in it.
     assert seconds(d["WatchdogSec"][0]) >= 2 * DaemonSettings().interval_seconds
     assert d["StateDirectory"][0].startswith("quantum-gate")
-    (credential,) = d["LoadCredential"]
-    assert credential.startswith("redis-password:/etc/quantum-gate/")
+    credentials = dict(item.split(":", 1) for item in d["LoadCredential"])
+    assert set(credentials) == {"redis-password", "web-config.yml", "web.crt", "web.key"}
+    assert all(path.startswith("/etc/quantum-gate/") for path in credentials.values())
+    # The web credentials have empty defaults: the unit starts without them, as plain HTTP (an empty web
+    # configuration); the Redis password has none, so a missing file stops the start as before.
+    assert sorted(d["SetCredential"]) == [
+        "web-config.yml:{}",
+        "web.crt:not-configured",
+        "web.key:not-configured",
+    ]
     # `systemctl show` talks to /run/dbus/system_bus_socket: AF_UNIX allowed, /run/dbus visible.
     families = " ".join(d["RestrictAddressFamilies"]).split()
     assert "AF_UNIX" in families and not any(f.startswith("~") for f in families)
@@ -78,12 +86,18 @@ def test_the_unit_keeps_what_the_daemon_needs(unit: Path) -> None:
     state = "/var/lib/" + d["StateDirectory"][0]
     assert str(args.report_dir).startswith(state + "/")
     assert str(args.config).startswith("/etc/quantum-gate/")
+    assert str(args.web_config_file) == "%d/web-config.yml"  # %d: the credentials directory
 
 
 def test_the_template_selects_its_config_by_instance() -> None:
     d = directives(TEMPLATE)
     assert "--config /etc/quantum-gate/%i.yaml" in d["ExecStart"][0]
-    assert d["LoadCredential"] == ["redis-password:/etc/quantum-gate/%i.redis-password"]
+    assert d["LoadCredential"] == [
+        "redis-password:/etc/quantum-gate/%i.redis-password",
+        "web-config.yml:/etc/quantum-gate/%i.web-config.yml",
+        "web.crt:/etc/quantum-gate/tls/%i.web.crt",
+        "web.key:/etc/quantum-gate/tls/%i.web.key",
+    ]
     assert "%i" in d["StateDirectory"][0]
     main, template = directives(MAIN), directives(TEMPLATE)
     differing = {key for key in set(main) | set(template) if main.get(key) != template.get(key)}
