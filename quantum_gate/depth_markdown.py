@@ -10,16 +10,11 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from quantum_gate.formatting import num as _num
+from quantum_gate.formatting import pct as _pct
+
 BAR_WIDTH = 25
 ACTIONS = ("BUY", "SELL", "HOLD", "other")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _fence(text: str) -> list[str]:

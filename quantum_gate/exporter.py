@@ -4,7 +4,7 @@ Metrics are computed at scrape time from one immutable ``Snapshot`` of the daemo
 evaluation plus live counters), by a custom collector in the project's own registry. A broken
 snapshot source yields ``quantum_gate_up 0``-style gauges, never an exception in the scrape.
 Names and labels are documented in docs/metrics.md; label sets are bounded (model keys are capped by
-the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, checks by ``CHECKS``).
+the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, checks by ``gate.CHECK_SPECS``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from quantum_gate.connection import Endpoint
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
-from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats, readable
+from quantum_gate.gate import FAIL, PASS, VERDICTS, GateResult, ModelStats, check_thresholds, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.httpserver import HardenedServer
 from quantum_gate.ledger import LedgerError, LedgerState, read_history
@@ -368,8 +368,7 @@ class GateCollector(Collector):
                 if margin is not None:
                     margins.add_metric([report.name, check.name], tidy(margin))
         thresholds = _gauge("check_threshold", "the threshold of each check", labels=("check",))
-        gate = snap.settings.gate
-        for name, value in zip(CHECKS, _thresholds(gate), strict=True):
+        for name, value in check_thresholds(snap.settings.gate).items():
             thresholds.add_metric([name], value)
         yield from (passing, values, thresholds, borderline, margins)
 
@@ -458,19 +457,6 @@ def _stat_values(stats: ModelStats) -> dict[str, float | None]:
         "suspect_share": stats.suspect_share,
         "out_of_range_share": stats.out_of_range_share,
     }
-
-
-def _thresholds(gate: Any) -> tuple[float, ...]:
-    return (
-        gate.min_samples,
-        gate.majority_max,
-        gate.hold_max,
-        gate.std_min,
-        gate.p10_p90_min,
-        gate.constant_std_min,
-        gate.out_of_range_max,
-        gate.invalid_votes_max,
-    )
 
 
 class _Families:

@@ -19,7 +19,10 @@ from typing import Any
 
 from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
-from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
+from quantum_gate.formatting import duration
+from quantum_gate.formatting import num as _num
+from quantum_gate.formatting import pct as _pct
+from quantum_gate.gate import CHECK_SPECS, CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.history import HEADER as HISTORY_HEADER
 from quantum_gate.history import cells as history_cells
@@ -27,17 +30,10 @@ from quantum_gate.history import cells as history_cells
 NO_EVALUATION = "NO EVALUATION YET"
 # CSS class per verdict; looked up, never built from input.
 VERDICT_CLASS = {PASS: "pass", FAIL: "fail", INSUFFICIENT: "insufficient", NO_EVALUATION: "none"}
-SHARE_CHECKS = frozenset({"majority", "hold", "out_of_range", "invalid_votes"})
-CHECK_TITLES = {
-    "min_samples": "samples",
-    "majority": "majority",
-    "hold": "HOLD",
-    "std": "std",
-    "p10_p90": "P10-P90",
-    "constant": "constant",
-    "out_of_range": "out of range",
-    "invalid_votes": "invalid votes",
-}
+# Shown in percent, headed by their titles, in the gate's order: all from the one table of checks.
+SHARE_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.share)
+COUNT_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.count)
+CHECK_TITLES = {spec.name: spec.title for spec in CHECK_SPECS}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 STYLE = """
@@ -112,14 +108,6 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value * 100:.{digits}f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _utc(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -127,17 +115,7 @@ def _utc(seconds: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    total = max(round(seconds), 0)
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return duration(seconds, missing="unknown")
 
 
 def _signed(value: float | None, *, share: bool) -> str:
@@ -166,7 +144,7 @@ def _check_value(check: dict[str, Any]) -> str:
     name, value = check["name"], check["value"]
     if value is None:
         return "-"
-    if name == "min_samples":
+    if name in COUNT_CHECKS:
         return f"{value:.0f}"
     comparator, threshold = check["comparator"], check["threshold"]
     if name in SHARE_CHECKS:

@@ -16,7 +16,8 @@ _DIGITS_RE = re.compile(r"^\d{1,20}(\.\d+)?$")
 _MAX_U64 = 2**64 - 1
 # Epoch values at or above this many are milliseconds (seconds would be the year 33658).
 _MS_THRESHOLD = 10**12
-# Windows pack an ID into one int64: ms in the high bits, the sequence (clamped) in the low 22 bits.
+# Windows pack an ID into one int64: ms in the high bits, the sequence (clamped) in the low 22 bits;
+# ``key >> SEQ_BITS`` is the ms (on one key or a numpy column of them alike).
 SEQ_BITS = 22
 SEQ_MAX = (1 << SEQ_BITS) - 1
 INT64_MAX = 2**63 - 1
@@ -101,10 +102,6 @@ def parse_stream_id(text: str | bytes) -> StreamId:
     if ms > _MAX_U64 or seq > _MAX_U64:
         raise StreamIdError(f"stream ID out of range: {raw[:64]!r}")
     return StreamId(ms, seq)
-
-
-def unpack_ms(packed: int) -> int:
-    return packed >> SEQ_BITS
 
 
 def datetime_to_stream_id(moment: datetime) -> StreamId:
