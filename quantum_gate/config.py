@@ -13,7 +13,7 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
@@ -118,12 +118,48 @@ class RedisSettings(_Section):
         return redact_url(self.url)
 
 
+# Names that go into a docker/kubectl argv: never one that starts with "-" (it would read as a flag).
+_CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_DEPLOYMENT_RE = re.compile(r"^(?:[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
+
+
 class CutoverSettings(_Section):
+    # systemd (the unit's last start), docker (a container's start), kubernetes (a Deployment's
+    # rollout) or fixed (``after``); a set ``after`` always wins, as it did before sources existed.
+    source: Literal["systemd", "docker", "kubernetes", "fixed"] = "systemd"
     unit: str = Field("quantum-ai-engine.service", min_length=1)
     after: str | None = None
     systemctl: str = "systemctl"
+    container: str = "quantum-ai-engine"
+    docker: str = "docker"
+    docker_host: str | None = None  # docker -H: unix:///var/run/docker.sock, tcp://..., ssh://...
+    deployment: str = "quantum-trader/ai-engine"  # [NAMESPACE/]NAME
+    kubectl: str = "kubectl"
     poll_seconds: float = Field(5.0, ge=MIN_SECONDS, le=3600)
     timeout_seconds: float = Field(5.0, ge=MIN_SECONDS, le=120)
+
+    @field_validator("container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not _CONTAINER_RE.match(value):
+            raise ValueError("must be a container name or ID (letters, digits, _ . -; not starting with -)")
+        return value
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment_name(cls, value: str) -> str:
+        if not _DEPLOYMENT_RE.match(value):
+            raise ValueError("must be [NAMESPACE/]NAME in Kubernetes' lower-case DNS form")
+        return value
+
+    @model_validator(mode="after")
+    def _fixed_needs_after(self) -> Self:
+        if self.source == "fixed" and not self.after:
+            raise ValueError("cutover.source fixed needs cutover.after")
+        return self
+
+    def effective_source(self) -> str:
+        return "fixed" if self.after else self.source
 
 
 class WindowSettings(_Section):

@@ -92,6 +92,8 @@ class Snapshot:
     replica: ReplicaStatus | None = None
     verdict_changes_total: int = 0
     ledger: LedgerState | None = None  # None: no ledger configured
+    # Where the cutover comes from: systemd, docker, kubernetes or fixed (cutover.source)
+    cutover_source: str = "systemd"
 
 
 def _gauge(
@@ -153,20 +155,38 @@ class GateCollector(Collector):
 
     # ---- daemon, systemd, Redis --------------------------------------------------------------------
 
+    def _cutover_source(self, snap: Snapshot) -> Iterator[Metric]:
+        """systemd keeps its own names (alerts use them); every source also has the labelled pair."""
+        source = snap.cutover_source
+        if source in {"systemd", "fixed"}:  # as before sources existed
+            if snap.systemd_up is not None:
+                yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
+            errors = _counter(
+                "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
+            )
+            for reason, count in sorted(snap.systemd_errors_total.items()):
+                errors.add_metric([reason], count)
+            yield errors
+        if snap.systemd_up is not None:
+            up = _gauge("cutover_source_up", "1 when the cutover source last answered", labels=("source",))
+            up.add_metric([source], int(snap.systemd_up))
+            yield up
+        failed = _counter(
+            "cutover_source_errors_total",
+            "cutover source queries that failed, by source and reason",
+            labels=("source", "reason"),
+        )
+        for reason, count in sorted(snap.systemd_errors_total.items()):
+            failed.add_metric([source, reason], count)
+        yield failed
+
     def _daemon(self, snap: Snapshot) -> Iterator[Metric]:
         info = _gauge("build_info", "quantum-gate version", labels=("version",))
         info.add_metric([snap.version], 1)
         yield info
         yield _gauge("redis_up", "1 when the last Redis command succeeded", int(snap.redis_up))
         yield from _redis_endpoint(snap)
-        if snap.systemd_up is not None:
-            yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
-        errors = _counter(
-            "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
-        )
-        for reason, count in sorted(snap.systemd_errors_total.items()):
-            errors.add_metric([reason], count)
-        yield errors
+        yield from self._cutover_source(snap)
         yield _gauge("cutover_known", "1 when a cutover is known", int(snap.cutover is not None))
         if snap.cutover is not None:
             yield _gauge(
@@ -174,6 +194,12 @@ class GateCollector(Collector):
                 "cutover time (UTC epoch seconds)",
                 snap.cutover.stream_id.seconds,
             )
+            if snap.cutover.rollout is not None:
+                yield _gauge(
+                    "rollout_complete",
+                    "1 when the Kubernetes rollout of the cutover is complete; 0 while old pods still run",
+                    int(snap.cutover.rollout.complete),
+                )
         yield _counter(
             "cutovers_total", "cutovers adopted, the first one found at start included", snap.cutovers_total
         )
@@ -523,7 +549,13 @@ def health(snap: Snapshot, now: float) -> tuple[bool, str]:
     if snap.systemd_waiting_since is not None:  # start-up: Redis is not asked before systemd answers
         waited = max(now - snap.systemd_waiting_since, 0.0)
         limit = snap.settings.cutover.timeout_seconds
-        return False, f"systemd not answering (systemctl show running for {waited:.0f}s, timeout {limit:g}s)"
+        tool = {"docker": "docker inspect", "kubernetes": "kubectl get"}.get(
+            snap.cutover_source, "systemctl show"
+        )
+        return (
+            False,
+            f"{snap.cutover_source} not answering ({tool} running for {waited:.0f}s, timeout {limit:g}s)",
+        )
     if not snap.redis_up:
         return False, f"redis {snap.redis_condition or 'unreachable'}"
     if snap.last_evaluation_at is None:

@@ -578,7 +578,11 @@ def verdict(
     refused: WindowSummary | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data, nor with a
-    model key refused in the post window (``refused``): a model the gate did not see is not gated."""
+    model key refused in the post window (``refused``): a model the gate did not see is not gated.
+    While a Kubernetes rollout is in progress the verdict is INSUFFICIENT_DATA, FAIL included: old and
+    new pods both write to the post window, so neither verdict would be about the new deployment."""
+    rollout = cutover.rollout if cutover is not None else None
+    rolling = rollout is not None and not rollout.complete
     gated = [report for report in models.values() if report.gated]
     failures = [
         f"{report.name}: {failure_text(check)}"
@@ -588,9 +592,11 @@ def verdict(
     ]
     if refused is not None and refused.refused_model_keys:
         failures.append(refusal_reason(refused))
-    if failures:
+    if failures and not rolling:
         return FAIL, tuple(failures)
     reasons: list[str] = []
+    if rollout is not None and rolling:
+        reasons.append(rollout.reason())
     if cutover is None:
         reasons.append("cutover unknown")
     if post_events < settings.min_events:

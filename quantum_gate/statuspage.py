@@ -17,6 +17,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
 from quantum_gate.formatting import duration
 from quantum_gate.formatting import num as _num
@@ -286,7 +287,7 @@ def _facts(snap: Snapshot, now: float) -> str:
     rows = [
         ("stream", f"<code>{_e(settings.redis.stream)}</code> {_stream_state(snap.stream_type)}"),
         ("Redis", f"{redis} <span class=sub>{_e(settings.redis.redacted_url())}</span>"),
-        ("systemd", systemd),
+        (_SOURCE_NAMES.get(snap.cutover_source, "systemd"), systemd),
         ("last evaluation", evaluated),
         ("evaluations", f"{snap.evaluations_total} ({snap.evaluation_errors_total} failed)"),
         ("alerts raised", alerts),
@@ -304,6 +305,9 @@ def _stream_state(stream_type: str | None) -> str:
     if stream_type == "none":
         return "<span class=bad id=stream-state>does not exist on this Redis</span>"
     return f"<span class=bad id=stream-state>is a {_e(stream_type)}, not a stream</span>"
+
+
+_SOURCE_NAMES = {"docker": "Docker", "kubernetes": "Kubernetes"}
 
 
 def _dl(rows: list[tuple[str, str]]) -> str:
@@ -324,8 +328,15 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("time", f"{_e(_utc(seconds))}"),
         ("age", f"{_duration(now - seconds)}"),
         ("source", _e(cutover.source) + (f" <code>{_e(cutover.unit)}</code>" if cutover.unit else "")),
-        ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-"),
     ]
+    if cutover.label is not None:  # docker and kubernetes
+        rows += [("deployment", _e(cutover.label)), ("identity", f"<code>{_e(cutover.identity_key)}</code>")]
+    else:
+        rows.append(
+            ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-")
+        )
+    if cutover.rollout is not None:
+        rows.append(("rollout", _rollout_html(cutover.rollout)))
     if cutover.active_state or cutover.n_restarts is not None:
         restarts = "-" if cutover.n_restarts is None else str(cutover.n_restarts)
         rows.append(("unit state", f"{_e(cutover.active_state or '-')}, NRestarts {restarts}"))
@@ -333,6 +344,7 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("stream ID", f"<code>{_e(cutover.stream_id)}</code>"),
         ("cutovers adopted", f"{snap.cutovers_total} <span class=sub>since the daemon started</span>"),
     ]
+    rows += [(key, _e(value)) for key, value in cutover.provenance]
     pending = ""
     evaluated_for = (document or {}).get("cutover", {}).get("stream_id")
     if document is not None and evaluated_for != str(cutover.stream_id):
@@ -782,4 +794,14 @@ def render_status_page(snap: Snapshot, now: float) -> str:
         f"<title>{_e(verdict)} · quantum-gate</title><style>{STYLE}</style></head><body>"
         + "".join(body)
         + "</body></html>"
+    )
+
+
+def _rollout_html(rollout: Rollout) -> str:
+    if rollout.complete:
+        pods = f"{rollout.updated} of {rollout.replicas} pods"
+        return f"<span class=ok>complete</span> <span class=sub>{pods}</span>"
+    return (
+        f"<span class=warn id=rollout>{_e(rollout.reason())}</span> "
+        "<span class=sub>the gate waits for the rollout: old and new pods both write</span>"
     )
