@@ -1,0 +1,130 @@
+"""The ledger file and its readers as a careless operator or a hostile disk leaves them: rows edited by
+hand, a file from a newer quantum-gate, a file deleted or replaced under the running writer, odd
+``?limit=`` values (docs/ledger.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from quantum_gate.ledger import (
+    SCHEMA_VERSION,
+    LedgerError,
+    LedgerRow,
+    LedgerWriter,
+    connect,
+    read_history,
+    upsert,
+)
+
+
+def row(identity: str, adopted_at: float) -> LedgerRow:
+    return LedgerRow(
+        identity=identity,
+        source="after",
+        label=None,
+        cutover_at="2026-01-10T05:43:15+00:00",
+        cutover_stream_id="1768023795000-0",
+        cutover_ms=1768023795000,
+        adopted_at=adopted_at,
+    )
+
+
+def ledger_with_one_row(path: Path) -> None:
+    connection = connect(path)
+    upsert(connection, row("after:-@1768023795000-0", 1.0), max_rows=10, max_age_days=36500, now=1.0)
+    connection.close()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_gate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE cutovers SET models = 'not json'",
+        "UPDATE cutovers SET reports = '{\"a\": 1}'",
+        "UPDATE cutovers SET cutover_ms = 'abc'",
+        "UPDATE cutovers SET seconds_to_min_events = 'soon'",
+    ],
+)
+def test_a_hand_edited_row_is_a_corrupt_ledger_not_a_crash(tmp_path: Path, edit: str) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger_with_one_row(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute(edit)
+    connection.close()
+    with pytest.raises(LedgerError) as raised:
+        read_history(path, 10)
+    assert raised.value.reason == "corrupt"
+    done = run_cli("history", "--ledger", str(path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "ledger" in done.stderr
+    # The daemon's writer opens the same file at start: it reports it and runs on without it.
+    writer = LedgerWriter(path, max_rows=10, max_age_days=36500, clock=lambda: 2.0)
+    assert writer.open() == {}
+    state = writer.state()
+    assert not state.up and state.reason == "corrupt" and state.errors_total == 1
+    writer.stop()
+
+
+def test_the_writer_leaves_a_ledger_from_a_newer_version_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger_with_one_row(path)
+    future = SCHEMA_VERSION + 1
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"PRAGMA user_version = {future}")
+    connection.close()
+    writer = LedgerWriter(path, max_rows=10, max_age_days=36500, clock=lambda: 2.0)
+    assert writer.open() == {}
+    state = writer.state()
+    assert not state.up and state.reason == "schema"
+    writer.start()
+    writer.submit([row("after:-@1768023796000-0", 2.0)])
+    assert writer.flush(5)
+    writer.stop()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == future
+        assert connection.execute("SELECT count(*) FROM cutovers").fetchone()[0] == 1
+    connection.close()
+
+
+@pytest.mark.parametrize("replacement", ["deleted", "garbage"])
+def test_a_ledger_file_deleted_or_replaced_under_the_writer_is_noticed(
+    tmp_path: Path, replacement: str
+) -> None:
+    """The writer must not go on writing into an unlinked inode (the rows would vanish with it) while it
+    says the ledger is up: it reopens the path, which recreates the file or finds the garbage."""
+    path = tmp_path / "ledger.sqlite3"
+    writer = LedgerWriter(path, max_rows=10, max_age_days=36500, clock=lambda: 2.0)
+    writer.open()
+    writer.start()
+    writer.submit([row("first", 1.0)])
+    assert writer.flush(5)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if replacement == "garbage":
+        path.write_bytes(b"not a database at all " * 500)
+    writer.submit([row("second", 2.0)])
+    assert writer.flush(5)
+    state = writer.state()
+    writer.stop()
+    if replacement == "deleted":
+        assert state.up
+        assert [found.identity for found in read_history(path, 10)] == ["second"]
+    else:
+        assert not state.up and state.reason == "corrupt"
+        assert path.read_bytes().startswith(b"not a database")
