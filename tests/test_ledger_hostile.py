@@ -8,10 +8,13 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from conftest import REPO
 
+from quantum_gate.exporter import Snapshot, history_response
 from quantum_gate.ledger import (
     SCHEMA_VERSION,
     LedgerError,
@@ -128,3 +131,14 @@ def test_a_ledger_file_deleted_or_replaced_under_the_writer_is_noticed(
     else:
         assert not state.up and state.reason == "corrupt"
         assert path.read_bytes().startswith(b"not a database")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=%C2%B2", "limit=\u00b2", "limit=\u0661\u0660", "limit=" + "9" * 5000, "limit=+5"],
+)
+def test_history_limit_that_is_not_a_plain_number_is_400_not_an_error(query: str) -> None:
+    """``str.isdigit`` says yes to superscripts and to 5,000 digits, which ``int`` then refuses (a 500)."""
+    snap = cast(Snapshot, SimpleNamespace(ledger=None))
+    status, _kind, body = history_response(snap, f"/history?{query}")
+    assert status == 400 and b"limit must be a whole number" in body
