@@ -85,6 +85,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 MAX_REPORTS_PER_ROW = 20  # the newest report paths of one cutover (a flapping verdict writes many)
 MAX_REASONS_PER_ROW = 10
+MAX_RESUMABLE_ROWS = 1000  # earlier rows a returning cutover can continue (bounded like the file)
 
 
 class LedgerError(Exception):
@@ -157,7 +158,12 @@ class CutoverHistory:
         if previous is not None and previous.identity == identity:
             return []
         if previous is not None and previous.superseded_at is None:
-            changed.append(replace(previous, superseded_at=now))
+            superseded = replace(previous, superseded_at=now)
+            changed.append(superseded)
+            # A cutover that comes back (A -> B -> A) continues its own row, as after a restart.
+            self._resumed[previous.identity] = superseded
+            while len(self._resumed) > MAX_RESUMABLE_ROWS:
+                del self._resumed[next(iter(self._resumed))]
         resumed = self._resumed.pop(identity, None)
         if resumed is not None:
             row = replace(resumed, superseded_at=None)

@@ -13,17 +13,22 @@ from typing import cast
 
 import pytest
 from conftest import REPO
+from eventkit import CUTOVER_MS, healthy_events, run_gate
 
+from quantum_gate.cutover import Cutover
 from quantum_gate.exporter import Snapshot, history_response
 from quantum_gate.ledger import (
     SCHEMA_VERSION,
+    CutoverHistory,
     LedgerError,
     LedgerRow,
     LedgerWriter,
     connect,
+    cutover_identity,
     read_history,
     upsert,
 )
+from quantum_gate.streamids import StreamId
 
 
 def row(identity: str, adopted_at: float) -> LedgerRow:
@@ -142,3 +147,25 @@ def test_history_limit_that_is_not_a_plain_number_is_400_not_an_error(query: str
     snap = cast(Snapshot, SimpleNamespace(ledger=None))
     status, _kind, body = history_response(snap, f"/history?{query}")
     assert status == 400 and b"limit must be a whole number" in body
+
+
+def test_a_cutover_that_comes_back_continues_its_own_row() -> None:
+    """A -> B -> A (a cutover source that flips back, e.g. a rollback to the same deployment): A's row
+    keeps its time to min_events, verdict at min_events, reports and adoption time; it is not replaced
+    by a blank row that the file's upsert would then write over the old one."""
+    first = Cutover(StreamId(CUTOVER_MS), source="systemd", unit="u.service", invocation_id="inv-a")
+    second = Cutover(StreamId(CUTOVER_MS + 60_000), source="systemd", unit="u.service", invocation_id="inv-b")
+    history = CutoverHistory(min_events=200)
+    history.adopt(first, now=CUTOVER_MS / 1000 + 1)
+    [reached] = history.evaluated(
+        run_gate(healthy_events(200, start_ms=CUTOVER_MS), cutover=first), now=CUTOVER_MS / 1000 + 30
+    )
+    [with_report] = history.report_written("reports/quality_gate_a.json")
+    history.adopt(second, now=CUTOVER_MS / 1000 + 90)
+    superseded_b, back = history.adopt(first, now=CUTOVER_MS / 1000 + 120)
+    assert superseded_b.identity == cutover_identity(second) and superseded_b.superseded_at is not None
+    assert back.identity == reached.identity and back.superseded_at is None
+    assert back.adopted_at == with_report.adopted_at
+    assert back.verdict_at_min_events == reached.verdict_at_min_events == "PASS"
+    assert back.seconds_to_min_events == reached.seconds_to_min_events
+    assert back.reports == ("reports/quality_gate_a.json",)
