@@ -237,22 +237,40 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
         if read_only:
             if not path.is_file():
                 raise LedgerError("missing", f"ledger {path}: no such file")
-            connection = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_SECONDS
-            )
+            connection = _open_read_only(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_SECONDS, check_same_thread=False)
-            _refuse_newer_schema(connection, path)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_CREATE)
+            try:
+                _refuse_newer_schema(connection, path)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_CREATE)
+            except BaseException:
+                connection.close()  # a failed open must not keep the file open (the writer retries)
+                raise
         connection.row_factory = sqlite3.Row
         return connection
     except sqlite3.DatabaseError as exc:
         raise LedgerError(_reason(exc), f"ledger {path}: {exc}") from None
     except OSError as exc:
         raise LedgerError("unwritable", f"ledger {path}: {exc.strerror or exc}") from None
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``mode=ro``; when SQLite cannot open a WAL file that way because it may not create the ``-shm``
+    beside it (a read-only file system or directory) and no ``-wal`` exists (no writer has anything
+    uncommitted, and none could start there), the file is read as immutable: it cannot change."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_SECONDS)
+    try:
+        connection.execute("PRAGMA user_version").fetchone()  # SQLite opens the file lazily
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        if "unable to open" not in str(exc) or Path(f"{path}-wal").exists():
+            raise
+        connection = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+    return connection
 
 
 def _refuse_newer_schema(connection: sqlite3.Connection, path: Path) -> None:

@@ -4,9 +4,12 @@ hand, a file from a newer quantum-gate, a file deleted or replaced under the run
 
 from __future__ import annotations
 
+import gc
+import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -169,3 +172,67 @@ def test_a_cutover_that_comes_back_continues_its_own_row() -> None:
     assert back.verdict_at_min_events == reached.verdict_at_min_events == "PASS"
     assert back.seconds_to_min_events == reached.seconds_to_min_events
     assert back.reports == ("reports/quality_gate_a.json",)
+
+
+@pytest.fixture
+def read_only_copy_of_a_ledger(tmp_path: Path) -> Iterator[Path]:
+    """A ledger (WAL mode, daemon stopped: no -wal or -shm beside it) on a file system mounted read-only,
+    as a backup or an operator without write access to the state directory sees it. Root bypasses
+    directory permissions, so only a read-only mount shows what SQLite does there."""
+    mount_point = tmp_path / "ro"
+    mount_point.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+            capture_output=True,
+            check=False,
+        ).returncode
+    ):
+        pytest.skip("needs root and mount(8) to make a read-only file system")
+    try:
+        path = mount_point / "ledger.sqlite3"
+        ledger_with_one_row(path)
+        assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+        remount = ["mount", "-o", "remount,ro", str(mount_point)]
+        subprocess.run(remount, capture_output=True, check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
+
+
+def test_history_reads_a_ledger_on_a_read_only_file_system(read_only_copy_of_a_ledger: Path) -> None:
+    path = read_only_copy_of_a_ledger
+    assert [found.identity for found in read_history(path, 10)] == ["after:-@1768023795000-0"]
+    done = run_cli("history", "--ledger", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    assert '"after:-@1768023795000-0"' in done.stdout
+    # The daemon's writer still says it cannot write there (and does not crash).
+    writer = LedgerWriter(path, max_rows=10, max_age_days=36500, clock=lambda: 2.0)
+    assert writer.open() == {}
+    assert writer.state().reason == "unwritable"
+    writer.stop()
+
+
+def test_a_failed_open_does_not_keep_the_file_open(tmp_path: Path) -> None:
+    """The writer retries the file on every write; a failed open that leaves its descriptor behind
+    would pile one up per retry (and keep a deleted or unmounted file busy)."""
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"not a database at all " * 500)
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc")
+    before = {entry.name for entry in fds.iterdir()}
+    gc.disable()  # a leaked connection must not be rescued by a collection in between
+    try:
+        for _ in range(5):
+            with pytest.raises(LedgerError):
+                connect(path)
+        now_open = [
+            os.readlink(fds / name)
+            for name in {e.name for e in fds.iterdir()} - before
+            if (fds / name).exists()
+        ]
+    finally:
+        gc.enable()
+    assert str(path) not in now_open
