@@ -21,7 +21,7 @@ from quantum_gate import __version__
 from quantum_gate.breakdown import report_depth, symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
 from quantum_gate.connection import connect
-from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
@@ -60,9 +60,19 @@ def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
         help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, @epoch as systemd prints it, or a stream ID",
     )
     group.add_argument("--unit", help="take the cutover from this systemd unit's last start")
+    _source_flags(group)
     if windows:
         parser.add_argument("--window", type=int, help="post window size in accepted events (default 2000)")
         parser.add_argument("--baseline", type=int, help="baseline size in accepted events (default 2000)")
+
+
+def _source_flags(group: argparse._MutuallyExclusiveGroup) -> None:
+    group.add_argument("--container", help="take the cutover from this Docker container's last start")
+    group.add_argument(
+        "--deployment",
+        metavar="[NAMESPACE/]NAME",
+        help="take the cutover from this Kubernetes Deployment's rollout (never PASS while it rolls)",
+    )
 
 
 def _at_least_one(text: str) -> int:
@@ -104,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--after",
         help="convert this value (ISO 8601, epoch s/ms, @epoch, stream ID) instead of asking systemd",
     )
+    _source_flags(group)
     cutover.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
 
     run = commands.add_parser("run", help="the daemon: tail, watch the cutover, evaluate, export metrics")
@@ -147,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--ledger", type=Path, help="the demo's deployment ledger file (default: in the demo's temp folder)"
     )
+    demo.add_argument(
+        "--engine",
+        choices=["systemd", "kubernetes"],
+        default="systemd",
+        help="how the simulated engine is deployed: a systemd unit, or a Kubernetes Deployment rolled out",
+    )
     return parser
 
 
@@ -162,6 +179,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "redis.stream": getattr(args, "stream", None),
         "cutover.after": getattr(args, "after", None),
         "cutover.unit": getattr(args, "unit", None),
+        "cutover.container": getattr(args, "container", None),
+        "cutover.deployment": getattr(args, "deployment", None),
+        "cutover.source": _flag_source(args),
         "windows.post": getattr(args, "window", None),
         "windows.baseline": getattr(args, "baseline", None),
         "daemon.listen": getattr(args, "listen", None),
@@ -171,18 +191,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "ledger.path": getattr(args, "ledger", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
-    if getattr(args, "unit", None):  # --unit beats an `after` from the file or environment
+    if _flag_source(args):  # --unit/--container/--deployment beat an `after` from the file or environment
         settings = settings.model_copy(
             update={"cutover": settings.cutover.model_copy(update={"after": None})}
         )
     return settings
 
 
+def _flag_source(args: argparse.Namespace) -> str | None:
+    """The source a flag names: it beats ``cutover.source`` from the file or environment."""
+    for flag, source in (("unit", "systemd"), ("container", "docker"), ("deployment", "kubernetes")):
+        if getattr(args, flag, None):
+            return source
+    return None
+
+
 def resolve_cutover(settings: Settings) -> Cutover:
-    """A fixed ``after`` when set, else systemd. Raises CutoverUnavailable / StreamIdError."""
-    if settings.cutover.after:
-        return fixed_cutover(settings.cutover.after)
-    return query_unit(settings.cutover.unit, settings.cutover.systemctl, settings.cutover.timeout_seconds)
+    """A fixed ``after`` when set, else the configured source. Raises CutoverUnavailable / StreamIdError."""
+    return cutover_source(settings.cutover).query()
 
 
 def new_windows(settings: Settings) -> tuple[Window, Window]:
@@ -250,15 +276,34 @@ def depth_extra(
     }
 
 
+def require_directory(path: Path | None, what: str) -> None:
+    """A report folder that exists as something else (or below a file) is refused before any work,
+    in one line, instead of a traceback after the evaluation or a daemon that can never write."""
+    if path is None:
+        return
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                shown = path if candidate == path else f"{path} (below {candidate})"
+                raise ConfigError(f"{what} {shown}: exists and is not a directory")
+            return
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    require_directory(args.report_dir, "--report-dir")
     cutover = resolve_cutover(settings)
     now = time.time()
     result, post, pre = evaluate_once(settings, cutover, now)
     extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
     if args.report_dir:
-        path = write_report(args.report_dir, document)
+        try:
+            path = write_report(args.report_dir, document)
+        except OSError as exc:
+            raise ConfigError(
+                f"--report-dir {args.report_dir}: cannot write the report: {exc.strerror or exc}"
+            ) from None
         print(f"report written: {path} (and .md)", file=sys.stderr)
     if args.json:
         sys.stdout.buffer.write(dumps(document) + b"\n")
@@ -302,6 +347,16 @@ def cmd_cutover(args: argparse.Namespace) -> int:
         print(f"unit       {cutover.unit} ({cutover.active_state or 'state unknown'})")
         print(f"invocation {cutover.invocation_id or 'unknown'}")
         print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    if cutover.label:
+        state = f" ({cutover.active_state})" if cutover.active_state else ""
+        print(f"source     {cutover.label}{state}")
+        print(f"identity   {cutover.identity_key}")
+    if cutover.source == "docker":
+        print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    if cutover.rollout is not None:
+        print(f"rollout    {'complete' if cutover.rollout.complete else cutover.rollout.reason()}")
+    for key, value in cutover.provenance:
+        print(f"{key:<10} {value}")
     return EXIT_PASS
 
 
@@ -309,6 +364,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from quantum_gate.daemon import run_daemon  # noqa: PLC0415 - one-shot commands skip the daemon's imports
 
     settings = settings_from_args(args)
+    # Refused before the daemon logs anything, so the error is the one line on stderr (exit 1).
+    require_directory(settings.daemon.report_dir, "daemon.report_dir")
+    source = cutover_source(settings.cutover)
+    if source.kind == "fixed":  # a bad --after is refused here; a source that is asked may recover
+        source.query()
     return run_daemon(settings, log_level=args.log_level)
 
 
@@ -329,7 +389,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
-    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir, ledger=args.ledger)
+    require_directory(args.report_dir, "--report-dir")
+    return run_demo(
+        listen=args.listen,
+        speed=args.speed,
+        report_dir=args.report_dir,
+        ledger=args.ledger,
+        engine=args.engine,
+    )
 
 
 COMMANDS = {

@@ -7,14 +7,26 @@ password is never part of this model: it comes from the URL, a file, or the syst
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from redis.connection import parse_url as redis_parse_url
 
 ENV_PREFIX = "QUANTUM_GATE_"
 # Environment variables with the prefix that are not settings keys.
@@ -22,6 +34,13 @@ ENV_NOT_SETTINGS = frozenset(
     {"QUANTUM_GATE_CONFIG", "QUANTUM_GATE_REDIS_PASSWORD", "QUANTUM_GATE_REDIS_SENTINEL_PASSWORD"}
 )
 CREDENTIAL_NAME = "redis-password"
+# A settings file or a password file larger than this is not one: refuse it rather than read it all.
+MAX_CONFIG_BYTES = 1_048_576
+MAX_PASSWORD_BYTES = 65_536
+# The smallest interval any *_seconds setting takes (docs/configuration.md): below it a "poll" or a
+# "timeout" is a busy loop or an instant failure, never what an operator meant (1e-9 s was accepted).
+MIN_SECONDS = 0.1
+_DB_PATH_RE = re.compile(r"^/?(\d{1,9})?/?$")
 
 
 class ConfigError(ValueError):
@@ -29,7 +48,21 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: .inf / .nan are YAML floats, and a threshold of nan or inf can never pass.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads true/yes/on as booleans and pydantic would take them as 1 (``min_events: true``).
+        No setting is a boolean, so a boolean anywhere, also inside a list, is a mistake."""
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, bool) for item in values):
+            raise ValueError(
+                "true/false is not a value for this key (YAML reads yes/no/on/off as booleans; "
+                "quote text, write numbers as numbers)"
+            )
+        return value
 
 
 class RedisSettings(_Section):
@@ -44,27 +77,37 @@ class RedisSettings(_Section):
     page_size: int = Field(1000, ge=1, le=1000)
     read_count: int = Field(1000, ge=1, le=10_000)
     block_ms: int = Field(1000, ge=1, le=60_000)
-    socket_timeout_seconds: float = Field(10.0, gt=0, le=300)
-    backoff_max_seconds: float = Field(10.0, gt=0, le=300)
+    socket_timeout_seconds: float = Field(10.0, ge=MIN_SECONDS, le=300)
+    backoff_max_seconds: float = Field(10.0, ge=MIN_SECONDS, le=300)
 
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, value: str) -> str:
+        """Refuse what redis-py would misread or raise on later. The messages never quote the URL."""
         from quantum_gate.connection import parse_redis_url, topology_of  # noqa: PLC0415 - it imports us
 
+        if "#" in value:  # urlsplit ends the authority at '#': ":12345#tail@host" became port 12345
+            raise ValueError("has a '#' (write '#' in a password as %23); the URL is not shown")
         if topology_of(value) != "direct":
             parse_redis_url(value)  # Sentinel and Cluster forms: ValueError names what is wrong
             return value
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - urllib validates the port lazily; redis-py would raise it later
+        except ValueError:
+            raise ValueError("the port must be a number from 0 to 65535") from None
         if parts.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(
                 "must start with redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, "
                 "redis+cluster:// or rediss+cluster://"
             )
-        try:
-            parts.port  # noqa: B018 - urllib validates the port lazily; redis-py would raise it later
-        except ValueError:
-            raise ValueError("the port must be a number from 0 to 65535") from None
+        if parts.scheme != "unix" and not _DB_PATH_RE.match(parts.path):
+            # redis-py silently uses db 0 for /abc (and db 12 for /1/2)
+            raise ValueError("the database after the host must be a number (redis://host:6379/0)")
+        try:  # ?db=abc, ?socket_timeout=x: redis-py raises these only when it connects
+            redis_parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(str(exc).split(" in connection URL")[0].lower() + " in the URL") from None
         return value
 
     def redacted_url(self) -> str:
@@ -75,18 +118,54 @@ class RedisSettings(_Section):
         return redact_url(self.url)
 
 
+# Names that go into a docker/kubectl argv: never one that starts with "-" (it would read as a flag).
+_CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_DEPLOYMENT_RE = re.compile(r"^(?:[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
+
+
 class CutoverSettings(_Section):
+    # systemd (the unit's last start), docker (a container's start), kubernetes (a Deployment's
+    # rollout) or fixed (``after``); a set ``after`` always wins, as it did before sources existed.
+    source: Literal["systemd", "docker", "kubernetes", "fixed"] = "systemd"
     unit: str = Field("quantum-ai-engine.service", min_length=1)
     after: str | None = None
     systemctl: str = "systemctl"
-    poll_seconds: float = Field(5.0, gt=0, le=3600)
-    timeout_seconds: float = Field(5.0, gt=0, le=120)
+    container: str = "quantum-ai-engine"
+    docker: str = "docker"
+    docker_host: str | None = None  # docker -H: unix:///var/run/docker.sock, tcp://..., ssh://...
+    deployment: str = "quantum-trader/ai-engine"  # [NAMESPACE/]NAME
+    kubectl: str = "kubectl"
+    poll_seconds: float = Field(5.0, ge=MIN_SECONDS, le=3600)
+    timeout_seconds: float = Field(5.0, ge=MIN_SECONDS, le=120)
+
+    @field_validator("container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not _CONTAINER_RE.match(value):
+            raise ValueError("must be a container name or ID (letters, digits, _ . -; not starting with -)")
+        return value
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment_name(cls, value: str) -> str:
+        if not _DEPLOYMENT_RE.match(value):
+            raise ValueError("must be [NAMESPACE/]NAME in Kubernetes' lower-case DNS form")
+        return value
+
+    @model_validator(mode="after")
+    def _fixed_needs_after(self) -> Self:
+        if self.source == "fixed" and not self.after:
+            raise ValueError("cutover.source fixed needs cutover.after")
+        return self
+
+    def effective_source(self) -> str:
+        return "fixed" if self.after else self.source
 
 
 class WindowSettings(_Section):
     post: int = Field(2000, ge=1, le=10_000_000)
     baseline: int = Field(2000, ge=1, le=10_000_000)
-    rate_horizon_seconds: float = Field(600.0, gt=0, le=86_400)
+    rate_horizon_seconds: float = Field(600.0, ge=1, le=86_400)
     rate_max_events: int = Field(100_000, ge=10, le=10_000_000)
     parallel_min_events: int = Field(20_000, ge=0, le=10_000_000)
 
@@ -101,8 +180,8 @@ class ContractSettings(_Section):
 
 
 class GateSettings(_Section):
-    min_events: int = Field(200, ge=1)
-    min_samples: int = Field(200, ge=1)
+    min_events: int = Field(200, ge=1, le=10_000_000)
+    min_samples: int = Field(200, ge=1, le=10_000_000)
     majority_max: float = Field(0.70, gt=0, le=1)
     hold_max: float = Field(0.85, gt=0, le=1)
     std_min: float = Field(0.05, ge=0)
@@ -126,12 +205,12 @@ class GateSettings(_Section):
 
 class DaemonSettings(_Section):
     listen: str = "127.0.0.1:9731"
-    interval_seconds: float = Field(15.0, gt=0, le=3600)
+    interval_seconds: float = Field(15.0, ge=MIN_SECONDS, le=3600)
     report_dir: Path = Path("reports")
     on_gate_complete: tuple[str, ...] = ()
-    on_gate_complete_timeout_seconds: float = Field(60.0, gt=0, le=3600)
-    stale_after_seconds: float | None = Field(None, gt=0)
-    shutdown_timeout_seconds: float = Field(4.0, gt=0, le=60)
+    on_gate_complete_timeout_seconds: float = Field(60.0, ge=MIN_SECONDS, le=3600)
+    stale_after_seconds: float | None = Field(None, ge=1)
+    shutdown_timeout_seconds: float = Field(4.0, ge=MIN_SECONDS, le=60)
 
     @field_validator("listen")
     @classmethod
@@ -161,14 +240,14 @@ class HttpSettings(_Section):
 
 class AlertSettings(_Section):
     low_rate_per_minute: float = Field(2.0, ge=0)
-    stall_seconds: float = Field(900.0, gt=0)
+    stall_seconds: float = Field(900.0, ge=1)
 
 
 class ReportSettings(_Section):
     top_symbols: int = Field(20, ge=1, le=1000)
     histogram_bins: int = Field(20, ge=2, le=200)
     deployment_info: tuple[str, ...] = ()
-    deployment_info_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    deployment_info_timeout_seconds: float = Field(10.0, ge=MIN_SECONDS, le=300)
     deployment_info_max_bytes: int = Field(4096, ge=64, le=1_048_576)
     notes: str = ""
 
@@ -194,21 +273,38 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
-        if self.gate.min_events > self.windows.post:
-            raise ValueError(
-                f"gate.min_events ({self.gate.min_events}) exceeds windows.post ({self.windows.post})"
-            )
+        """Settings under which the gate could never PASS are refused at start, not discovered later."""
+        post = self.windows.post
+        if self.gate.min_events > post:
+            raise ValueError(f"gate.min_events ({self.gate.min_events}) exceeds windows.post ({post})")
+        if self.gate.min_samples > post:  # a model votes at most once per event in the window
+            raise ValueError(f"gate.min_samples ({self.gate.min_samples}) exceeds windows.post ({post})")
         return self
 
 
 def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``; an IPv6 address in brackets (``[::1]:9731``). The host comes back unbracketed."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be HOST:PORT")
-    return host.strip("[]"), int(port)
+    if host.startswith("[") or host.endswith("]") or ":" in host:
+        inner = host.removeprefix("[").removesuffix("]")
+        if not (host.startswith("[") and host.endswith("]")):
+            raise ValueError("must be HOST:PORT, with an IPv6 address in brackets ([::1]:9731)")
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise ValueError("must be HOST:PORT; the part in brackets must be an IPv6 address") from None
+        return inner, int(port)
+    return host, int(port)
 
 
 def redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "#" in rest and "@" in rest:
+        # urlsplit ends the authority at '#', so a password with '#' would show as a "fragment": hide
+        # everything up to the last '@' instead (more than needed is fine; less never is).
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
     parts = urlsplit(url)
     if parts.password is None and parts.username is None:
         return url
@@ -236,22 +332,101 @@ def load_settings(
         raise ConfigError(_one_line(exc)) from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_small_text_file(path: Path, what: str, max_bytes: int) -> str:
+    """A regular file of at most ``max_bytes`` bytes of UTF-8, or a ConfigError that names ``what`` and
+    the path and never shows the content. A FIFO or a device is refused before it is read: opening a
+    FIFO blocks until a writer comes, and /dev/zero never ends."""
     try:
-        text = path.read_text(encoding="utf-8")
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from None
     try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise ConfigError(f"{what} {path}: is a directory, not a file")
+        if not stat.S_ISREG(status.st_mode) and not _is_dev_null(status):
+            raise ConfigError(f"{what} {path}: not a regular file")
+        data = _read_at_most(descriptor, max_bytes + 1)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > max_bytes:
+        raise ConfigError(f"{what} {path}: larger than {max_bytes} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # the offset, never the bytes: they may be a secret
+        raise ConfigError(f"{what} {path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def _is_dev_null(status: os.stat_result) -> bool:
+    """``--config /dev/null`` is the usual way to say "no file": an empty file, not a device to refuse."""
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(status.st_mode) and status.st_rdev == null.st_rdev
+
+
+def _read_at_most(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, min(limit - size, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    text = read_small_text_file(path, "config file", MAX_CONFIG_BYTES)
+    try:
+        duplicate = _first_duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {path}:{where} is not valid YAML") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply to be a settings file") from None
+    except ValueError as exc:  # a constructor's own error: 2026-13-45 as a date, a 5000-digit integer
+        raise ConfigError(f"config file {path}: a value cannot be read ({_short(str(exc), 60)})") from None
+    if duplicate is not None:
+        key, line = duplicate
+        raise ConfigError(
+            f"config file {path}: line {line}: {key}: the key appears twice (which one was meant?)"
+        )
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
     return loaded
+
+
+def _first_duplicate_key(node: yaml.Node | None) -> tuple[str, int] | None:
+    """The first key a mapping repeats, dotted, with its line (PyYAML lets the last one win silently)."""
+    seen_nodes: set[int] = set()  # aliases share nodes: each is walked once, also a recursive one
+    pending: list[tuple[yaml.Node, tuple[str, ...]]] = [] if node is None else [(node, ())]
+    while pending:
+        current, path = pending.pop()
+        if id(current) in seen_nodes:
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.SequenceNode):
+            pending.extend((item, path) for item in current.value)
+        if not isinstance(current, yaml.MappingNode):
+            continue
+        keys: set[tuple[str, str]] = set()
+        for key_node, value_node in current.value:
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if isinstance(key_node, yaml.ScalarNode):
+                if (key_node.tag, key_node.value) in keys:
+                    return ".".join((*path, name)), key_node.start_mark.line + 1
+                keys.add((key_node.tag, key_node.value))
+            pending.append((value_node, (*path, name)))
+    return None
 
 
 def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -299,8 +474,12 @@ def _one_line(exc: ValidationError) -> str:
     if not key:  # a rule across keys (Settings._coherent): its message names them
         return f"config: {message}{more}"
     given = error.get("input")
-    shown = "" if isinstance(given, dict) or "url" in key else f" (got {given!r})"
+    shown = "" if isinstance(given, dict) or "url" in key else f" (got {_short(repr(given))})"
     return f"config: {key}: {message}{shown}{more}"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def resolve_redis_password(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
@@ -318,8 +497,6 @@ def resolve_redis_password(settings: Settings, environ: Mapping[str, str] | None
         explicit = index == 0 and settings.redis.password_file is not None
         if not explicit and not candidate.exists():
             continue
-        try:
-            return candidate.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"redis.password_file {candidate}: {exc.strerror or exc}") from None
+        text = read_small_text_file(candidate, "redis.password_file", MAX_PASSWORD_BYTES)
+        return text.rstrip("\r\n")
     return environ.get("QUANTUM_GATE_REDIS_PASSWORD") or None

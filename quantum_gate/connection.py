@@ -215,7 +215,7 @@ def redact_multi_host(url: str) -> str:
 def resolve_sentinel_password(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
     """The sentinels' own password: ``redis.sentinel_password_file``, else the systemd credential
     ``redis-sentinel-password``, else ``QUANTUM_GATE_REDIS_SENTINEL_PASSWORD``; else None. Never logged."""
-    from quantum_gate.config import ConfigError  # noqa: PLC0415 - config imports this module's parser
+    from quantum_gate.config import MAX_PASSWORD_BYTES, read_small_text_file  # noqa: PLC0415 - config imports us
 
     environ = os.environ if environ is None else environ
     explicit = settings.redis.sentinel_password_file
@@ -226,10 +226,9 @@ def resolve_sentinel_password(settings: Settings, environ: Mapping[str, str] | N
     for candidate, required in candidates:
         if not required and not candidate.exists():
             continue
-        try:
-            return candidate.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"redis.sentinel_password_file {candidate}: {exc.strerror or exc}") from None
+        # a regular file of UTF-8, or one line naming the path (never the bytes, never a hang on a FIFO)
+        text = read_small_text_file(candidate, "redis.sentinel_password_file", MAX_PASSWORD_BYTES)
+        return text.rstrip("\r\n")
     return environ.get(SENTINEL_PASSWORD_ENV) or None
 
 

@@ -40,7 +40,7 @@ from quantum_gate.connection import (
     sentinel_endpoint_current,
 )
 from quantum_gate.contract import Skip
-from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
@@ -110,6 +110,7 @@ class Daemon:
         self.ready = threading.Event()
         self.post, self.pre = new_windows(settings)
         self.post.vocabulary.guard = self.lock
+        self.source = cutover_source(settings.cutover, clock)
         self.cutover: Cutover | None = None
         self.pending_cutover: Cutover | None = None
         self.cutover_error: str | None = None
@@ -199,6 +200,7 @@ class Daemon:
                 stream_length=self.stream_length,
                 post_window_truncated=self.post_window_truncated,
                 systemd_errors_total=dict(self.systemd_errors),
+                cutover_source=self.source.kind,
                 histograms=self.histograms,
                 retention=self.retention,
                 endpoint=self.endpoints.endpoint,
@@ -220,16 +222,18 @@ class Daemon:
     # ---- cutover -----------------------------------------------------------------------------------
 
     def initial_cutover(self) -> None:
-        if self.settings.cutover.after:
-            self.pending_cutover = fixed_cutover(self.settings.cutover.after)
+        if self.source.kind == "fixed":
+            self.pending_cutover = self.source.query()
             return
         self.watch_cutover()
 
     def watch_cutover(self) -> None:
-        """Scheduler job: ask systemd; a new InvocationID or start time becomes a pending cutover."""
-        cut = self.settings.cutover
+        """Scheduler job: ask the source (systemd, docker, kubernetes); a new identity (InvocationID,
+        container start, ReplicaSet) or start time becomes a pending cutover. The same identity with a
+        new state (a rollout's progress) replaces the cutover in place: the windows stay as they are."""
+        target = {"source": self.source.kind, "target": self.source.target}
         try:
-            found = query_unit(cut.unit, cut.systemctl, cut.timeout_seconds)
+            found = self.source.query()
         except CutoverUnavailable as exc:
             with self.lock:
                 changed = self.systemd_up is not False or self.cutover_error != exc.message
@@ -239,7 +243,7 @@ class Daemon:
             if changed:
                 log.warning(
                     "cutover.unavailable",
-                    unit=cut.unit,
+                    **target,
                     reason=exc.reason,
                     error=exc.message,
                     keeping=str(self.cutover.stream_id) if self.cutover else None,
@@ -247,12 +251,36 @@ class Daemon:
             return
         with self.lock:
             if self.systemd_up is False:
-                log.info("cutover.available", unit=cut.unit)
+                log.info("cutover.available", **target)
             self.systemd_up = True
             self.cutover_error = None
             current = self.pending_cutover or self.cutover
             if current is None or current.identity() != found.identity():
                 self.pending_cutover = found
+                return
+            if current == found:
+                return
+            if self.pending_cutover is not None:
+                self.pending_cutover = found
+            else:
+                self.cutover = found
+        if _rollout_changed(current.rollout, found.rollout):
+            self._rollout_progressed(found)
+
+    def _rollout_progressed(self, cutover: Cutover) -> None:
+        """A rollout moved on: say so once per change and evaluate now, so a completed rollout's gate
+        does not wait for the next tick."""
+        rollout = cutover.rollout
+        if rollout is not None:
+            log.info(
+                "rollout.completed" if rollout.complete else "rollout.progressing",
+                target=self.source.target,
+                cutover_id=str(cutover.stream_id),
+                updated=rollout.updated,
+                replicas=rollout.replicas,
+                old_ready=rollout.old_ready,
+            )
+        self.request_evaluation()
 
     def _apply_cutover(self, client: redis.Redis, new: Cutover) -> None:
         """Adopt a cutover: the post window keeps what it read at or after it; the baseline is
@@ -478,6 +506,14 @@ class Daemon:
         """Start-up and cutover work that needs Redis: the first position, backfills, cutovers."""
         with self.lock:
             pending = self.pending_cutover
+            if (
+                pending is not None
+                and self.cutover is not None
+                and pending.identity() == self.cutover.identity()
+            ):
+                # The deployment already adopted, in a newer state (a rollout moved on while it was
+                # being adopted): take the state, neither re-read nor count it again.
+                self.cutover, self.pending_cutover, pending = pending, None, None
         if pending is not None:
             self._apply_cutover(client, pending)
         if self.last_id is None:
@@ -724,6 +760,7 @@ class Daemon:
         gated = result.gated()
         ready = (
             result.post.events >= self.settings.gate.min_events
+            and not cutover.rollout_in_progress  # the automatic gate waits for the rollout
             and bool(gated)
             and all(report.post.samples >= self.settings.gate.min_samples for report in gated)
         )
@@ -809,7 +846,9 @@ class Daemon:
             listen=settings.daemon.listen,
             tls=bool(self.web and self.web.tls),
             basic_auth_users=len(self.web.users) if self.web else 0,
-            cutover_source="after" if settings.cutover.after else f"systemd:{settings.cutover.unit}",
+            cutover_source="after"
+            if self.source.kind == "fixed"
+            else f"{self.source.kind}:{self.source.target}",
             interval_seconds=settings.daemon.interval_seconds,
         )
         try:
@@ -838,7 +877,7 @@ class Daemon:
             sd_notify("READY=1")
             log.info(
                 "daemon.ready",
-                listen=f"{host}:{server.port}",
+                listen=f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}",
                 post_events=len(self.post),
                 baseline_events=len(self.pre),
                 redis_up=self.redis_up,
@@ -866,7 +905,7 @@ class Daemon:
             misfire_grace_time=None,
             id="evaluate",
         )
-        if not self.settings.cutover.after:
+        if self.source.kind != "fixed":
             scheduler.add_job(
                 self.watch_cutover,
                 "interval",
@@ -905,12 +944,21 @@ def _ledger_writer(settings: Settings, clock: Callable[[], float]) -> LedgerWrit
 
 
 def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "cutover": cutover.timestamp,
         "cutover_id": str(cutover.stream_id),
         "source": cutover.source,
         "invocation_id": cutover.invocation_id,
     }
+    if cutover.identity_key is not None:  # docker and kubernetes
+        fields.update(identity=cutover.identity_key, label=cutover.label)
+    if cutover.rollout is not None:
+        fields["rollout_complete"] = cutover.rollout.complete
+    return fields
+
+
+def _rollout_changed(before: Rollout | None, after: Rollout | None) -> bool:
+    return before != after and after is not None
 
 
 def _redis_detail(exc: BaseException | None) -> str | None:

@@ -10,16 +10,11 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from quantum_gate.formatting import num as _num
+from quantum_gate.formatting import pct as _pct
+
 BAR_WIDTH = 25
 ACTIONS = ("BUY", "SELL", "HOLD", "other")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _fence(text: str) -> list[str]:
@@ -42,6 +37,20 @@ def _hours(seconds: float | None) -> str:
 # ---- provenance ------------------------------------------------------------------------------------
 
 
+def _source_provenance_markdown(cutover: dict[str, Any]) -> list[str]:
+    """docker and kubernetes: what started, its identity, its state or rollout, image and labels."""
+    state = f" (state {cutover['active_state']})" if cutover.get("active_state") else ""
+    lines = [f"- Deployment: {cutover['label']}{state}", f"- Identity: `{cutover.get('identity')}`"]
+    if cutover.get("source") == "docker":
+        restarts = cutover.get("n_restarts")
+        lines.append(f"- StartedAt: `{cutover.get('active_enter_timestamp')}`, RestartCount {restarts}")
+    rollout = cutover.get("rollout")
+    if rollout:
+        lines.append(f"- Rollout: {'complete' if rollout['complete'] else rollout['reason']}")
+    lines += [f"- {key}: `{value}`" for key, value in (cutover.get("provenance") or {}).items()]
+    return lines
+
+
 def provenance_markdown(document: dict[str, Any]) -> list[str]:
     cutover = document.get("cutover") or {}
     lines = ["", "## Cutover provenance", ""]
@@ -52,6 +61,8 @@ def provenance_markdown(document: dict[str, Any]) -> list[str]:
             f"- InvocationID: `{cutover.get('invocation_id') or 'unknown'}`",
             f"- ActiveEnterTimestamp: `{cutover.get('active_enter_timestamp') or 'unknown'}`",
         ]
+    elif cutover.get("label"):  # a container or a Kubernetes Deployment
+        lines += _source_provenance_markdown(cutover)
     else:
         source = cutover.get("source")
         why = "fixed by hand (`--after`)" if source == "after" else "unknown"

@@ -4,7 +4,7 @@ Metrics are computed at scrape time from one immutable ``Snapshot`` of the daemo
 evaluation plus live counters), by a custom collector in the project's own registry. A broken
 snapshot source yields ``quantum_gate_up 0``-style gauges, never an exception in the scrape.
 Names and labels are documented in docs/metrics.md; label sets are bounded (model keys are capped by
-the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, checks by ``CHECKS``).
+the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, checks by ``gate.CHECK_SPECS``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from quantum_gate.connection import Endpoint
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
-from quantum_gate.gate import CHECKS, FAIL, PASS, VERDICTS, GateResult, ModelStats, readable
+from quantum_gate.gate import FAIL, PASS, VERDICTS, GateResult, ModelStats, check_thresholds, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.httpserver import HardenedServer
 from quantum_gate.ledger import LedgerError, LedgerState, read_history
@@ -84,6 +84,8 @@ class Snapshot:
     replica: ReplicaStatus | None = None
     verdict_changes_total: int = 0
     ledger: LedgerState | None = None  # None: no ledger configured
+    # Where the cutover comes from: systemd, docker, kubernetes or fixed (cutover.source)
+    cutover_source: str = "systemd"
 
 
 def _gauge(
@@ -145,20 +147,38 @@ class GateCollector(Collector):
 
     # ---- daemon, systemd, Redis --------------------------------------------------------------------
 
+    def _cutover_source(self, snap: Snapshot) -> Iterator[Metric]:
+        """systemd keeps its own names (alerts use them); every source also has the labelled pair."""
+        source = snap.cutover_source
+        if source in {"systemd", "fixed"}:  # as before sources existed
+            if snap.systemd_up is not None:
+                yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
+            errors = _counter(
+                "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
+            )
+            for reason, count in sorted(snap.systemd_errors_total.items()):
+                errors.add_metric([reason], count)
+            yield errors
+        if snap.systemd_up is not None:
+            up = _gauge("cutover_source_up", "1 when the cutover source last answered", labels=("source",))
+            up.add_metric([source], int(snap.systemd_up))
+            yield up
+        failed = _counter(
+            "cutover_source_errors_total",
+            "cutover source queries that failed, by source and reason",
+            labels=("source", "reason"),
+        )
+        for reason, count in sorted(snap.systemd_errors_total.items()):
+            failed.add_metric([source, reason], count)
+        yield failed
+
     def _daemon(self, snap: Snapshot) -> Iterator[Metric]:
         info = _gauge("build_info", "quantum-gate version", labels=("version",))
         info.add_metric([snap.version], 1)
         yield info
         yield _gauge("redis_up", "1 when the last Redis command succeeded", int(snap.redis_up))
         yield from _redis_endpoint(snap)
-        if snap.systemd_up is not None:
-            yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
-        errors = _counter(
-            "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
-        )
-        for reason, count in sorted(snap.systemd_errors_total.items()):
-            errors.add_metric([reason], count)
-        yield errors
+        yield from self._cutover_source(snap)
         yield _gauge("cutover_known", "1 when a cutover is known", int(snap.cutover is not None))
         if snap.cutover is not None:
             yield _gauge(
@@ -166,6 +186,12 @@ class GateCollector(Collector):
                 "cutover time (UTC epoch seconds)",
                 snap.cutover.stream_id.seconds,
             )
+            if snap.cutover.rollout is not None:
+                yield _gauge(
+                    "rollout_complete",
+                    "1 when the Kubernetes rollout of the cutover is complete; 0 while old pods still run",
+                    int(snap.cutover.rollout.complete),
+                )
         yield _counter(
             "cutovers_total", "cutovers adopted, the first one found at start included", snap.cutovers_total
         )
@@ -342,8 +368,7 @@ class GateCollector(Collector):
                 if margin is not None:
                     margins.add_metric([report.name, check.name], tidy(margin))
         thresholds = _gauge("check_threshold", "the threshold of each check", labels=("check",))
-        gate = snap.settings.gate
-        for name, value in zip(CHECKS, _thresholds(gate), strict=True):
+        for name, value in check_thresholds(snap.settings.gate).items():
             thresholds.add_metric([name], value)
         yield from (passing, values, thresholds, borderline, margins)
 
@@ -432,19 +457,6 @@ def _stat_values(stats: ModelStats) -> dict[str, float | None]:
         "suspect_share": stats.suspect_share,
         "out_of_range_share": stats.out_of_range_share,
     }
-
-
-def _thresholds(gate: Any) -> tuple[float, ...]:
-    return (
-        gate.min_samples,
-        gate.majority_max,
-        gate.hold_max,
-        gate.std_min,
-        gate.p10_p90_min,
-        gate.constant_std_min,
-        gate.out_of_range_max,
-        gate.invalid_votes_max,
-    )
 
 
 class _Families:

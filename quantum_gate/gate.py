@@ -8,6 +8,7 @@ kept raw in every statistic and reported as a contract violation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from typing import Any
@@ -23,10 +24,123 @@ from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Wind
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
-CHECKS = ("min_samples", "majority", "hold", "std", "p10_p90", "constant", "out_of_range", "invalid_votes")
+
+
+# ---- the checks, as data -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One statistic held against one threshold: a ``ModelStats`` field and a ``GateSettings`` field."""
+
+    statistic: str
+    threshold: str
+
+    def value(self, stats: ModelStats) -> float | None:
+        found = getattr(stats, self.statistic)
+        return None if found is None else float(found)
+
+    def limit(self, settings: GateSettings) -> float:
+        threshold: float = getattr(settings, self.threshold)  # as written: min_samples stays an int
+        return threshold
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check, everything about it in one row of ``CHECK_SPECS``: the gate, the verdict, the
+    exporter's ``check_threshold`` gauge, the reports and the status page all derive from the table,
+    so adding a check is one row plus its setting, and no list has to stay in step with another."""
+
+    name: str  # the ``check`` label and the document's name: a contract (docs/metrics.md, docs/cli.md)
+    title: str  # as the status page heads its column
+    comparator: str  # ">=" or "<=": the value must be at least / at most the threshold
+    bound: Bound  # the check's value and threshold
+    # Further bounds that must hold too, with the same comparator; reported in ``Check.detail`` (the
+    # ``constant`` check: a std above its line is still constant when P10-P90 has no width).
+    also: tuple[Bound, ...] = ()
+    # A share of votes: (count, votes) for its Wilson interval; the page shows it in percent.
+    share_of: Callable[[ModelStats], tuple[int, int]] | None = None
+    # The 95 % interval of a value that is not a share, from the sorted confidences.
+    interval: Callable[[npt.NDArray[np.float64]], Interval | None] | None = None
+    collapse: bool = False  # failing it means the model collapsed (not a contract problem): alerts
+    sufficiency: bool = False  # failing it means too few samples to judge: INSUFFICIENT_DATA, not FAIL
+    count: bool = False  # the value counts samples: shown as a whole number
+
+    @property
+    def share(self) -> bool:
+        return self.share_of is not None
+
+    @property
+    def bounds(self) -> tuple[Bound, ...]:
+        return (self.bound, *self.also)
+
+    def check(self, stats: ModelStats, settings: GateSettings) -> Check:
+        value, threshold = self.bound.value(stats), self.bound.limit(settings)
+        passed = all(holds(b.value(stats), self.comparator, b.limit(settings)) for b in self.bounds)
+        detail: dict[str, float | None] = {}
+        for extra in self.also:
+            detail[extra.statistic] = extra.value(stats)
+            detail[f"{extra.statistic}_threshold"] = extra.limit(settings)
+        return Check(self.name, value, threshold, passed, self.comparator, detail)
+
+
+CHECK_SPECS: tuple[CheckSpec, ...] = (
+    CheckSpec("min_samples", "samples", ">=", Bound("samples", "min_samples"), sufficiency=True, count=True),
+    CheckSpec(
+        "majority",
+        "majority",
+        "<=",
+        Bound("majority_share", "majority_max"),
+        share_of=lambda stats: (stats.action_counts.get(stats.majority_action or "", 0), stats.samples),
+        collapse=True,
+    ),
+    CheckSpec(
+        "hold",
+        "HOLD",
+        "<=",
+        Bound("hold_share", "hold_max"),
+        share_of=lambda stats: (stats.action_counts.get("HOLD", 0), stats.samples),
+        collapse=True,
+    ),
+    CheckSpec("std", "std", ">=", Bound("std", "std_min"), interval=std_interval, collapse=True),
+    CheckSpec(
+        "p10_p90", "P10-P90", ">=", Bound("p10_p90", "p10_p90_min"), interval=spread_interval, collapse=True
+    ),
+    CheckSpec(
+        "constant",
+        "constant",
+        ">=",
+        Bound("std", "constant_std_min"),
+        also=(Bound("p10_p90", "constant_width_min"),),
+        interval=std_interval,  # of its value, the std
+        collapse=True,
+    ),
+    CheckSpec(
+        "out_of_range",
+        "out of range",
+        "<=",
+        Bound("out_of_range_share", "out_of_range_max"),
+        share_of=lambda stats: (stats.out_of_range, stats.samples),
+    ),
+    CheckSpec(
+        "invalid_votes",
+        "invalid votes",
+        "<=",
+        Bound("invalid_share", "invalid_votes_max"),
+        share_of=lambda stats: (stats.invalid_votes, stats.samples + stats.invalid_votes),
+    ),
+)
+CHECK_SPEC_BY_NAME = {spec.name: spec for spec in CHECK_SPECS}
+CHECKS = tuple(CHECK_SPEC_BY_NAME)
 # The checks that mean "the model collapsed" (as opposed to a contract problem); alerts use these.
-COLLAPSE_CHECKS = ("majority", "hold", "std", "p10_p90", "constant")
+COLLAPSE_CHECKS = tuple(spec.name for spec in CHECK_SPECS if spec.collapse)
+SUFFICIENCY_CHECKS = tuple(spec.name for spec in CHECK_SPECS if spec.sufficiency)
 REFUSED_NAMED = 10  # refused model keys named in a document (hostile keys: bounded)
+
+
+def check_thresholds(settings: GateSettings) -> dict[str, float]:
+    """Each check's threshold by its name (the exporter's ``check_threshold`` gauge)."""
+    return {spec.name: spec.bound.limit(settings) for spec in CHECK_SPECS}
 
 
 @dataclass(frozen=True)
@@ -432,63 +546,32 @@ def summarize(window: Window) -> WindowSummary:
 
 
 def model_checks(stats: ModelStats, settings: GateSettings) -> tuple[Check, ...]:
-    def at_most(name: str, value: float | None, threshold: float) -> Check:
-        return Check(name, value, threshold, value is not None and value <= threshold, "<=")
-
-    def at_least(name: str, value: float | None, threshold: float) -> Check:
-        return Check(name, value, threshold, value is not None and value >= threshold, ">=")
-
-    constant_ok = (
-        stats.std is not None
-        and stats.p10_p90 is not None
-        and stats.std >= settings.constant_std_min
-        and stats.p10_p90 >= settings.constant_width_min
-    )
-    return (
-        at_least("min_samples", float(stats.samples), settings.min_samples),
-        at_most("majority", stats.majority_share, settings.majority_max),
-        at_most("hold", stats.hold_share, settings.hold_max),
-        at_least("std", stats.std, settings.std_min),
-        at_least("p10_p90", stats.p10_p90, settings.p10_p90_min),
-        Check(
-            "constant",
-            stats.std,
-            settings.constant_std_min,
-            constant_ok,
-            ">=",
-            {"p10_p90": stats.p10_p90, "p10_p90_threshold": settings.constant_width_min},
-        ),
-        at_most("out_of_range", stats.out_of_range_share, settings.out_of_range_max),
-        at_most("invalid_votes", stats.invalid_share, settings.invalid_votes_max),
-    )
+    return tuple(spec.check(stats, settings) for spec in CHECK_SPECS)
 
 
 def with_intervals(checks: tuple[Check, ...], stats: ModelStats, view: ModelView) -> tuple[Check, ...]:
-    """The same checks, each with its value's 95 % interval where one is defined."""
-    samples = stats.samples
+    """The same checks, each with its value's 95 % interval where one is defined: Wilson for a share
+    (given samples), else the spec's interval over the sorted confidences (each taken once)."""
     ordered = view.ordered
-    counts: dict[str, tuple[int, int]] = {}
-    if samples:
-        majority = stats.action_counts.get(stats.majority_action or "", 0)
-        counts = {
-            "majority": (majority, samples),
-            "hold": (stats.action_counts.get("HOLD", 0), samples),
-            "out_of_range": (stats.out_of_range, samples),
-            "invalid_votes": (stats.invalid_votes, samples + stats.invalid_votes),
-        }
-    std = std_interval(ordered) if ordered is not None else None
-    intervals: dict[str, Interval | None] = {
-        **{name: wilson(*pair) for name, pair in counts.items()},
-        "std": std,
-        "constant": std,
-        "p10_p90": spread_interval(ordered) if ordered is not None else None,
-    }
-    return tuple(replace(check, interval=intervals.get(check.name)) for check in checks)
+    taken: dict[Callable[[npt.NDArray[np.float64]], Interval | None], Interval | None] = {}
+
+    def interval_of(check: Check) -> Interval | None:
+        spec = CHECK_SPEC_BY_NAME.get(check.name)
+        if spec is None:
+            return None
+        if spec.share_of is not None:
+            return wilson(*spec.share_of(stats)) if stats.samples else None
+        if spec.interval is None or ordered is None:
+            return None
+        if spec.interval not in taken:
+            taken[spec.interval] = spec.interval(ordered)
+        return taken[spec.interval]
+
+    return tuple(replace(check, interval=interval_of(check)) for check in checks)
 
 
 def model_verdict(checks: tuple[Check, ...]) -> str:
-    enough = checks[0].passed  # min_samples comes first
-    if not enough:
+    if not all(check.passed for check in checks if check.name in SUFFICIENCY_CHECKS):
         return INSUFFICIENT
     return PASS if all(check.passed for check in checks) else FAIL
 
@@ -501,7 +584,11 @@ def verdict(
     refused: WindowSummary | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data, nor with a
-    model key refused in the post window (``refused``): a model the gate did not see is not gated."""
+    model key refused in the post window (``refused``): a model the gate did not see is not gated.
+    While a Kubernetes rollout is in progress the verdict is INSUFFICIENT_DATA, FAIL included: old and
+    new pods both write to the post window, so neither verdict would be about the new deployment."""
+    rollout = cutover.rollout if cutover is not None else None
+    rolling = rollout is not None and not rollout.complete
     gated = [report for report in models.values() if report.gated]
     failures = [
         f"{report.name}: {failure_text(check)}"
@@ -511,9 +598,11 @@ def verdict(
     ]
     if refused is not None and refused.refused_model_keys:
         failures.append(refusal_reason(refused))
-    if failures:
+    if failures and not rolling:
         return FAIL, tuple(failures)
     reasons: list[str] = []
+    if rollout is not None and rolling:
+        reasons.append(rollout.reason())
     if cutover is None:
         reasons.append("cutover unknown")
     if post_events < settings.min_events:
@@ -542,20 +631,25 @@ def refusal_reason(summary: WindowSummary) -> str:
 def failure_text(check: Check) -> str:
     """``std 0.0499997 (must be >= 0.05)``: the value with as many digits as it takes to read as failing.
 
-    The ``constant`` check fails on either of two statistics, so it names the one(s) that fail: a std
+    A check with more than one bound (``constant``: std and P10-P90) names the one(s) that fail: a std
     above its line next to a P10-P90 of 0 must not read "constant 0.018 (must be >= 0.01)"."""
-    if check.name == "constant" and check.detail:
-        width, width_min = check.detail.get("p10_p90"), check.detail.get("p10_p90_threshold")
+    spec = CHECK_SPEC_BY_NAME.get(check.name)
+    if spec is not None and spec.also and check.detail:
+        bounds = [(spec.bound.statistic, check.value, check.threshold)] + [
+            (
+                extra.statistic,
+                check.detail.get(extra.statistic),
+                check.detail.get(f"{extra.statistic}_threshold"),
+            )
+            for extra in spec.also
+        ]
         parts = [
             _bound_text(name, value, check.comparator, threshold)
-            for name, value, threshold in (
-                ("std", check.value, check.threshold),
-                ("p10_p90", width, width_min),
-            )
+            for name, value, threshold in bounds
             if threshold is not None and not holds(value, check.comparator, threshold)
         ]
         if parts:
-            return "constant " + ", ".join(parts)
+            return f"{check.name} " + ", ".join(parts)
     return _bound_text(check.name, check.value, check.comparator, check.threshold)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from quantum_gate.formatting import duration
 from quantum_gate.ledger import LedgerRow
 
 HEADER = (
@@ -17,20 +18,6 @@ HEADER = (
     "verdict",
     "report",
 )
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def at_min_events(row: LedgerRow) -> str:

@@ -14,6 +14,9 @@ from typing import Any
 import orjson
 
 from quantum_gate.depth_markdown import depth_markdown, provenance_markdown
+from quantum_gate.formatting import duration
+from quantum_gate.formatting import num as _num
+from quantum_gate.formatting import pct as _pct
 from quantum_gate.gate import GateResult, delta, plain_number, readable, votes
 from quantum_gate.streamids import ms_to_iso
 
@@ -165,27 +168,12 @@ def dumps(document: dict[str, Any], *, indent: bool = True) -> bytes:
 # ---- text ------------------------------------------------------------------------------------------
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _arrow(before: str, after: str) -> str:
     return f"{before} -> {after}"
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return duration(seconds, missing="unknown", days=False)  # an ETA in hours: "30h00m", not "1d06h"
 
 
 def _model_rows(document: dict[str, Any]) -> list[list[str]]:

@@ -17,8 +17,12 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
-from quantum_gate.gate import CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
+from quantum_gate.formatting import duration
+from quantum_gate.formatting import num as _num
+from quantum_gate.formatting import pct as _pct
+from quantum_gate.gate import CHECK_SPECS, CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.history import HEADER as HISTORY_HEADER
 from quantum_gate.history import cells as history_cells
@@ -26,17 +30,10 @@ from quantum_gate.history import cells as history_cells
 NO_EVALUATION = "NO EVALUATION YET"
 # CSS class per verdict; looked up, never built from input.
 VERDICT_CLASS = {PASS: "pass", FAIL: "fail", INSUFFICIENT: "insufficient", NO_EVALUATION: "none"}
-SHARE_CHECKS = frozenset({"majority", "hold", "out_of_range", "invalid_votes"})
-CHECK_TITLES = {
-    "min_samples": "samples",
-    "majority": "majority",
-    "hold": "HOLD",
-    "std": "std",
-    "p10_p90": "P10-P90",
-    "constant": "constant",
-    "out_of_range": "out of range",
-    "invalid_votes": "invalid votes",
-}
+# Shown in percent, headed by their titles, in the gate's order: all from the one table of checks.
+SHARE_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.share)
+COUNT_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.count)
+CHECK_TITLES = {spec.name: spec.title for spec in CHECK_SPECS}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 STYLE = """
@@ -111,14 +108,6 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value * 100:.{digits}f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _utc(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -126,17 +115,7 @@ def _utc(seconds: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    total = max(round(seconds), 0)
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return duration(seconds, missing="unknown")
 
 
 def _signed(value: float | None, *, share: bool) -> str:
@@ -165,7 +144,7 @@ def _check_value(check: dict[str, Any]) -> str:
     name, value = check["name"], check["value"]
     if value is None:
         return "-"
-    if name == "min_samples":
+    if name in COUNT_CHECKS:
         return f"{value:.0f}"
     comparator, threshold = check["comparator"], check["threshold"]
     if name in SHARE_CHECKS:
@@ -304,7 +283,7 @@ def _facts(snap: Snapshot, now: float) -> str:
     rows = [
         ("stream", f"<code>{_e(settings.redis.stream)}</code>"),
         ("Redis", f"{redis} <span class=sub>{_e(settings.redis.redacted_url())}</span>"),
-        ("systemd", systemd),
+        (_SOURCE_NAMES.get(snap.cutover_source, "systemd"), systemd),
         ("last evaluation", evaluated),
         ("evaluations", f"{snap.evaluations_total} ({snap.evaluation_errors_total} failed)"),
         ("alerts raised", alerts),
@@ -314,6 +293,9 @@ def _facts(snap: Snapshot, now: float) -> str:
         ),
     ]
     return "<section class='card facts' id=facts><dl>" + _dl(rows) + "</dl></section>"
+
+
+_SOURCE_NAMES = {"docker": "Docker", "kubernetes": "Kubernetes"}
 
 
 def _dl(rows: list[tuple[str, str]]) -> str:
@@ -334,8 +316,15 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("time", f"{_e(_utc(seconds))}"),
         ("age", f"{_duration(now - seconds)}"),
         ("source", _e(cutover.source) + (f" <code>{_e(cutover.unit)}</code>" if cutover.unit else "")),
-        ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-"),
     ]
+    if cutover.label is not None:  # docker and kubernetes
+        rows += [("deployment", _e(cutover.label)), ("identity", f"<code>{_e(cutover.identity_key)}</code>")]
+    else:
+        rows.append(
+            ("invocation", f"<code>{_e(cutover.invocation_id)}</code>" if cutover.invocation_id else "-")
+        )
+    if cutover.rollout is not None:
+        rows.append(("rollout", _rollout_html(cutover.rollout)))
     if cutover.active_state or cutover.n_restarts is not None:
         restarts = "-" if cutover.n_restarts is None else str(cutover.n_restarts)
         rows.append(("unit state", f"{_e(cutover.active_state or '-')}, NRestarts {restarts}"))
@@ -343,6 +332,7 @@ def _cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("stream ID", f"<code>{_e(cutover.stream_id)}</code>"),
         ("cutovers adopted", f"{snap.cutovers_total} <span class=sub>since the daemon started</span>"),
     ]
+    rows += [(key, _e(value)) for key, value in cutover.provenance]
     pending = ""
     evaluated_for = (document or {}).get("cutover", {}).get("stream_id")
     if document is not None and evaluated_for != str(cutover.stream_id):
@@ -788,4 +778,14 @@ def render_status_page(snap: Snapshot, now: float) -> str:
         f"<title>{_e(verdict)} · quantum-gate</title><style>{STYLE}</style></head><body>"
         + "".join(body)
         + "</body></html>"
+    )
+
+
+def _rollout_html(rollout: Rollout) -> str:
+    if rollout.complete:
+        pods = f"{rollout.updated} of {rollout.replicas} pods"
+        return f"<span class=ok>complete</span> <span class=sub>{pods}</span>"
+    return (
+        f"<span class=warn id=rollout>{_e(rollout.reason())}</span> "
+        "<span class=sub>the gate waits for the rollout: old and new pods both write</span>"
     )

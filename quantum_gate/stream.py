@@ -2,7 +2,7 @@
 
 Read commands only (XREVRANGE, XRANGE, XREAD, XINFO; the client's HELLO/CLIENT SETINFO handshake). No
 consumer group, no write, ever: the product must work under an ACL user limited to ``+@read
-+@connection`` (tests/test_readonly.py proves it with ``ACL LOG``).
++@connection`` (tests/test_hardening_access.py proves it with ``ACL LOG``).
 """
 
 from __future__ import annotations
@@ -190,7 +190,6 @@ def fill_newest(
     lower: str,
     page_size: int,
     limits: ContractLimits,
-    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """Fill ``window`` with the newest accepted events in [lower, upper], reading newest-first and
@@ -227,8 +226,6 @@ def fill_newest(
                     note_skip(parsed, stream_id)
                     continue
                 add(parsed)  # type: ignore[arg-type]
-                if on_accepted is not None:
-                    on_accepted(parsed)  # type: ignore[arg-type]
                 room -= 1
                 if room <= 0:
                     window.reverse()
@@ -250,14 +247,13 @@ def fill_post(
     cutover: StreamId,
     post: Window,
     *,
-    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """The post window: the newest accepted events with ID >= cutover."""
     return fill_newest(
         client, settings.redis.stream, post, upper="+", lower=str(cutover),
         page_size=settings.redis.page_size, limits=limits_from(settings),
-        on_accepted=on_accepted, on_page=on_page,
+        on_page=on_page,
     )  # fmt: skip
 
 
@@ -267,7 +263,6 @@ def fill_baseline(
     cutover: StreamId,
     pre: Window,
     *,
-    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """The baseline: the newest accepted events with ID < cutover (none before 0-0, whose exclusive
@@ -277,7 +272,7 @@ def fill_baseline(
     return fill_newest(
         client, settings.redis.stream, pre, upper=cutover.exclusive(), lower="-",
         page_size=settings.redis.page_size, limits=limits_from(settings),
-        on_accepted=on_accepted, on_page=on_page,
+        on_page=on_page,
     )  # fmt: skip
 
 
@@ -287,12 +282,11 @@ def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, 
     cutover: StreamId,
     post: Window,
     pre: Window,
-    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
 ) -> Backfill:
     """The post window (newest events with ID >= cutover) and the baseline (newest before it)."""
-    newest = fill_post(client, settings, cutover, post, on_accepted=on_accepted, on_page=on_page)
-    older = fill_baseline(client, settings, cutover, pre, on_accepted=on_accepted, on_page=on_page)
+    newest = fill_post(client, settings, cutover, post, on_page=on_page)
+    older = fill_baseline(client, settings, cutover, pre, on_page=on_page)
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
 
 

@@ -4,7 +4,8 @@ Pure, no I/O. A PASS at 200 events with HOLD at 84 % (limit 85 %) is a coin toss
 the thresholds say (fail-closed semantics never change), but a check whose interval straddles its
 threshold is *borderline*, and the document, ``/gate``, the reports, the page and the metrics say so.
 
-* Shares (majority, HOLD, out-of-range, invalid votes): the Wilson score interval of count / n.
+* Shares (majority, HOLD, out-of-range, invalid votes): the Wilson score interval of count / n. Which
+  check takes which interval is a column of ``gate.CHECK_SPECS``.
 * Confidence std: the large-sample interval for the variance from the sample's own fourth moment,
   s**2 +- z sqrt((m4 - s**4) / n), square-rooted. It assumes no distribution (unlike the chi-square
   interval, which is only right for normal data and is far too narrow for the bimodal confidences these
@@ -28,8 +29,6 @@ import numpy.typing as npt
 CONFIDENCE = 0.95
 _Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 _Z975 = 2.241402727604947  # its 98.75 % quantile: each of the two quantile intervals at 97.5 %
-# Checks whose value is a share of votes, with the Wilson interval.
-SHARE_CHECKS = ("majority", "hold", "out_of_range", "invalid_votes")
 
 
 @dataclass(frozen=True, slots=True)

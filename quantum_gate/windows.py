@@ -32,24 +32,19 @@ OTHER_LABEL = "other"
 BASE_ACTIONS = ("BUY", "SELL", "HOLD")
 
 
-class LabelTable:
-    """Interns strings to small codes; once full, unknown names share the code of ``other``.
-
-    Bounded on purpose: every code may become a Prometheus label value or a dict key in a report. The
+class _CodeTable:
+    """Interns names to small codes, reusing released ones: what label and model tables share. The
     bound is on *current* cardinality: ``Vocabulary.make_room`` releases codes no window holds any
-    more, and a released code is reused for the next new name.
-    """
+    more, and a released code is reused for the next new name. Codes below ``_fixed`` are never
+    released."""
 
-    def __init__(self, limit: int, preset: Iterable[str] = ()) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self._codes: dict[str, int] = {}
         self.names: list[str] = []  # by code; a released code keeps its old name until reused
-        self.overflowed = 0
-        self.full = False
+        self.full = limit <= 0
         self._free: list[int] = []
-        for name in (*preset, OTHER_LABEL):
-            self._intern(name)
-        self._fixed = len(self.names)  # the preset labels and ``other`` are never released
+        self._fixed = 0
 
     def _intern(self, name: str) -> int:
         if self._free:
@@ -62,6 +57,34 @@ class LabelTable:
         self.full = len(self._codes) >= self.limit
         return code
 
+    def lookup(self, name: str) -> int | None:
+        return self._codes.get(name)
+
+    def _release(self, in_use: set[int]) -> list[int]:
+        """Free every code not in ``in_use`` (nor fixed); returns the freed codes."""
+        freed = [
+            (name, code) for name, code in self._codes.items() if code >= self._fixed and code not in in_use
+        ]
+        for name, code in freed:
+            del self._codes[name]
+            self._free.append(code)
+        self.full = len(self._codes) >= self.limit
+        return [code for _, code in freed]
+
+
+class LabelTable(_CodeTable):
+    """Interns strings to small codes; once full, unknown names share the code of ``other``.
+
+    Bounded on purpose: every code may become a Prometheus label value or a dict key in a report.
+    """
+
+    def __init__(self, limit: int, preset: Iterable[str] = ()) -> None:
+        super().__init__(limit)
+        self.overflowed = 0
+        for name in (*preset, OTHER_LABEL):
+            self._intern(name)
+        self._fixed = len(self.names)  # the preset labels and ``other`` are never released
+
     def code(self, name: str) -> int:
         found = self._codes.get(name)
         if found is not None:
@@ -71,32 +94,15 @@ class LabelTable:
             return self._codes[OTHER_LABEL]
         return self._intern(name)
 
-    def lookup(self, name: str) -> int | None:
-        return self._codes.get(name)
-
     def release(self, in_use: set[int]) -> int:
         """Free every code not in ``in_use`` (never a preset label or ``other``); returns how many."""
-        freed = [
-            (name, code) for name, code in self._codes.items() if code >= self._fixed and code not in in_use
-        ]
-        for name, code in freed:
-            del self._codes[name]
-            self._free.append(code)
-        self.full = len(self._codes) >= self.limit
-        return len(freed)
+        return len(self._release(in_use))
 
 
-class ModelTable:
+class ModelTable(_CodeTable):
     """Distinct model keys, capped: a key beyond the cap is refused (the window counts it), never
     relabelled, because merging unknown models into one bucket would gate a model that does not exist.
     The cap bounds the models *currently* in the windows: codes no window holds are released."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._codes: dict[str, int] = {}
-        self.names: list[str] = []  # by code; a released code keeps its old name until reused
-        self.full = limit <= 0
-        self._free: list[int] = []
 
     def code(self, name: str) -> int | None:
         found = self._codes.get(name)
@@ -104,27 +110,11 @@ class ModelTable:
             return found
         if len(self._codes) >= self.limit:
             return None
-        if self._free:
-            code = self._free.pop()
-            self.names[code] = name
-        else:
-            code = len(self.names)
-            self.names.append(name)
-        self._codes[name] = code
-        self.full = len(self._codes) >= self.limit
-        return code
-
-    def lookup(self, name: str) -> int | None:
-        return self._codes.get(name)
+        return self._intern(name)
 
     def release(self, in_use: set[int]) -> list[int]:
         """Free every code not in ``in_use``; returns the freed codes."""
-        freed = [(name, code) for name, code in self._codes.items() if code not in in_use]
-        for name, code in freed:
-            del self._codes[name]
-            self._free.append(code)
-        self.full = len(self._codes) >= self.limit
-        return [code for _, code in freed]
+        return self._release(in_use)
 
 
 @dataclass
@@ -565,12 +555,6 @@ class Window:
         self._summary = None
         return dropped
 
-    def clear(self) -> None:
-        self._drop_stage()
-        self._compact(np.empty(0, dtype=np.intp))
-        self.counters.clear()
-        self._notes = []
-
     def reverse(self) -> None:
         """Flip chronology: a backfill reads newest-first (XREVRANGE) and adds in that order."""
         self._compact(self._order()[::-1])
@@ -775,24 +759,8 @@ class RecentTimes:
         self._next = (self._next + count) % capacity
         self._size = min(self._size + count, capacity)
 
-    def clear(self) -> None:
-        self._size = 0
-        self._next = 0
-
-    def count_since(self, since_ms: int) -> tuple[int, bool]:
-        """Events with ms >= since_ms, and whether the ring was too small to hold them all."""
-        values = self._ms[: self._size]
-        count = int(np.count_nonzero(values >= since_ms))
-        saturated = self._size == self._ms.size and count == self._size
-        return count, saturated
-
     def values(self) -> npt.NDArray[np.int64]:
         return self._ms[: self._size]
-
-    def newest_ms(self) -> int | None:
-        if not self._size:
-            return None
-        return int(self._ms[(self._next - 1) % self._ms.size])
 
 
 def window_pair(

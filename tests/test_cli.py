@@ -467,7 +467,7 @@ def test_check_with_the_cutover_from_systemd(
     [
         ({"entered": None}, "never started"),
         ({"stderr": "Failed to connect to bus: No such file or directory"}, "systemd is not reachable"),
-        ({"entered": 1768023795, "old_systemd": True, "human": "Sat 2026-01-10 06:43:15 CET"}, "ambiguous"),
+        ({"entered": 1768023795, "old_systemd": True, "human": "Sat 2026-01-10 13:43:15 CST"}, "ambiguous"),
     ],
 )
 def test_check_cutover_unavailable(
@@ -489,6 +489,16 @@ def test_cutover_after_converts() -> None:
     document = as_json(run("cutover", "--after", "@1768023795", "--json"))
     assert document["stream_id"] == "1768023795000-0"
     assert document["source"] == "after"
+
+
+@pytest.mark.parametrize(
+    "copied", ["Sat 2026-01-10 05:43:15 UTC", "Sat 2026-01-10 06:43:15 CET", "Sat 2026-01-10 06:43:15 +0100"]
+)
+def test_cutover_after_takes_what_systemctl_show_prints(copied: str) -> None:
+    """The seed's procedure copies ActiveEnterTimestamp from `systemctl show` into --after (issue 17.6)."""
+    result = run("cutover", "--after", copied, "--json")
+    assert result.returncode == 0, result.stderr
+    assert as_json(result)["stream_id"] == "1768023795000-0"
 
 
 def test_cutover_from_the_unit(fake_systemd: FakeSystemd) -> None:

@@ -62,6 +62,11 @@ def test_parse_show_output() -> None:
         ("Sat 2026-01-10 06:43:15 +0100", SEED_MOMENT),
         ("Sat 2026-01-10 00:43:15 -0500", SEED_MOMENT),
         ("Sat 2026-01-10 11:13:15 +05:30", SEED_MOMENT),
+        # zones systemd prints that name one offset in the tz database (issue 17.6), and bare hours
+        ("Sat 2026-01-10 06:43:15 CET", SEED_MOMENT),
+        ("Sat 2026-01-10 00:43:15 EST", SEED_MOMENT),
+        ("Sat 2026-01-10 14:43:15 JST", SEED_MOMENT),
+        ("Sat 2026-01-10 08:43:15 +03", SEED_MOMENT),
     ],
 )
 def test_parse_active_enter(value: str, expected: datetime) -> None:
@@ -70,7 +75,7 @@ def test_parse_active_enter(value: str, expected: datetime) -> None:
     assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("zone", ["CET", "EST", "PST", "CEST", "IST", "Europe/Berlin"])
+@pytest.mark.parametrize("zone", ["CST", "CDT", "PST", "IST", "Europe/Berlin", "XYZ"])
 def test_ambiguous_zones_are_refused(zone: str) -> None:
     with pytest.raises(CutoverUnavailable) as caught:
         parse_active_enter(f"Sat 2026-01-10 06:43:15 {zone}")
@@ -154,14 +159,22 @@ def test_cutover_from_properties() -> None:
     assert data["n_restarts"] == 2
 
 
-@pytest.mark.parametrize("value", ["", "0", "n/a"])
+# ``@0`` is systemd's "never" (0 µs) in the --timestamp=unix form: not a cutover in 1970 (issue 16.10)
+@pytest.mark.parametrize("value", ["", "0", "n/a", "@0", "@0.000000", "Thu 1970-01-01 00:00:00 UTC"])
 def test_never_started(value: str) -> None:
     with pytest.raises(CutoverUnavailable) as caught:
         cutover_from_properties(UNIT, {"ActiveEnterTimestamp": value, "ActiveState": "inactive"})
     assert caught.value.reason == "never_started"
     assert UNIT in caught.value.message
-    with pytest.raises(CutoverUnavailable, match="never started"):
-        cutover_from_properties(UNIT, {})
+
+
+def test_no_active_enter_line_is_bad_output_not_never_started() -> None:
+    """``systemctl show -p ActiveEnterTimestamp`` always prints the line (empty when never started):
+    output without it is not an answer about the unit (issue 17.7)."""
+    for properties in ({}, {"garbage": "x"}, {"InvocationID": "abc", "ActiveState": "active"}):
+        with pytest.raises(CutoverUnavailable) as caught:
+            cutover_from_properties(UNIT, properties)
+        assert caught.value.reason == "bad_output"
 
 
 def test_start_before_the_epoch_is_bad_output() -> None:
@@ -213,10 +226,34 @@ def test_query_unit_old_systemd_falls_back_to_the_human_form(fake_systemd: FakeS
 
 
 def test_query_unit_old_systemd_in_an_ambiguous_zone(fake_systemd: FakeSystemd) -> None:
-    fake_systemd.set(entered=ENTERED, old_systemd=True, human="Sat 2026-01-10 06:43:15 CET")
+    fake_systemd.set(entered=ENTERED, old_systemd=True, human="Sat 2026-01-10 13:43:15 CST")
     with pytest.raises(CutoverUnavailable) as caught:
         query_unit(UNIT)
     assert caught.value.reason == "non_utc_timestamp"
+    fake_systemd.set(entered=ENTERED, old_systemd=True, human="Sat 2026-01-10 06:43:15 CET")
+    assert query_unit(UNIT).stream_id == StreamId(1_768_023_795_000, 0)
+
+
+def test_query_unit_at_zero_is_never_started(fake_systemd: FakeSystemd) -> None:
+    fake_systemd.set(entered=0, active_state="inactive")  # the stand-in prints ActiveEnterTimestamp=@0
+    with pytest.raises(CutoverUnavailable) as caught:
+        query_unit(UNIT)
+    assert caught.value.reason == "never_started"
+
+
+def test_query_unit_random_bytes_are_bad_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A systemctl (or a wrapper) that prints noise and exits 0 has not said the unit never started."""
+    noisy = tmp_path / "noisy-bin"
+    noisy.mkdir()
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4 + b"\x00=\xff\nActiveEnter\xffTimestamp=@1768023795\n")
+    script = noisy / "systemctl"
+    script.write_text(f"#!/bin/sh\ncat {junk}\n", encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{noisy}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(CutoverUnavailable) as caught:
+        query_unit(UNIT)
+    assert caught.value.reason == "bad_output"
 
 
 def test_query_unit_never_started(fake_systemd: FakeSystemd) -> None:

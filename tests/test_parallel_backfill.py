@@ -60,6 +60,7 @@ def settings_for(server: RedisServer, key: str, size: int) -> Settings:
             "windows.post": size,
             "windows.baseline": size,
             "gate.min_events": min(size, 200),
+            "gate.min_samples": min(size, 200),
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -9,7 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quantum_gate.streamids import (
+    AMBIGUOUS_ZONES,
+    SEQ_BITS,
     SEQ_MAX,
+    ZONE_ABBREVIATIONS,
+    AmbiguousZoneError,
     StreamId,
     StreamIdError,
     cutover_to_stream_id,
@@ -18,7 +23,6 @@ from quantum_gate.streamids import (
     parse_iso,
     parse_stream_id,
     stream_id_to_iso,
-    unpack_ms,
 )
 
 CUTOVER_MS = 1_768_023_795_000  # 2026-01-10T05:43:15Z, the seed's restart
@@ -57,6 +61,18 @@ CUTOVER_MS = 1_768_023_795_000  # 2026-01-10T05:43:15Z, the seed's restart
         ("1768023795000-0", "1768023795000-0"),
         ("1768023795000-17", "1768023795000-17"),
         ("0-1", "0-1"),
+        # systemd's own form, as `systemctl show` prints ActiveEnterTimestamp (issue 17.6)
+        ("Sat 2026-01-10 05:43:15 UTC", "1768023795000-0"),
+        ("  sat 2026-01-10 05:43:15 UTC\n", "1768023795000-0"),
+        ("2026-01-10 05:43:15 UTC", "1768023795000-0"),
+        ("Sat 2026-01-10 05:43:15.250 UTC", "1768023795250-0"),
+        ("Sat 2026-01-10 06:43:15 CET", "1768023795000-0"),
+        ("Sat 2026-01-10 07:43:15 EET", "1768023795000-0"),
+        ("Sat 2026-01-10 00:43:15 EST", "1768023795000-0"),
+        ("Sat 2026-01-10 06:43:15 +0100", "1768023795000-0"),
+        ("Sat 2026-01-10 06:43:15 +01:00", "1768023795000-0"),
+        ("Sat 2026-01-10 08:43:15 +03", "1768023795000-0"),
+        ("Fri 2026-01-09 21:43:15 -0800", "1768023795000-0"),  # the local date and weekday are the 9th
     ],
 )
 def test_cutover_forms(text: str, expected: str) -> None:
@@ -108,6 +124,59 @@ def test_garbage_is_a_stream_id_error(garbage: str) -> None:
         cutover_to_stream_id(garbage)
 
 
+@pytest.mark.parametrize("zone", ["CST", "CDT", "IST", "PST", "Europe/Berlin", "XYZ", "Local"])
+def test_systemd_form_with_an_ambiguous_zone_is_refused_in_one_line(zone: str) -> None:
+    with pytest.raises(AmbiguousZoneError) as caught:
+        cutover_to_stream_id(f"Sat 2026-01-10 05:43:15 {zone}")
+    message = str(caught.value)
+    assert f"{zone!r}" in message and "offset" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fri 2026-01-10 05:43:15 UTC",  # the 10th is a Saturday: a typo in the date or the weekday
+        "Sat 2026-01-10 05:43:15 +25",
+        "Sat 2026-02-30 05:43:15 UTC",
+        "Sat 2026-01-10 05:43 UTC",
+        "Saturday 2026-01-10 05:43:15 UTC",
+    ],
+)
+def test_bad_systemd_forms_are_refused(text: str) -> None:
+    with pytest.raises(StreamIdError):
+        cutover_to_stream_id(text)
+
+
+def _tz_database_offsets() -> dict[str, set[int]]:
+    """Every abbreviation the machine's tz database uses in 2020-2027, with the offsets it names."""
+    offsets: dict[str, set[int]] = {}
+    for name in zoneinfo.available_timezones():
+        try:
+            zone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        for year in range(2020, 2028):
+            for month in (1, 4, 7, 10):
+                moment = datetime(year, month, 15, 12, tzinfo=zone)
+                offset = moment.utcoffset()
+                abbreviation = moment.tzname()
+                if offset is not None and abbreviation is not None:
+                    offsets.setdefault(abbreviation, set()).add(int(offset.total_seconds() // 60))
+    return offsets
+
+
+def test_zone_abbreviations_name_one_offset_in_the_tz_database() -> None:
+    """The accepted abbreviations are those systemd can print that mean one offset, and no other."""
+    offsets = _tz_database_offsets()
+    if not offsets:
+        pytest.skip("no tz database on this machine")
+    for abbreviation, minutes in ZONE_ABBREVIATIONS.items():
+        assert offsets.get(abbreviation, {minutes}) == {minutes}, abbreviation
+    for abbreviation in AMBIGUOUS_ZONES:
+        assert len(offsets.get(abbreviation, set())) > 1, abbreviation
+    assert not set(ZONE_ABBREVIATIONS) & set(AMBIGUOUS_ZONES)
+
+
 def test_stream_id_error_is_a_value_error_with_a_reason() -> None:
     with pytest.raises(ValueError, match="ISO 8601"):
         cutover_to_stream_id("yesterday")
@@ -151,7 +220,7 @@ def test_packed_ids_keep_the_order(a: tuple[int, int], b: tuple[int, int]) -> No
     first, second = StreamId(*a), StreamId(*b)
     assert (first.packed() < second.packed()) == (first < second)
     assert (first.packed() == second.packed()) == (first == second)
-    assert unpack_ms(first.packed()) == first.ms
+    assert first.packed() >> SEQ_BITS == first.ms  # how windows read the ms back (keys >> SEQ_BITS)
 
 
 def test_packed_sequence_is_clamped_not_wrapped() -> None:
