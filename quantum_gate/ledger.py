@@ -297,13 +297,31 @@ def _reason(exc: sqlite3.Error) -> str:
     return "error"
 
 
+# Facts recorded once per cutover. A daemon that started while the file was unusable could not read its
+# rows back and starts the same cutover's row afresh: its later write must not replace them.
+_ONCE = (
+    "reached_min_events_at",
+    "seconds_to_min_events",
+    "verdict_at_min_events",
+    "borderline_at_min_events",
+)
+_ASSIGNMENTS = {
+    "adopted_at": "adopted_at = MIN(cutovers.adopted_at, excluded.adopted_at)",
+    **{
+        name: f"{name} = CASE WHEN cutovers.reached_min_events_at IS NULL THEN excluded.{name} "
+        f"ELSE cutovers.{name} END"
+        for name in _ONCE
+    },
+}
+
+
 def upsert(
     connection: sqlite3.Connection, row: LedgerRow, *, max_rows: int, max_age_days: float, now: float
 ) -> None:
     """One transaction: write the row, then drop what retention no longer keeps."""
     values = row.to_json()
     params = [json.dumps(values[name]) if name in _JSON_COLUMNS else values[name] for name in _COLUMNS]
-    assignments = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name != "identity")
+    assignments = ", ".join(_ASSIGNMENTS.get(name, f"{name} = excluded.{name}") for name in _COLUMNS[1:])
     with connection:
         connection.execute(
             f"INSERT INTO cutovers ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "  # noqa: S608 - column names are constants

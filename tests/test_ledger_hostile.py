@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -236,3 +237,35 @@ def test_a_failed_open_does_not_keep_the_file_open(tmp_path: Path) -> None:
     finally:
         gc.enable()
     assert str(path) not in now_open
+
+
+def test_a_row_rewritten_after_a_start_without_the_file_keeps_what_it_recorded(tmp_path: Path) -> None:
+    """A daemon that restarts while the file is locked or not yet mounted cannot read its rows back, so
+    it starts the same cutover's row afresh; when the file works again, that blank row must not
+    overwrite the recorded adoption, time to min_events and verdict at min_events (the audit trail)."""
+    path = tmp_path / "ledger.sqlite3"
+    recorded = replace(
+        row("after:-@1768023795000-0", 100.0),
+        reached_min_events_at=200.0,
+        seconds_to_min_events=95.0,
+        verdict_at_min_events="FAIL",
+        borderline_at_min_events=False,
+        last_verdict="FAIL",
+    )
+    connection = connect(path)
+    upsert(connection, recorded, max_rows=10, max_age_days=36500, now=300.0)
+    restarted = replace(
+        row("after:-@1768023795000-0", 5000.0),
+        reached_min_events_at=5010.0,
+        seconds_to_min_events=4905.0,
+        verdict_at_min_events="PASS",
+        borderline_at_min_events=True,
+        last_verdict="PASS",
+    )
+    upsert(connection, restarted, max_rows=10, max_age_days=36500, now=5010.0)
+    connection.close()
+    [found] = read_history(path, 10)
+    assert found.adopted_at == 100.0
+    assert (found.reached_min_events_at, found.seconds_to_min_events) == (200.0, 95.0)
+    assert (found.verdict_at_min_events, found.borderline_at_min_events) == ("FAIL", False)
+    assert found.last_verdict == "PASS"  # the latest verdict is the latest
