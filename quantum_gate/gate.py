@@ -306,6 +306,16 @@ class GateResult:
         """(model, check) of every gated model's check whose 95 % interval straddles its threshold."""
         return [(report.name, check) for report in self.gated() for check in report.borderline()]
 
+    def verdict_borderline(self) -> bool:
+        """Whether more events may flip the verdict itself: a PASS with any borderline check, or a FAIL
+        whose every failing check is borderline. INSUFFICIENT_DATA is not a decision to flip."""
+        if self.verdict == PASS:
+            return bool(self.borderline())
+        if self.verdict == FAIL:
+            failing = [check for report in self.gated() for check in report.failed()]
+            return bool(failing) and all(check.borderline for check in failing)
+        return False
+
 
 # ---- statistics ------------------------------------------------------------------------------------
 

@@ -202,7 +202,7 @@ class CutoverHistory:
                 reached_min_events_at=now,
                 seconds_to_min_events=max(now - cutover_seconds, 0.0),
                 verdict_at_min_events=result.verdict,
-                borderline_at_min_events=bool(borderline),
+                borderline_at_min_events=result.verdict_borderline(),
             )
         if _same_but_time(updated, row):
             self.current = replace(updated, last_evaluated_at=now)
