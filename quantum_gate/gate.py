@@ -191,8 +191,14 @@ class Check:
 
     @property
     def margin(self) -> float | None:
-        """How far the value clears the threshold: positive passes, negative fails."""
-        return margin(self.value, self.threshold, self.comparator)
+        """How far the value clears the threshold: positive passes, negative fails. ``constant`` fails on
+        its std or on its P10-P90 (``detail``): it clears by the smaller of the two margins."""
+        own = margin(self.value, self.threshold, self.comparator)
+        if own is None or "p10_p90_threshold" not in self.detail:
+            return own
+        width, width_min = self.detail.get("p10_p90"), self.detail["p10_p90_threshold"]
+        second = margin(width, width_min, self.comparator) if width_min is not None else None
+        return None if second is None else min(own, second)
 
     @property
     def borderline(self) -> bool:
