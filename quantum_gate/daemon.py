@@ -259,6 +259,7 @@ class Daemon:
     def _init_ledger(self) -> None:
         """The deployment ledger's state: the current cutover's row, the writer (or None), flapping."""
         self.verdict_changes_total = 0
+        self.last_verdict_cutover: tuple[str | None, StreamId] | None = None  # changes count per cutover
         self.history = CutoverHistory(self.settings.gate.min_events)
         self.ledger = _ledger_writer(self.settings, self.clock)
 
@@ -912,8 +913,10 @@ class Daemon:
         with self.lock:
             changed = self.history.evaluated(result, result.evaluated_at)
         self._record(changed)
+        identity = result.cutover.identity() if result.cutover is not None else None
+        same_cutover, self.last_verdict_cutover = identity == self.last_verdict_cutover, identity
         if result.verdict != self.last_verdict:
-            if self.last_verdict is not None:
+            if self.last_verdict is not None and same_cutover:  # a new deployment is not a flap
                 with self.lock:
                     self.verdict_changes_total += 1
             log.info(

@@ -679,7 +679,8 @@ def history_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     if unknown:
         return 400, text, f"unknown query parameter {unknown[0]!r}: /history takes only limit\n".encode()
     raw = query.get("limit", [str(HISTORY_DEFAULT_LIMIT)])[-1]
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX_LIMIT:
+    # ASCII digits only, and few: str.isdigit accepts '²' and 5,000 digits, which int() then refuses.
+    if re.fullmatch(r"[0-9]{1,7}", raw) is None or not 1 <= int(raw) <= HISTORY_MAX_LIMIT:
         return 400, text, f"limit must be a whole number from 1 to {HISTORY_MAX_LIMIT}\n".encode()
     if snap.ledger is None:
         return 404, "application/json", b'{"error": "no ledger configured (ledger.path, --ledger)"}\n'

@@ -191,8 +191,14 @@ class Check:
 
     @property
     def margin(self) -> float | None:
-        """How far the value clears the threshold: positive passes, negative fails."""
-        return margin(self.value, self.threshold, self.comparator)
+        """How far the value clears the threshold: positive passes, negative fails. ``constant`` fails on
+        its std or on its P10-P90 (``detail``): it clears by the smaller of the two margins."""
+        own = margin(self.value, self.threshold, self.comparator)
+        if own is None or "p10_p90_threshold" not in self.detail:
+            return own
+        width, width_min = self.detail.get("p10_p90"), self.detail["p10_p90_threshold"]
+        second = margin(width, width_min, self.comparator) if width_min is not None else None
+        return None if second is None else min(own, second)
 
     @property
     def borderline(self) -> bool:
@@ -299,6 +305,16 @@ class GateResult:
     def borderline(self) -> list[tuple[str, Check]]:
         """(model, check) of every gated model's check whose 95 % interval straddles its threshold."""
         return [(report.name, check) for report in self.gated() for check in report.borderline()]
+
+    def verdict_borderline(self) -> bool:
+        """Whether more events may flip the verdict itself: a PASS with any borderline check, or a FAIL
+        whose every failing check is borderline. INSUFFICIENT_DATA is not a decision to flip."""
+        if self.verdict == PASS:
+            return bool(self.borderline())
+        if self.verdict == FAIL:
+            failing = [check for report in self.gated() for check in report.failed()]
+            return bool(failing) and all(check.borderline for check in failing)
+        return False
 
 
 # ---- statistics ------------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ def gate_document(
         },
         "comparison": {name: report.comparison for name, report in result.models.items()},
         "borderline": [{"model": model, **check.to_json()} for model, check in result.borderline()],
+        "verdict_borderline": result.verdict_borderline(),
     }
     document["recommendation"] = recommendation(document)
     if extra:
@@ -105,14 +106,7 @@ def recommendation(document: dict[str, Any]) -> str:
             f"flip it. Wait for {max(2 * events, events + 200)} events before promoting.{changes}"
         )
     failing = "; ".join(document["reasons"][:3])
-    failed_checks = [
-        check
-        for model in document["models"].values()
-        if model["gated"]
-        for check in model["checks"]
-        if not check["passed"]
-    ]
-    if failed_checks and all(check.get("borderline") for check in failed_checks):
+    if document.get("verdict_borderline"):  # every failing check's interval reaches its threshold
         return (
             f"FAIL, borderline: {failing}. Every failing value's 95 % interval reaches its threshold; "
             "do not promote on this evidence, and expect more events to decide it."
