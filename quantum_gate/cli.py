@@ -1,7 +1,9 @@
 """``quantum-gate``: the one-shot commands operators script against, and the daemon's entry point.
 
-Exit codes (docs/cli.md): 0 PASS; 2 blocked (FAIL or INSUFFICIENT_DATA, fail-closed); 1 could not
-evaluate (bad arguments or config, Redis unreachable, cutover unknown). Errors are one line on stderr.
+Exit codes (docs/cli.md): 0 PASS; 2 blocked (FAIL or INSUFFICIENT_DATA, fail-closed; also a stream
+key that does not exist); 1 could not evaluate (bad arguments or config, Redis unreachable, cutover
+unknown); 3 the verdict was printed but ``--report-dir`` could not be written. Errors are one line on
+stderr.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.history import render_history
 from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
 from quantum_gate.provenance import capture_deployment_info, provenance_json
+from quantum_gate.redis_state import StreamMissing, StreamWrongType, is_wrong_type, key_type
 from quantum_gate.report import dumps, gate_document, render_table, write_report
 from quantum_gate.retention import retention_for_windows
 from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
 from quantum_gate.streamids import SEQ_BITS, StreamIdError
 from quantum_gate.windows import Window, window_pair
 
-EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
+EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED, EXIT_REPORT_FAILED = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -231,17 +234,39 @@ def rate_from_windows(post: Window, pre: Window, now: float, horizon_seconds: fl
 def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
     post, pre = new_windows(settings)
     parallel = settings.windows.parallel_min_events
-    if parallel and min(post.capacity, pre.capacity) >= parallel:
-        _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
-    else:
-        client = connect(settings)
-        try:
-            load_windows(client, settings, cutover.stream_id, post, pre)
-        finally:
-            client.close()
+    try:
+        if parallel and min(post.capacity, pre.capacity) >= parallel:
+            _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
+        else:
+            client = connect(settings)
+            try:
+                load_windows(client, settings, cutover.stream_id, post, pre)
+            finally:
+                client.close()
+    except redis.ResponseError as exc:
+        if is_wrong_type(exc):
+            raise StreamWrongType(settings.redis.stream, stream_key_type(settings)) from None
+        raise
     rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
     result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
     return result, post, pre
+
+
+def missing_stream(settings: Settings, post: Window, pre: Window) -> StreamMissing | None:
+    """For check and diagnose: empty windows from a key that does not exist (one TYPE, asked only
+    when both windows are empty) are said as such, not as an ordinary INSUFFICIENT_DATA."""
+    if len(post) or len(pre) or sum(post.counters.skipped.values()) or sum(pre.counters.skipped.values()):
+        return None
+    return StreamMissing(settings.redis.stream) if stream_key_type(settings) == "none" else None
+
+
+def stream_key_type(settings: Settings) -> str:
+    """TYPE of the stream key (``none`` when missing), to say what is wrong in one line."""
+    client = connect(settings)
+    try:
+        return key_type(client, settings.redis.stream)
+    finally:
+        client.close()
 
 
 def depth_extra(
@@ -291,24 +316,31 @@ def require_directory(path: Path | None, what: str) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    require_directory(args.report_dir, "--report-dir")
-    cutover = resolve_cutover(settings)
+    cutover = resolve_cutover(settings)  # no report-dir check first: the verdict comes before the report
     now = time.time()
     result, post, pre = evaluate_once(settings, cutover, now)
+    missing = missing_stream(settings, post, pre)
+    if missing is not None and not args.json:
+        raise missing
     extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
+    if missing is not None:  # scripts still get their one JSON object (INSUFFICIENT_DATA, saying why)
+        document["reasons"] = [str(missing), *document["reasons"]]
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+        raise missing
+    if args.json:  # the verdict first: a report folder that cannot be written never loses it
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+    else:
+        print(render_table(document))
+    sys.stdout.flush()
     if args.report_dir:
         try:
             path = write_report(args.report_dir, document)
         except OSError as exc:
-            raise ConfigError(
-                f"--report-dir {args.report_dir}: cannot write the report: {exc.strerror or exc}"
-            ) from None
+            where = exc.filename or args.report_dir
+            _fail(f"report not written: {where}: {exc.strerror or exc} (the verdict above stands)")
+            return EXIT_REPORT_FAILED
         print(f"report written: {path} (and .md)", file=sys.stderr)
-    if args.json:
-        sys.stdout.buffer.write(dumps(document) + b"\n")
-    else:
-        print(render_table(document))
     return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
 
 
@@ -316,6 +348,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)
     _, post, pre = evaluate_once(settings, cutover, time.time())
+    missing = missing_stream(settings, post, pre)
+    if missing is not None:
+        raise missing
     suspects = settings.gate.suspect_constants
     document = {
         "cutover": cutover.to_json(),
@@ -421,6 +456,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return _fail(f"cutover: {exc.message} (pass --after to fix the cutover by hand)")
     except StreamIdError as exc:
         return _fail(f"cutover: {exc}")
+    except StreamMissing as exc:  # fail-closed like any blocked gate: nothing to judge
+        _fail(str(exc))
+        return EXIT_BLOCKED
+    except StreamWrongType as exc:
+        return _fail(f"redis: {exc}")
     except LedgerError as exc:
         return _fail(exc.message)
     except redis.AuthenticationError:

@@ -14,7 +14,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -211,6 +211,10 @@ class DaemonSettings(_Section):
     on_gate_complete_timeout_seconds: float = Field(60.0, ge=MIN_SECONDS, le=3600)
     stale_after_seconds: float | None = Field(None, ge=1)
     shutdown_timeout_seconds: float = Field(4.0, ge=MIN_SECONDS, le=60)
+    # Report retention (the daemon's own report_dir): the newest `reports_keep` pairs are kept, and
+    # pairs older than `reports_max_age_days` are removed; a flapping cutover writes one per change.
+    reports_keep: int = Field(200, ge=1, le=1_000_000)
+    reports_max_age_days: float | None = Field(90.0, gt=0, le=36_500)
 
     @field_validator("listen")
     @classmethod
@@ -300,17 +304,48 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def redact_url(url: str) -> str:
+    """The URL as it may be shown: user:password@ becomes ***@, and the value of every query
+    parameter that can carry a secret (redis-py passes ``?password=``, ``?ssl_password=`` ... to the
+    connection as keyword arguments) becomes ***. ``username`` and the other parameters stay."""
     scheme, sep, rest = url.partition("://")
     if sep and "#" in rest and "@" in rest:
         # urlsplit ends the authority at '#', so a password with '#' would show as a "fragment": hide
         # everything up to the last '@' instead (more than needed is fine; less never is).
-        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+        shown, asked, query = rest.rpartition("@")[2].partition("?")
+        return f"{scheme}://***@{shown}" + (f"?{_redact_query(query)}" if asked else "")
     parts = urlsplit(url)
+    query = _redact_query(parts.query)
     if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        netloc = parts.netloc
+    else:
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    if "://" not in url:
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # by hand: urlunsplit drops the empty authority of unix:///path
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
+
+
+# Query parameter names (case-insensitive substrings) whose values are secrets.
+_SECRET_PARAMETERS = ("pass", "secret", "token", "credential", "auth")
+
+
+def _redact_query(query: str) -> str:
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_is_secret(name) for name, _ in pairs):
+        return query
+    return urlencode([(name, "***" if _is_secret(name) else value) for name, value in pairs], safe="*")
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_PARAMETERS)
 
 
 def load_settings(

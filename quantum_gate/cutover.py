@@ -14,11 +14,15 @@ PATH with an argv list, no shell, bounded time, and turn every failure into ``Cu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -200,32 +204,73 @@ def _classify_failure(stderr: str) -> CutoverUnavailable:
     return CutoverUnavailable("systemctl_error", f"systemctl failed: {first[:200]}")
 
 
-def query_unit(unit: str, systemctl: str = "systemctl", timeout: float = 5.0) -> Cutover:
-    """Ask systemd for the unit's last start. Raises CutoverUnavailable with a bounded reason."""
+def query_unit(
+    unit: str, systemctl: str = "systemctl", timeout: float = 5.0, cancel: threading.Event | None = None
+) -> Cutover:
+    """Ask systemd for the unit's last start. Raises CutoverUnavailable with a bounded reason.
+
+    ``cancel`` (the daemon's stop flag) ends a hanging query at once: systemctl and anything it started
+    are killed and CutoverUnavailable("cancelled") is raised, so a SIGTERM never waits for systemd."""
     binary = shutil.which(systemctl)
     if binary is None:
         raise CutoverUnavailable("systemctl_missing", f"{systemctl!r} not found on PATH")
     env = {**os.environ, "TZ": "UTC", "LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
     base = [binary, "show", unit, "-p", ",".join(PROPERTIES), "--no-pager"]
-    result = _run([*base, "--timestamp=unix"], env, timeout)
+    result = _run([*base, "--timestamp=unix"], env, timeout, cancel=cancel)
     if result.returncode != 0 and "timestamp" in result.stderr:
-        result = _run(base, env, timeout)  # systemd < 248 does not know --timestamp
+        result = _run(base, env, timeout, cancel=cancel)  # systemd < 248 does not know --timestamp
     if result.returncode != 0:
         raise _classify_failure(result.stderr)
     return cutover_from_properties(unit, parse_show_output(result.stdout))
 
 
+CANCEL_POLL_SECONDS = 0.1
+
+
 def _run(
-    argv: list[str], env: dict[str, str], timeout: float, tool: str = "systemctl"
+    argv: list[str],
+    env: dict[str, str],
+    timeout: float,
+    tool: str = "systemctl",
+    cancel: threading.Event | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, env=env, check=False, errors="replace"
+    """``argv`` with a deadline; ``cancel`` (the daemon's stop flag) kills it at once."""
+    try:  # a session of its own, so a kill reaches whatever a wrapper script started too
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise CutoverUnavailable("timeout", f"{tool} did not answer within {timeout:g}s") from None
     except OSError as exc:
         raise CutoverUnavailable(f"{tool}_error", f"cannot run {tool}: {exc.strerror or exc}") from None
+    deadline = time.monotonic() + timeout
+    with process:
+        while True:
+            left = deadline - time.monotonic()
+            step = min(left, CANCEL_POLL_SECONDS) if cancel is not None else left
+            try:
+                stdout, stderr = process.communicate(timeout=max(step, 0.0))
+                return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    _kill(process)
+                    raise CutoverUnavailable("cancelled", f"{tool} query abandoned: stopping") from None
+                if time.monotonic() >= deadline:
+                    _kill(process)
+                    raise CutoverUnavailable(
+                        "timeout", f"{tool} did not answer within {timeout:g}s"
+                    ) from None
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 # ---- RFC 3339 times (docker's StartedAt, Kubernetes' creationTimestamp) ------------------------------
@@ -316,7 +361,11 @@ def _docker_failure(container: str, stderr: str) -> CutoverUnavailable:
 
 
 def query_container(
-    container: str, docker: str = "docker", host: str | None = None, timeout: float = 5.0
+    container: str,
+    docker: str = "docker",
+    host: str | None = None,
+    timeout: float = 5.0,
+    cancel: threading.Event | None = None,
 ) -> Cutover:
     """``docker [-H HOST] inspect --type container --format '{{json .}}' NAME``."""
     binary = shutil.which(docker)
@@ -324,7 +373,7 @@ def query_container(
         raise CutoverUnavailable("docker_missing", f"{docker!r} not found on PATH")
     argv = [binary, *(["-H", host] if host else []), "inspect", "--type", "container"]
     argv += ["--format", "{{json .}}", container]
-    result = _run(argv, {**os.environ, "LC_ALL": "C"}, timeout, "docker")
+    result = _run(argv, {**os.environ, "LC_ALL": "C"}, timeout, "docker", cancel)
     if result.returncode != 0:
         raise _docker_failure(container, result.stderr)
     inspected = _one_json_object(result.stdout, "docker inspect")
@@ -509,7 +558,7 @@ def _kubectl_failure(stderr: str) -> CutoverUnavailable:
 
 
 def query_deployment(
-    deployment: str, kubectl: str = "kubectl", timeout: float = 5.0
+    deployment: str, kubectl: str = "kubectl", timeout: float = 5.0, cancel: threading.Event | None = None
 ) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]]:
     """``kubectl get deployments.apps NAME -o json`` and the ReplicaSets it owns. The group is spelled
     out so an old ``extensions`` alias never answers instead."""
@@ -519,7 +568,8 @@ def query_deployment(
     namespace, name = split_deployment(deployment)
     scope = ["-n", namespace] if namespace else []
     env = {**os.environ, "LC_ALL": "C"}
-    result = _run([binary, "get", "deployments.apps", name, *scope, "-o", "json"], env, timeout, "kubectl")
+    get = [binary, "get", "deployments.apps", name, *scope, "-o", "json"]
+    result = _run(get, env, timeout, "kubectl", cancel)
     if result.returncode != 0:
         raise _kubectl_failure(result.stderr)
     found = _one_json_object(result.stdout, "kubectl get deployment")
@@ -527,7 +577,7 @@ def query_deployment(
         raise CutoverUnavailable("bad_output", "kubectl get deployment did not return a Deployment")
     selector = label_selector(found)
     argv = [binary, "get", "replicasets.apps", *scope, "-l", selector, "-o", "json"]
-    result = _run(argv, env, timeout, "kubectl")
+    result = _run(argv, env, timeout, "kubectl", cancel)
     if result.returncode != 0:
         raise _kubectl_failure(result.stderr)
     listing = _one_json_object(result.stdout, "kubectl get replicasets")
@@ -569,13 +619,14 @@ class SystemdSource:
     systemctl: str = "systemctl"
     timeout: float = 5.0
     kind: str = "systemd"
+    cancel: threading.Event | None = None  # the daemon's stop flag: a hung query is killed at once
 
     @property
     def target(self) -> str:
         return self.unit
 
     def query(self) -> Cutover:
-        return query_unit(self.unit, self.systemctl, self.timeout)
+        return query_unit(self.unit, self.systemctl, self.timeout, cancel=self.cancel)
 
 
 @dataclass
@@ -585,13 +636,14 @@ class DockerSource:
     host: str | None = None
     timeout: float = 5.0
     kind: str = "docker"
+    cancel: threading.Event | None = None
 
     @property
     def target(self) -> str:
         return self.container
 
     def query(self) -> Cutover:
-        return query_container(self.container, self.docker, self.host, self.timeout)
+        return query_container(self.container, self.docker, self.host, self.timeout, self.cancel)
 
 
 MAX_REMEMBERED_REVISIONS = 64
@@ -608,13 +660,14 @@ class KubernetesSource:
     clock: Callable[[], float] = field(default=lambda: datetime.now(UTC).timestamp())
     kind: str = "kubernetes"
     seen: dict[str, StreamId] = field(default_factory=dict)
+    cancel: threading.Event | None = None
 
     @property
     def target(self) -> str:
         return self.deployment
 
     def query(self) -> Cutover:
-        found, replicasets = query_deployment(self.deployment, self.kubectl, self.timeout)
+        found, replicasets = query_deployment(self.deployment, self.kubectl, self.timeout, self.cancel)
         state = rollout_state(found, replicasets)
         key = state.identity_key
         while len(self.seen) >= MAX_REMEMBERED_REVISIONS:  # bounded: the oldest revisions go first
@@ -634,17 +687,22 @@ class KubernetesSource:
         return cutover_from_rollout(self.deployment, state, self.seen[key])
 
 
-def cutover_source(settings: CutoverSettings, clock: Callable[[], float] | None = None) -> CutoverSource:
-    """The source the settings name; a fixed ``after`` wins (as it always has)."""
+def cutover_source(
+    settings: CutoverSettings,
+    clock: Callable[[], float] | None = None,
+    cancel: threading.Event | None = None,
+) -> CutoverSource:
+    """The source the settings name; a fixed ``after`` wins (as it always has). ``cancel`` (the
+    daemon's stop flag) kills a query in flight."""
     kind = settings.effective_source()
     timeout = settings.timeout_seconds
     if kind == "fixed":
         return FixedSource(settings.after or "")
     if kind == "docker":
-        return DockerSource(settings.container, settings.docker, settings.docker_host, timeout)
+        return DockerSource(settings.container, settings.docker, settings.docker_host, timeout, cancel=cancel)
     if kind == "kubernetes":
-        source = KubernetesSource(settings.deployment, settings.kubectl, timeout)
+        source = KubernetesSource(settings.deployment, settings.kubectl, timeout, cancel=cancel)
         if clock is not None:
             source.clock = clock
         return source
-    return SystemdSource(settings.unit, settings.systemctl, timeout)
+    return SystemdSource(settings.unit, settings.systemctl, timeout, cancel=cancel)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -77,6 +77,14 @@ class Snapshot:
     histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     # What the stream covers (XINFO STREAM) and the trimming risks (retention.assess_retention)
     retention: Retention | None = None
+    # What is wrong with Redis in one line (redis_state.describe_redis_error); None while it answers
+    redis_condition: str | None = None
+    # TYPE of the stream key as last seen ("stream", "none" when missing, "string", ...); None: not yet
+    stream_type: str | None = None
+    # When the start-up systemctl query began, while it has not answered (clock seconds)
+    systemd_waiting_since: float | None = None
+    report_errors_total: int = 0
+    reports_removed_total: int = 0
     # The node read now, failovers and rollbacks seen, the replica's link (docs/redis.md)
     endpoint: Endpoint | None = None
     failovers_total: int = 0
@@ -207,6 +215,14 @@ class GateCollector(Collector):
         )
         yield _counter("reports_written_total", "gate reports written", snap.reports_written_total)
         yield _counter(
+            "report_errors_total", "gate reports that could not be written", snap.report_errors_total
+        )
+        yield _counter(
+            "reports_removed_total",
+            "report files removed by the retention limits",
+            snap.reports_removed_total,
+        )
+        yield _counter(
             "verdict_changes_total",
             "times the verdict changed from one evaluation to the next (flapping shows here)",
             snap.verdict_changes_total,
@@ -262,6 +278,12 @@ class GateCollector(Collector):
         if snap.last_entry_ms is not None:
             yield _gauge(
                 "last_entry_timestamp_seconds", "newest stream entry of any kind", snap.last_entry_ms / 1000
+            )
+        if snap.stream_type is not None:
+            yield _gauge(
+                "stream_exists",
+                "1 when the stream key exists and is a stream",
+                int(snap.stream_type == "stream"),
             )
         if snap.stream_length is not None:
             yield _gauge("stream_length", "XLEN of the stream", snap.stream_length)
@@ -524,8 +546,18 @@ def make_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
 
 
 def health(snap: Snapshot, now: float) -> tuple[bool, str]:
+    if snap.systemd_waiting_since is not None:  # start-up: Redis is not asked before systemd answers
+        waited = max(now - snap.systemd_waiting_since, 0.0)
+        limit = snap.settings.cutover.timeout_seconds
+        tool = {"docker": "docker inspect", "kubernetes": "kubectl get"}.get(
+            snap.cutover_source, "systemctl show"
+        )
+        return (
+            False,
+            f"{snap.cutover_source} not answering ({tool} running for {waited:.0f}s, timeout {limit:g}s)",
+        )
     if not snap.redis_up:
-        return False, "redis unreachable"
+        return False, f"redis {snap.redis_condition or 'unreachable'}"
     if snap.last_evaluation_at is None:
         return False, "no evaluation yet"
     age = now - snap.last_evaluation_at
@@ -533,6 +565,37 @@ def health(snap: Snapshot, now: float) -> tuple[bool, str]:
     if age > limit:
         return False, f"last evaluation {age:.0f}s ago (limit {limit:.0f}s)"
     return True, "ok"
+
+
+# The query parameters each route takes, with the values each accepts. Anything else, an empty value
+# or a repeated parameter is refused with 400: a webhook with a typo (?requires=pass) must not get a
+# 200 that reads like a PASS.
+ROUTE_PARAMETERS: dict[str, dict[str, frozenset[str]]] = {
+    "/metrics": {},
+    "/gate": {"require": frozenset({"pass", "not_fail"})},
+    "/healthz": {},
+    "/": {},
+    "/index.html": {},
+    "/reports/": {},  # /reports/<name>; /history checks its own (limit)
+}
+
+
+def query_problem(route: str, query: str) -> str | None:
+    """One line saying what is wrong with the query string, or None when the route takes it."""
+    allowed = ROUTE_PARAMETERS.get(route, {})
+    seen: set[str] = set()
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "no parameters"
+            return f"unknown query parameter {name[:40]!r}: {route} takes {takes}"
+        if not value:
+            return f"empty query parameter {name!r}: give one of {', '.join(sorted(allowed[name]))}"
+        if name in seen:
+            return f"query parameter {name!r} given twice"
+        if value not in allowed[name]:
+            return f"{name} must be one of {', '.join(sorted(allowed[name]))}, not {value[:40]!r}"
+        seen.add(name)
+    return None
 
 
 class HttpApp:
@@ -552,7 +615,10 @@ class HttpApp:
         self.registry.register(self.collector)
 
     def handle(self, path: str) -> tuple[int, str, bytes]:  # noqa: PLR0911 - one return per route
-        route = path.split("?", 1)[0]
+        route, _, query = path.partition("?")
+        checked = "/reports/" if route.startswith("/reports/") else route
+        if checked in ROUTE_PARAMETERS and (problem := query_problem(checked, query)) is not None:
+            return 400, "text/plain; charset=utf-8", problem.encode("utf-8") + b"\n"
         if route == "/metrics":
             return 200, CONTENT_TYPE_LATEST, self.collector.render()
         snap = self.snapshot()
@@ -574,12 +640,11 @@ class HttpApp:
 def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     """``/gate``: the ``check --json`` document. ``?require=pass`` (200 only on PASS) or
     ``?require=not_fail`` (non-2xx only on FAIL) are for rollout webhooks that read the status code,
-    such as Flagger's (docs/rollouts.md); 412 when the requirement is unmet, with the same body."""
+    such as Flagger's (docs/rollouts.md); 412 when the requirement is unmet, with the same body.
+    The query was checked by ``query_problem`` (400 for anything else)."""
     if snap.document is None:
         return 503, "application/json", b'{"error": "no evaluation yet"}\n'
-    require = parse_qs(path.partition("?")[2]).get("require", [None])[-1]
-    if require not in {None, "pass", "not_fail"}:
-        return 400, "text/plain; charset=utf-8", b"require must be pass or not_fail\n"
+    require = dict(parse_qsl(path.partition("?")[2])).get("require")
     verdict = snap.document["verdict"]
     unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
     return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
@@ -633,6 +698,13 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self) -> None:  # the stdlib's name
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:
+        """The headers GET would send (Content-Length included), and no body (RFC 9110)."""
+        self._answer(with_body=False)
+
+    def _answer(self, *, with_body: bool) -> None:
         try:
             status, content_type, body = self.app.handle(self.path)
         except Exception:  # broad on purpose: answer 500, keep serving
@@ -642,10 +714,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
+        if with_body:
+            self.wfile.write(body)
 
     def do_POST(self) -> None:
         """Rollout webhooks (Flagger) POST a JSON body: only ``/gate`` answers; the body is ignored."""
