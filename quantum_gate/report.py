@@ -271,6 +271,14 @@ def render_table(document: dict[str, Any]) -> str:
     if document["reasons"]:
         lines.append("")
         lines.extend(f"why: {reason}" for reason in document["reasons"])
+    for item in document.get("borderline") or []:
+        low, high = item["interval"]
+        lines.append(
+            f"borderline: {item['model']} {item['name']} {item['value']:.4g}, 95% interval {low:.4g} to "
+            f"{high:.4g} straddles {item['threshold']:g}"
+        )
+    if document.get("recommendation") and document["verdict"] != "INSUFFICIENT_DATA":
+        lines += ["", f"recommendation: {document['recommendation']}"]
     return "\n".join(lines)
 
 

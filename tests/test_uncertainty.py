@@ -16,7 +16,7 @@ from statsmodels.stats.proportion import proportion_confint
 from quantum_gate import uncertainty
 from quantum_gate.config import GateSettings
 from quantum_gate.gate import GateResult
-from quantum_gate.report import gate_document, render_markdown
+from quantum_gate.report import gate_document, render_markdown, render_table
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,6 +135,9 @@ def test_a_pass_one_point_under_its_limit_is_borderline_and_ten_points_under_is_
     assert "## Deployment recommendation" in markdown
     assert markdown.index("## Deployment recommendation") < markdown.index("## Models")
     assert "| hold | 0.8400 |" in markdown and "| yes (borderline) |" in markdown
+    table = render_table(document).splitlines()  # what `check` prints on a terminal
+    assert any(line.startswith("borderline: lgbm hold 0.84, 95% interval ") for line in table)
+    assert table[-1].startswith("recommendation: PASS, borderline on lgbm hold")
 
     solid = gate_document(clear, stream="s")
     assert solid["borderline"] == []
