@@ -1,5 +1,8 @@
 """Shared fixtures: private redis-server instances on free ports, stream writers, a stand-in systemctl.
 
+The process kit (``free_port``, ``wait_until``, ``RedisServer``, ``DaemonProcess``) is ``bench/kit.py``,
+shared with the bench; ``free_port`` and ``wait_until`` are re-exported here.
+
 Tests never touch the machine's own Redis on 6379: each session starts its own server, and fault tests
 start one of their own so they can kill and restart it.
 """
@@ -9,22 +12,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+
+from bench import kit
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "trade_intent_examples.jsonl"  # provenance: tests/fixtures/README.md
 IN_CI = os.environ.get("CI") == "true"
+free_port = kit.free_port  # the kit's, under the name the tests have always imported from here
+wait_until = kit.wait_until
 
 
 def require_tool(name: str) -> str:
@@ -37,68 +40,11 @@ def require_tool(name: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class RedisServer(kit.RedisServer):
+    """The kit's private redis-server; a missing binary fails in CI and skips locally."""
 
-
-@dataclass
-class RedisServer:
-    """One private redis-server process; ``kill`` and ``start`` let fault tests take it away."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    extra_args: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = require_tool("redis-server")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        argv = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(self.directory),
-            "--logfile",
-            str(self.directory / "redis.log"),
-            *self.extra_args,
-        ]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.admin().ping():
-                    return
-            except (redis.ConnectionError, redis.ResponseError):
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.directory}/redis.log")
-
-    def admin(self) -> redis.Redis:
-        """A client for the test itself (it may write: only the product is read-only)."""
-        return redis.Redis(port=self.port, socket_timeout=5)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    def binary(self) -> str:
+        return require_tool("redis-server")
 
 
 @pytest.fixture(scope="session")

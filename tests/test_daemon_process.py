@@ -241,8 +241,13 @@ def test_run_without_systemd_keeps_running_and_fails_closed(
         assert (daemon.value("quantum_gate_systemd_errors_total", reason=cause) or 0) >= 1
         unavailable = daemon.wait_log("cutover.unavailable")
         assert unavailable[0]["reason"] == cause
-        time.sleep(0.6)  # three more failed polls: still running, still one log line
-        assert daemon.process.poll() is None
+        failed = daemon.value("quantum_gate_systemd_errors_total", reason=cause) or 0
+        daemon.wait_for(  # three more failed polls: still running, still one log line
+            lambda: (daemon.value("quantum_gate_systemd_errors_total", reason=cause) or 0) >= failed + 3,
+            10,
+            "three more failed systemctl polls",
+        )
+        daemon.assert_alive()
         assert len(daemon.events("cutover.unavailable")) == 1
         assert daemon.get("/healthz") == (200, b'{"status":"ok","reason":"ok"}\n')
         assert daemon.json("/gate")["cutover"]["error"]
@@ -517,7 +522,7 @@ def test_sigterm_is_bounded_even_when_redis_hangs_and_a_second_signal_forces(
             daemon.wait_log("daemon.stopping")
             started = time.monotonic()
             daemon.send(signal.SIGTERM)
-            assert daemon.process.wait(timeout=5) == 1
+            assert daemon.wait_exit(timeout=5) == 1
             assert time.monotonic() - started < 1
 
 

@@ -74,7 +74,7 @@ def test_sigterm_during_startup_backfill_exits_0_within_5s(
             assert time.monotonic() < deadline, "the backfill never showed in CLIENT LIST"
             interrupted.assert_alive()
             time.sleep(0.005)  # polling cadence of CLIENT LIST; the condition decides
-        code, seconds = interrupted.terminate(timeout=30)
+        code, seconds = interrupted.terminate(within=30)
     finally:
         interrupted.close()
     events = interrupted.logs()

@@ -1,0 +1,469 @@
+"""The process kit shared by the tests and the bench: ``free_port``, ``wait_until``, a private
+``redis-server`` (``RedisServer``) and the real daemon as a child process (``DaemonProcess``, read
+through ``/metrics`` as ``Metrics`` and through its JSON log lines).
+
+It lives here, and imports nothing from pytest, so that ``python -m bench.run`` works from the
+repository root without the test dependencies; the tests import it too (pytest puts the repository
+root on ``sys.path``, see ``pythonpath`` in pyproject.toml), and ``tests/conftest.py`` wraps
+``RedisServer`` so that a missing ``redis-server`` fails in CI and skips locally.
+
+Every wait polls an observable against a deadline and says what it waited for; nothing sleeps blindly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parent.parent
+EARLY_CUTOVER = "2020-01-01T00:00:00Z"  # every auto-ID entry a test or the bench writes is after it
+MACHINE_REDIS_PORT = 6379  # the machine's own Redis: never ours
+T = TypeVar("T")
+Labels = tuple[tuple[str, str], ...]
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (the kernel's choice, never 6379)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port != MACHINE_REDIS_PORT:
+            return port
+
+
+def wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float = 10.0,
+    what: str = "condition",
+    *,
+    every: float = 0.02,
+    ignore: tuple[type[BaseException], ...] = (),
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Fails with an ``AssertionError`` naming ``what`` after ``timeout`` seconds (at least one poll is
+    made); ``ignore`` lists exceptions that count as "not yet" (the last one is shown), ``explain``
+    adds evidence to the failure. ``every`` is the polling cadence, not synchronisation.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+        except ignore as exc:
+            last_error, value = exc, None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            message = f"timed out after {timeout:g}s waiting for {what}"
+            if last_error is not None:
+                message += f" (last error: {last_error!r})"
+            if explain is not None:
+                message += "\n" + explain()
+            raise AssertionError(message)
+        time.sleep(every)
+
+
+# ---- a private redis-server -------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """One private redis-server process on a free loopback port, no RDB snapshots; ``kill`` and
+    ``start`` let fault tests take it away and bring it back."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def binary(self) -> str:
+        found = shutil.which("redis-server")
+        if found is None:
+            raise RuntimeError("redis-server is not on PATH (apt-get install -y redis-server)")
+        return found
+
+    def start(self) -> None:
+        binary = self.binary()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
+        self.process = subprocess.Popen(
+            [*argv, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        process = self.process
+        # Stop waiting early when it exits (a taken port, a bad argument): redis.log says why.
+        with contextlib.suppress(AssertionError):
+            wait_until(
+                lambda: process.poll() is not None or self.admin().ping(),
+                10,
+                f"redis-server on port {self.port}",
+                every=0.05,
+                ignore=(redis.RedisError,),
+            )
+        if process.poll() is not None or not self._pings():
+            log = self.directory / "redis.log"
+            raise RuntimeError(f"redis-server on port {self.port} did not start; see {log}")
+
+    def _pings(self) -> bool:
+        try:
+            return bool(self.admin().ping())
+        except redis.RedisError:
+            return False
+
+    def admin(self) -> redis.Redis:
+        """A client for the test or bench itself (it may write: only the product is read-only)."""
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+# ---- the daemon as a child process ------------------------------------------------------------------
+
+
+def quantum_gate_argv() -> list[str]:
+    script = Path(sys.executable).parent / "quantum-gate"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "quantum_gate"]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any QUANTUM_GATE_* leftovers, plus ``extra``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One scrape: ``(name, labels) -> value``; counters keep their ``_total`` name."""
+
+    samples: Mapping[tuple[str, Labels], float]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Metrics:
+        samples: dict[tuple[str, Labels], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return cls(samples, text)
+
+    def get(self, name: str, **labels: str) -> float | None:
+        return self.samples.get(("quantum_gate_" + name, tuple(sorted(labels.items()))))
+
+    def value(self, name: str, **labels: str) -> float:
+        found = self.get(name, **labels)
+        if found is None:
+            raise AssertionError(f"quantum_gate_{name}{labels or ''} is not on /metrics")
+        return found
+
+    def family(self, name: str) -> dict[Labels, float]:
+        full = "quantum_gate_" + name
+        return {labels: value for (sample, labels), value in self.samples.items() if sample == full}
+
+    def label_values(self) -> dict[str, set[str]]:
+        """Every label name on the page with the distinct values it takes (label-set cardinality)."""
+        seen: dict[str, set[str]] = {}
+        for _, labels in self.samples:
+            for key, value in labels:
+                seen.setdefault(key, set()).add(value)
+        return seen
+
+    def skipped_total(self) -> int:
+        return int(sum(self.family("events_skipped_total").values()))
+
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class DaemonProcess:
+    """``quantum-gate run`` as a child process, exactly as an operator runs it (its own process, so a
+    test can SIGSTOP, SIGTERM and measure its RSS), read only through HTTP and its JSON log lines.
+
+    The cutover is fixed (``after``, an early one by default) or a unit's; ``interval=None`` leaves
+    ``--interval`` to ``args``; ``config`` is written to ``directory/config.yaml`` and passed with
+    ``--config``. The environment is this process's without QUANTUM_GATE_* variables, plus ``env``.
+    stdout and stderr go to files in ``directory`` (appended to, so a restart keeps the earlier lines).
+    """
+
+    redis_url: str
+    stream: str
+    directory: Path
+    after: str | None = EARLY_CUTOVER
+    unit: str | None = None
+    interval: float | None = 0.5
+    args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, Any] | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.directory / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.directory / "daemon.log"
+
+    @property
+    def log_path(self) -> Path:
+        """The daemon's log lines (it logs to stderr; stdout stays empty for ``run``)."""
+        return self.stderr_path
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def argv(self) -> list[str]:
+        argv = [*quantum_gate_argv(), "run", "--redis-url", self.redis_url, "--stream", self.stream]
+        argv += ["--listen", f"127.0.0.1:{self.port}", "--report-dir", str(self.directory / "reports")]
+        if self.interval is not None:
+            argv += ["--interval", f"{self.interval:g}"]
+        if self.after is not None:
+            argv += ["--after", self.after]
+        if self.unit is not None:
+            argv += ["--unit", self.unit]
+        if self.config is not None:
+            path = self.directory / "config.yaml"
+            path.write_text(yaml.safe_dump(dict(self.config)), encoding="utf-8")
+            argv += ["--config", str(path)]
+        return argv + list(self.args)
+
+    def start(self, wait_http: bool = True) -> DaemonProcess:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = self.argv()
+        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=base_env(**self.env), cwd=REPO
+            )
+        if wait_http:
+            self.wait_for(lambda: self.get("/healthz") is not None, 30, "the HTTP listener")
+        return self
+
+    # ---- observing -----------------------------------------------------------------------------
+
+    def get(self, path: str) -> tuple[int, bytes] | None:
+        """(status, body), or None while nothing listens yet."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
+                return int(answer.status), bytes(answer.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def json(self, path: str) -> Any:
+        answer = self.get(path)
+        assert answer is not None, f"nothing answered {path}"
+        return json.loads(answer[1])
+
+    def scrape(self, timeout: float = 10.0) -> Metrics:
+        status, body = http_get(self.port, "/metrics", timeout)
+        assert status == 200, f"/metrics answered {status}"
+        return Metrics.parse(body.decode("utf-8"))
+
+    def try_scrape(self) -> Metrics | None:
+        try:
+            return self.scrape(timeout=5.0)
+        except (OSError, http.client.HTTPException):
+            return None
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One sample by its full name (``quantum_gate_...``), or None when it is not on the page."""
+        return self.scrape().samples.get((name, tuple(sorted(labels.items()))))
+
+    def rss_kib(self) -> int:
+        return vm_rss_kib(self.pid)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def logs(self) -> list[dict[str, Any]]:
+        """Every log line as a dict (JSON when stderr is not a terminal); others as ``<not json>``."""
+        if not self.stderr_path.exists():
+            return []
+        events = []
+        for line in self.stderr().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                events.append({"event": "<not json>", "line": line})
+        return events
+
+    def log_events(self) -> list[str]:
+        return [str(item.get("event")) for item in self.logs()]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.logs() if entry.get("event") == name]
+
+    def not_json(self) -> list[str]:
+        return [line for line in self.stderr().splitlines() if line.strip() and not line.startswith("{")]
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.stderr_path.exists():
+            return "<no log>"
+        return "\n".join(self.stderr().splitlines()[-lines:])
+
+    # ---- waiting -------------------------------------------------------------------------------
+
+    def assert_alive(self) -> None:
+        assert self.process is not None
+        code = self.process.poll()
+        if code is not None:
+            raise AssertionError(f"the daemon exited with {code}\nlog tail:\n{self.log_tail()}")
+
+    def wait_for(
+        self, predicate: Callable[[], T | None], timeout: float = 10.0, what: str = "condition"
+    ) -> T:
+        """``wait_until`` that fails at once, with the log, if the daemon exits meanwhile."""
+
+        def check() -> T | None:
+            self.assert_alive()
+            return predicate()
+
+        def explain() -> str:
+            return f"--- daemon log ---\n{self.stderr()[-6000:]}"
+
+        return wait_until(check, timeout, what, explain=explain)
+
+    def wait_until(
+        self, predicate: Callable[[Metrics], bool], *, timeout: float, what: str, every: float = 0.02
+    ) -> Metrics:
+        """Poll /metrics until ``predicate`` holds; fail after ``timeout`` s with the evidence."""
+        last: list[Metrics] = []
+
+        def check() -> Metrics | None:
+            self.assert_alive()
+            scraped = self.try_scrape()
+            if scraped is not None:
+                last[:] = [scraped]
+            return last[0] if last and predicate(last[0]) else None
+
+        def explain() -> str:
+            text = last[0].text if last else ""
+            shown = "\n".join(line for line in text.splitlines() if line and not line.startswith("#"))
+            return f"last metrics:\n{shown[-4000:]}\nlog tail:\n{self.log_tail()}"
+
+        return wait_until(check, timeout, what, every=every, explain=explain)
+
+    def wait_value(self, name: str, expected: float, timeout: float = 10.0, **labels: str) -> None:
+        what = f"{name}{labels} == {expected}"
+        self.wait_for(lambda: self.value(name, **labels) == expected, timeout, what)
+
+    def wait_log(self, name: str, timeout: float = 10.0, count: int = 1) -> list[dict[str, Any]]:
+        return self.wait_for(
+            lambda: found if len(found := self.events(name)) >= count else None,
+            timeout,
+            f"{count} log event(s) {name}",
+        )
+
+    # ---- controlling ---------------------------------------------------------------------------
+
+    def send(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def pause(self) -> None:
+        self.send(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.send(signal.SIGCONT)
+
+    def terminate(self, within: float = 10.0, signum: int = signal.SIGTERM) -> tuple[int, float]:
+        """Send the signal and wait at most ``within`` seconds; returns (exit code, seconds taken)."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.close()
+            tail = self.log_tail(60)
+            raise AssertionError(f"the daemon did not stop within {within:g}s:\n{tail}") from None
+        return code, time.monotonic() - started
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code, once it has exited by itself (``subprocess.TimeoutExpired`` if not in time)."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def close(self) -> None:
+        """SIGKILL (after SIGCONT, in case it is paused) if it still runs."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within 10 s: the way out of every run."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.terminate(within=10)
+            except AssertionError:
+                self.close()
+
+
+@contextmanager
+def running(daemon: DaemonProcess, wait_http: bool = True) -> Iterator[DaemonProcess]:
+    """Start ``daemon``; on the way out stop it (SIGTERM, then SIGKILL) whatever happened."""
+    try:
+        yield daemon.start(wait_http)
+    finally:
+        daemon.stop()
