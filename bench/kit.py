@@ -12,7 +12,6 @@ Every wait polls an observable against a deadline and says what it waited for; n
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -117,8 +116,9 @@ class RedisServer:
             [*argv, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         process = self.process
-        # Stop waiting early when it exits (a taken port, a bad argument): redis.log says why.
-        with contextlib.suppress(AssertionError):
+        log = self.directory / "redis.log"
+        failed = RuntimeError(f"redis-server on port {self.port} did not start; see {log}")
+        try:  # an exit (a taken port, a bad argument) ends the wait early: redis.log says why
             wait_until(
                 lambda: process.poll() is not None or self.admin().ping(),
                 10,
@@ -126,15 +126,10 @@ class RedisServer:
                 every=0.05,
                 ignore=(redis.RedisError,),
             )
-        if process.poll() is not None or not self._pings():
-            log = self.directory / "redis.log"
-            raise RuntimeError(f"redis-server on port {self.port} did not start; see {log}")
-
-    def _pings(self) -> bool:
-        try:
-            return bool(self.admin().ping())
-        except redis.RedisError:
-            return False
+        except AssertionError:
+            raise failed from None
+        if process.poll() is not None:
+            raise failed
 
     def admin(self) -> redis.Redis:
         """A client for the test or bench itself (it may write: only the product is read-only)."""
@@ -371,7 +366,12 @@ class DaemonProcess:
             raise AssertionError(f"the daemon exited with {code}\nlog tail:\n{self.log_tail()}")
 
     def wait_for(
-        self, predicate: Callable[[], T | None], timeout: float = 10.0, what: str = "condition"
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = 10.0,
+        what: str = "condition",
+        *,
+        every: float = 0.02,
     ) -> T:
         """``wait_until`` that fails at once, with the log, if the daemon exits meanwhile."""
 
@@ -382,7 +382,7 @@ class DaemonProcess:
         def explain() -> str:
             return f"--- daemon log ---\n{self.stderr()[-6000:]}"
 
-        return wait_until(check, timeout, what, explain=explain)
+        return wait_until(check, timeout, what, every=every, explain=explain)
 
     def wait_until(
         self, predicate: Callable[[Metrics], bool], *, timeout: float, what: str, every: float = 0.02

@@ -135,6 +135,10 @@ STANDIN_SYSTEMCTL = textwrap.dedent(
     if unix and state.get("old_systemd"):
         sys.stderr.write("systemctl: unrecognized option '--timestamp=unix'\\n")
         sys.exit(1)
+    if state.get("hang_seconds"):  # a wedged bus: say so (the test polls for it), then hang
+        open(os.environ["FAKE_SYSTEMCTL_STATE"] + ".hung", "w").close()
+        import time
+        time.sleep(state["hang_seconds"])
     entered = state.get("entered")  # epoch seconds, or None when the unit never started
     human = state.get("human")
     if entered is None:
@@ -167,6 +171,10 @@ class FakeSystemd:
 
     def restart(self, entered: float, invocation: str | None = None, restarts: int = 0) -> None:
         self.set(entered=entered, invocation=invocation or uuid.uuid4().hex, restarts=restarts)
+
+    def hanging(self) -> bool:
+        """Whether a query has started hanging (after ``set(hang_seconds=...)``)."""
+        return Path(f"{self.state_file}.hung").exists()
 
 
 @pytest.fixture
