@@ -49,7 +49,10 @@ class RedisServer(kit.RedisServer):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield from started(RedisServer(tmp_path_factory.mktemp("redis")))
+
+
+def started(server: RedisServer) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
@@ -57,11 +60,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, for tests that kill, restart or reconfigure it."""
-    server = RedisServer(tmp_path / "redis", extra_args=("--appendonly", "yes", "--appendfsync", "always"))
-    server.start()
-    yield server
-    server.stop()
+    """A redis-server of this test's own, for tests that kill, restart or reconfigure it (with an
+    fsynced AOF, so a restart keeps what was written)."""
+    yield from started(
+        RedisServer(tmp_path / "redis", extra_args=("--appendonly", "yes", "--appendfsync", "always"))
+    )
+
+
+@pytest.fixture
+def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own without persistence, for tests that fill it heavily or must
+    not share it (soak and backfill tests)."""
+    yield from started(RedisServer(tmp_path / "redis"))
 
 
 @pytest.fixture
