@@ -18,7 +18,6 @@ Last, the planned-deployment silence from docs/alerting.md is added and expired 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -38,6 +37,9 @@ import redis
 import yaml
 from conftest import REPO, RedisServer, envelope, free_port, payload, require_tool, wait_until
 from test_alerting_rules import ALERTMANAGER, DASHBOARD, EXPORTED_METRICS, RULES, panel_targets
+
+from bench.kit import DaemonProcess
+from bench.kit import running as running_daemon
 
 pytestmark = pytest.mark.slow  # still part of `make test`: pytest runs every marker by default
 
@@ -363,33 +365,15 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
         alertmanager_port,
         [tmp_path / "daemon.log", tmp_path / "prometheus.log", tmp_path / "alertmanager.log"],
     )
-    daemon_env = {key: value for key, value in os.environ.items() if not key.startswith("QUANTUM_GATE_")} | {
-        "QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "1"
-    }
-    daemon = Process(
-        "quantum-gate",
-        [
-            str(QUANTUM_GATE),
-            "run",
-            "--redis-url",
-            own_redis.url,
-            "--stream",
-            stream_key,
-            "--after",
-            f"{cutover_ms}-0",
-            "--listen",
-            chain.instance,
-            "--interval",
-            "1",
-            "--window",
-            "200",
-            "--baseline",
-            "200",
-            "--report-dir",
-            str(tmp_path / "reports"),
-        ],
-        chain.logs[0],
-        env=daemon_env,
+    daemon = DaemonProcess(  # its log is chain.logs[0], tmp_path / "daemon.log"
+        own_redis.url,
+        stream_key,
+        tmp_path,
+        after=f"{cutover_ms}-0",
+        interval=1,
+        args=["--window", "200", "--baseline", "200"],
+        env={"QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "1"},
+        port=daemon_port,
     )
     rules = fast_rules(tmp_path / "quantum-gate.rules.yml")
     promtool = shutil.which("promtool")
@@ -430,7 +414,7 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
     with ExitStack() as stack:
         stack.enter_context(receiver.serving())
         stack.enter_context(running(alertmanager))
-        stack.enter_context(running(daemon))
+        stack.enter_context(running_daemon(daemon, wait_http=False))
         stack.enter_context(running(prometheus))
         wait_until(
             lambda: chain.metric("quantum_gate_redis_up") == 1,
@@ -643,7 +627,8 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
         )
         assert resolved[0].group == page.group
         assert not chain.prometheus_alerts("QuantumGatePredictionCollapse")
-        assert daemon.alive() and prometheus.alive() and alertmanager.alive(), explain()
+        daemon.assert_alive()
+        assert prometheus.alive() and alertmanager.alive(), explain()
 
         # ---- docs/alerting.md's planned-deployment silence works as written ----------------------
         amtool = require_tool("amtool")
