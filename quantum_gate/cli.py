@@ -1,7 +1,9 @@
 """``quantum-gate``: the one-shot commands operators script against, and the daemon's entry point.
 
-Exit codes (docs/cli.md): 0 PASS; 2 blocked (FAIL or INSUFFICIENT_DATA, fail-closed); 1 could not
-evaluate (bad arguments or config, Redis unreachable, cutover unknown). Errors are one line on stderr.
+Exit codes (docs/cli.md): 0 PASS; 2 blocked (FAIL or INSUFFICIENT_DATA, fail-closed; also a stream
+key that does not exist); 1 could not evaluate (bad arguments or config, Redis unreachable, cutover
+unknown); 3 the verdict was printed but ``--report-dir`` could not be written. Errors are one line on
+stderr.
 """
 
 from __future__ import annotations
@@ -21,20 +23,21 @@ from quantum_gate import __version__
 from quantum_gate.breakdown import report_depth, symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
 from quantum_gate.connection import connect
-from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.history import render_history
 from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
 from quantum_gate.provenance import capture_deployment_info, provenance_json
+from quantum_gate.redis_state import StreamMissing, StreamWrongType, is_wrong_type, key_type
 from quantum_gate.report import dumps, gate_document, render_table, write_report
 from quantum_gate.retention import retention_for_windows
 from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
 from quantum_gate.streamids import SEQ_BITS, StreamIdError
 from quantum_gate.windows import Window, window_pair
 
-EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 2
+EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED, EXIT_REPORT_FAILED = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -60,9 +63,19 @@ def _common(parser: argparse.ArgumentParser, *, windows: bool = True) -> None:
         help="fixed cutover: ISO 8601 (naive = UTC), epoch s/ms, @epoch as systemd prints it, or a stream ID",
     )
     group.add_argument("--unit", help="take the cutover from this systemd unit's last start")
+    _source_flags(group)
     if windows:
         parser.add_argument("--window", type=int, help="post window size in accepted events (default 2000)")
         parser.add_argument("--baseline", type=int, help="baseline size in accepted events (default 2000)")
+
+
+def _source_flags(group: argparse._MutuallyExclusiveGroup) -> None:
+    group.add_argument("--container", help="take the cutover from this Docker container's last start")
+    group.add_argument(
+        "--deployment",
+        metavar="[NAMESPACE/]NAME",
+        help="take the cutover from this Kubernetes Deployment's rollout (never PASS while it rolls)",
+    )
 
 
 def _at_least_one(text: str) -> int:
@@ -104,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--after",
         help="convert this value (ISO 8601, epoch s/ms, @epoch, stream ID) instead of asking systemd",
     )
+    _source_flags(group)
     cutover.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
 
     run = commands.add_parser("run", help="the daemon: tail, watch the cutover, evaluate, export metrics")
@@ -147,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--ledger", type=Path, help="the demo's deployment ledger file (default: in the demo's temp folder)"
     )
+    demo.add_argument(
+        "--engine",
+        choices=["systemd", "kubernetes"],
+        default="systemd",
+        help="how the simulated engine is deployed: a systemd unit, or a Kubernetes Deployment rolled out",
+    )
     return parser
 
 
@@ -162,6 +182,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "redis.stream": getattr(args, "stream", None),
         "cutover.after": getattr(args, "after", None),
         "cutover.unit": getattr(args, "unit", None),
+        "cutover.container": getattr(args, "container", None),
+        "cutover.deployment": getattr(args, "deployment", None),
+        "cutover.source": _flag_source(args),
         "windows.post": getattr(args, "window", None),
         "windows.baseline": getattr(args, "baseline", None),
         "daemon.listen": getattr(args, "listen", None),
@@ -171,18 +194,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "ledger.path": getattr(args, "ledger", None),
     }
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
-    if getattr(args, "unit", None):  # --unit beats an `after` from the file or environment
+    if _flag_source(args):  # --unit/--container/--deployment beat an `after` from the file or environment
         settings = settings.model_copy(
             update={"cutover": settings.cutover.model_copy(update={"after": None})}
         )
     return settings
 
 
+def _flag_source(args: argparse.Namespace) -> str | None:
+    """The source a flag names: it beats ``cutover.source`` from the file or environment."""
+    for flag, source in (("unit", "systemd"), ("container", "docker"), ("deployment", "kubernetes")):
+        if getattr(args, flag, None):
+            return source
+    return None
+
+
 def resolve_cutover(settings: Settings) -> Cutover:
-    """A fixed ``after`` when set, else systemd. Raises CutoverUnavailable / StreamIdError."""
-    if settings.cutover.after:
-        return fixed_cutover(settings.cutover.after)
-    return query_unit(settings.cutover.unit, settings.cutover.systemctl, settings.cutover.timeout_seconds)
+    """A fixed ``after`` when set, else the configured source. Raises CutoverUnavailable / StreamIdError."""
+    return cutover_source(settings.cutover).query()
 
 
 def new_windows(settings: Settings) -> tuple[Window, Window]:
@@ -205,17 +234,39 @@ def rate_from_windows(post: Window, pre: Window, now: float, horizon_seconds: fl
 def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
     post, pre = new_windows(settings)
     parallel = settings.windows.parallel_min_events
-    if parallel and min(post.capacity, pre.capacity) >= parallel:
-        _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
-    else:
-        client = connect(settings)
-        try:
-            load_windows(client, settings, cutover.stream_id, post, pre)
-        finally:
-            client.close()
+    try:
+        if parallel and min(post.capacity, pre.capacity) >= parallel:
+            _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
+        else:
+            client = connect(settings)
+            try:
+                load_windows(client, settings, cutover.stream_id, post, pre)
+            finally:
+                client.close()
+    except redis.ResponseError as exc:
+        if is_wrong_type(exc):
+            raise StreamWrongType(settings.redis.stream, stream_key_type(settings)) from None
+        raise
     rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
     result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
     return result, post, pre
+
+
+def missing_stream(settings: Settings, post: Window, pre: Window) -> StreamMissing | None:
+    """For check and diagnose: empty windows from a key that does not exist (one TYPE, asked only
+    when both windows are empty) are said as such, not as an ordinary INSUFFICIENT_DATA."""
+    if len(post) or len(pre) or sum(post.counters.skipped.values()) or sum(pre.counters.skipped.values()):
+        return None
+    return StreamMissing(settings.redis.stream) if stream_key_type(settings) == "none" else None
+
+
+def stream_key_type(settings: Settings) -> str:
+    """TYPE of the stream key (``none`` when missing), to say what is wrong in one line."""
+    client = connect(settings)
+    try:
+        return key_type(client, settings.redis.stream)
+    finally:
+        client.close()
 
 
 def depth_extra(
@@ -265,24 +316,31 @@ def require_directory(path: Path | None, what: str) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    require_directory(args.report_dir, "--report-dir")
-    cutover = resolve_cutover(settings)
+    cutover = resolve_cutover(settings)  # no report-dir check first: the verdict comes before the report
     now = time.time()
     result, post, pre = evaluate_once(settings, cutover, now)
+    missing = missing_stream(settings, post, pre)
+    if missing is not None and not args.json:
+        raise missing
     extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
     document = gate_document(result, stream=settings.redis.stream, extra=extra)
+    if missing is not None:  # scripts still get their one JSON object (INSUFFICIENT_DATA, saying why)
+        document["reasons"] = [str(missing), *document["reasons"]]
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+        raise missing
+    if args.json:  # the verdict first: a report folder that cannot be written never loses it
+        sys.stdout.buffer.write(dumps(document) + b"\n")
+    else:
+        print(render_table(document))
+    sys.stdout.flush()
     if args.report_dir:
         try:
             path = write_report(args.report_dir, document)
         except OSError as exc:
-            raise ConfigError(
-                f"--report-dir {args.report_dir}: cannot write the report: {exc.strerror or exc}"
-            ) from None
+            where = exc.filename or args.report_dir
+            _fail(f"report not written: {where}: {exc.strerror or exc} (the verdict above stands)")
+            return EXIT_REPORT_FAILED
         print(f"report written: {path} (and .md)", file=sys.stderr)
-    if args.json:
-        sys.stdout.buffer.write(dumps(document) + b"\n")
-    else:
-        print(render_table(document))
     return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
 
 
@@ -290,6 +348,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)
     _, post, pre = evaluate_once(settings, cutover, time.time())
+    missing = missing_stream(settings, post, pre)
+    if missing is not None:
+        raise missing
     suspects = settings.gate.suspect_constants
     document = {
         "cutover": cutover.to_json(),
@@ -321,6 +382,16 @@ def cmd_cutover(args: argparse.Namespace) -> int:
         print(f"unit       {cutover.unit} ({cutover.active_state or 'state unknown'})")
         print(f"invocation {cutover.invocation_id or 'unknown'}")
         print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    if cutover.label:
+        state = f" ({cutover.active_state})" if cutover.active_state else ""
+        print(f"source     {cutover.label}{state}")
+        print(f"identity   {cutover.identity_key}")
+    if cutover.source == "docker":
+        print(f"restarts   {cutover.n_restarts if cutover.n_restarts is not None else 'unknown'}")
+    if cutover.rollout is not None:
+        print(f"rollout    {'complete' if cutover.rollout.complete else cutover.rollout.reason()}")
+    for key, value in cutover.provenance:
+        print(f"{key:<10} {value}")
     return EXIT_PASS
 
 
@@ -330,8 +401,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     # Refused before the daemon logs anything, so the error is the one line on stderr (exit 1).
     require_directory(settings.daemon.report_dir, "daemon.report_dir")
-    if settings.cutover.after:
-        fixed_cutover(settings.cutover.after)
+    source = cutover_source(settings.cutover)
+    if source.kind == "fixed":  # a bad --after is refused here; a source that is asked may recover
+        source.query()
     return run_daemon(settings, log_level=args.log_level)
 
 
@@ -353,7 +425,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from quantum_gate.demo import run_demo  # noqa: PLC0415 - fakeredis is loaded only for the demo
 
     require_directory(args.report_dir, "--report-dir")
-    return run_demo(listen=args.listen, speed=args.speed, report_dir=args.report_dir, ledger=args.ledger)
+    return run_demo(
+        listen=args.listen,
+        speed=args.speed,
+        report_dir=args.report_dir,
+        ledger=args.ledger,
+        engine=args.engine,
+    )
 
 
 COMMANDS = {
@@ -378,6 +456,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return _fail(f"cutover: {exc.message} (pass --after to fix the cutover by hand)")
     except StreamIdError as exc:
         return _fail(f"cutover: {exc}")
+    except StreamMissing as exc:  # fail-closed like any blocked gate: nothing to judge
+        _fail(str(exc))
+        return EXIT_BLOCKED
+    except StreamWrongType as exc:
+        return _fail(f"redis: {exc}")
     except LedgerError as exc:
         return _fail(exc.message)
     except redis.AuthenticationError:

@@ -13,8 +13,8 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -118,12 +118,48 @@ class RedisSettings(_Section):
         return redact_url(self.url)
 
 
+# Names that go into a docker/kubectl argv: never one that starts with "-" (it would read as a flag).
+_CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_DEPLOYMENT_RE = re.compile(r"^(?:[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
+
+
 class CutoverSettings(_Section):
+    # systemd (the unit's last start), docker (a container's start), kubernetes (a Deployment's
+    # rollout) or fixed (``after``); a set ``after`` always wins, as it did before sources existed.
+    source: Literal["systemd", "docker", "kubernetes", "fixed"] = "systemd"
     unit: str = Field("quantum-ai-engine.service", min_length=1)
     after: str | None = None
     systemctl: str = "systemctl"
+    container: str = "quantum-ai-engine"
+    docker: str = "docker"
+    docker_host: str | None = None  # docker -H: unix:///var/run/docker.sock, tcp://..., ssh://...
+    deployment: str = "quantum-trader/ai-engine"  # [NAMESPACE/]NAME
+    kubectl: str = "kubectl"
     poll_seconds: float = Field(5.0, ge=MIN_SECONDS, le=3600)
     timeout_seconds: float = Field(5.0, ge=MIN_SECONDS, le=120)
+
+    @field_validator("container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not _CONTAINER_RE.match(value):
+            raise ValueError("must be a container name or ID (letters, digits, _ . -; not starting with -)")
+        return value
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment_name(cls, value: str) -> str:
+        if not _DEPLOYMENT_RE.match(value):
+            raise ValueError("must be [NAMESPACE/]NAME in Kubernetes' lower-case DNS form")
+        return value
+
+    @model_validator(mode="after")
+    def _fixed_needs_after(self) -> Self:
+        if self.source == "fixed" and not self.after:
+            raise ValueError("cutover.source fixed needs cutover.after")
+        return self
+
+    def effective_source(self) -> str:
+        return "fixed" if self.after else self.source
 
 
 class WindowSettings(_Section):
@@ -175,6 +211,10 @@ class DaemonSettings(_Section):
     on_gate_complete_timeout_seconds: float = Field(60.0, ge=MIN_SECONDS, le=3600)
     stale_after_seconds: float | None = Field(None, ge=1)
     shutdown_timeout_seconds: float = Field(4.0, ge=MIN_SECONDS, le=60)
+    # Report retention (the daemon's own report_dir): the newest `reports_keep` pairs are kept, and
+    # pairs older than `reports_max_age_days` are removed; a flapping cutover writes one per change.
+    reports_keep: int = Field(200, ge=1, le=1_000_000)
+    reports_max_age_days: float | None = Field(90.0, gt=0, le=36_500)
 
     @field_validator("listen")
     @classmethod
@@ -264,17 +304,48 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def redact_url(url: str) -> str:
+    """The URL as it may be shown: user:password@ becomes ***@, and the value of every query
+    parameter that can carry a secret (redis-py passes ``?password=``, ``?ssl_password=`` ... to the
+    connection as keyword arguments) becomes ***. ``username`` and the other parameters stay."""
     scheme, sep, rest = url.partition("://")
     if sep and "#" in rest and "@" in rest:
         # urlsplit ends the authority at '#', so a password with '#' would show as a "fragment": hide
         # everything up to the last '@' instead (more than needed is fine; less never is).
-        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+        shown, asked, query = rest.rpartition("@")[2].partition("?")
+        return f"{scheme}://***@{shown}" + (f"?{_redact_query(query)}" if asked else "")
     parts = urlsplit(url)
+    query = _redact_query(parts.query)
     if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        netloc = parts.netloc
+    else:
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    if "://" not in url:
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # by hand: urlunsplit drops the empty authority of unix:///path
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
+
+
+# Query parameter names (case-insensitive substrings) whose values are secrets.
+_SECRET_PARAMETERS = ("pass", "secret", "token", "credential", "auth")
+
+
+def _redact_query(query: str) -> str:
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_is_secret(name) for name, _ in pairs):
+        return query
+    return urlencode([(name, "***" if _is_secret(name) else value) for name, value in pairs], safe="*")
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_PARAMETERS)
 
 
 def load_settings(

@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, unquote
 
 import redis
 from redis.cluster import ClusterNode
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 if TYPE_CHECKING:
     from quantum_gate.config import Settings
@@ -100,6 +100,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         return RedisTarget(topology="direct", tls=scheme == "rediss")
     topology: Topology = "sentinel" if scheme in SENTINEL_SCHEMES else "cluster"
     tls = SENTINEL_SCHEMES.get(scheme, False) or CLUSTER_SCHEMES.get(scheme, False)
+    _refuse_delimiter_in_credentials(rest)
     rest, _, fragment = rest.partition("#")
     if fragment:
         raise ValueError("a #fragment has no meaning in a Redis URL")
@@ -115,6 +116,18 @@ def parse_redis_url(url: str) -> RedisTarget:
         return RedisTarget("cluster", tls, hosts, username, password)
     master_name, db = _master_and_db(path)
     return RedisTarget("sentinel", tls, hosts, username, password, master_name, db, options)
+
+
+def _refuse_delimiter_in_credentials(rest: str) -> None:
+    """The host list ends at the first '/', '?' or '#'; an '@' after it means a user name or password
+    holds one of them unencoded. Said without any part of the URL: the rest of the password would
+    otherwise be shown as a host, a parameter or a path in the error."""
+    ends = [found for found in (rest.find(mark) for mark in "/?#") if found >= 0]
+    if "@" in rest[min(ends, default=len(rest)) :]:
+        raise ValueError(
+            "an '@' after the host list: percent-encode '/', '?' and '#' in the user name or password "
+            "(%2F, %3F, %23); the credentials are not shown"
+        )
 
 
 def _credentials(userinfo: str) -> tuple[str | None, str | None]:
@@ -176,7 +189,7 @@ def _master_and_db(path: str) -> tuple[str, int]:
         raise ValueError("too many path parts: /<master-name>[/<db>]")
     db = 0
     if len(parts) == 2:
-        if not parts[1].isdigit():
+        if not (parts[1].isascii() and parts[1].isdigit()):  # isdigit alone accepts '²', which int() refuses
             raise ValueError(f"the database must be a number, not {parts[1]!r}")
         db = int(parts[1])
     return parts[0], db
@@ -321,8 +334,20 @@ def _discover(sentinel: Sentinel, name: str, read_from: str) -> tuple[str, int, 
         if replicas:
             host, port = replicas[0]
             return str(host), int(port), "replica", False
-    host, port = sentinel.discover_master(name)
+    try:
+        host, port = sentinel.discover_master(name)
+    except MasterNotFoundError:  # its text is the repr of redis-py's internal client: say what it means
+        asked = ",".join(_address(str(h), int(p)) for h, p in _sentinel_hosts(sentinel))
+        raise MasterNotFoundError(
+            f"no sentinel at {asked} names a master {name!r} (sentinels down, a failover under way, "
+            "or the wrong master name)"
+        ) from None
     return str(host), int(port), "master", read_from == "replica"
+
+
+def _sentinel_hosts(sentinel: Sentinel) -> list[tuple[str, int]]:
+    kwargs = (client.connection_pool.connection_kwargs for client in sentinel.sentinels)
+    return [(str(found.get("host")), int(found.get("port", 0))) for found in kwargs]
 
 
 def sentinel_endpoint_current(settings: Settings, endpoint: Endpoint) -> bool:

@@ -144,7 +144,9 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
         if key == FALLBACK_KEY:
             fallback = True
             continue
-        if room <= 0 or len(key) > max_key:
+        # A key that is not one printable line (a line break, a control character) would rewrite the
+        # report it is printed in (a "# Quality gate: PASS" heading): refused, like a key too long.
+        if room <= 0 or len(key) > max_key or not key.isprintable():
             refused += 1
             continue
         room -= 1
@@ -157,10 +159,15 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
                 else:  # normal_label inlined; the limits apply to the normal form
                     raw, action = action, action.strip().casefold().upper()
                     respelled = action != raw
-                if action and len(action) <= max_key:
+                if action and len(action) <= max_key and action.isprintable():
                     if -inf < confidence < inf:  # finite: NaN and infinities compare False
                         variant = value.get("model")
-                        if type(variant) is not str or not variant or len(variant) > max_key:
+                        if (
+                            type(variant) is not str
+                            or not variant
+                            or len(variant) > max_key
+                            or not variant.isprintable()
+                        ):
                             variant = None
                         shadow = value.get("shadow") is True
                         inactive = value.get("inactive") is True
@@ -178,12 +185,17 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
     if not votes:
         return Skip("no_valid_votes", tuple(invalid), refused)
     symbol = payload.get("symbol")
-    if type(symbol) is not str or not symbol or len(symbol) > limits.max_symbol_length:
+    if (
+        type(symbol) is not str
+        or not symbol
+        or len(symbol) > limits.max_symbol_length
+        or not symbol.isprintable()
+    ):
         symbol = _short_string(symbol, limits.max_symbol_length)
     side = payload.get("side")
     if type(side) is str and side not in normal_actions:
         side = normal_label(side)  # the ensemble's side shares the action labels' normal form
-    if type(side) is not str or not side or len(side) > max_key:
+    if type(side) is not str or not side or len(side) > max_key or not side.isprintable():
         side = _short_string(side, max_key)
     return _new_tuple(Event, (stream_id, symbol, side, fallback, tuple(votes), tuple(invalid), refused))
 
@@ -204,7 +216,7 @@ def _vote(model: str, value: Any, limits: ContractLimits) -> Vote | None:
     if not isinstance(raw_action, str):
         return None
     action = normal_label(raw_action)
-    if not action or len(action) > limits.max_key_length:
+    if not action or len(action) > limits.max_key_length or not action.isprintable():
         return None
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         return None
@@ -230,7 +242,7 @@ def _int_to_float(number: int) -> float:
 
 
 def _short_string(value: Any, limit: int) -> str | None:
-    if isinstance(value, str) and value and len(value) <= limit:
+    if isinstance(value, str) and value and len(value) <= limit and value.isprintable():
         return value
     return None
 

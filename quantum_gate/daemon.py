@@ -18,8 +18,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -31,31 +32,33 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from quantum_gate import __version__, logs
 from quantum_gate.breakdown import report_depth
 from quantum_gate.cli import new_windows
-from quantum_gate.config import Settings, parse_listen, resolve_redis_password
+from quantum_gate.config import DaemonSettings, Settings, parse_listen, resolve_redis_password
 from quantum_gate.connection import (
-    SENTINEL_PASSWORD_ENV,
     Endpoint,
     cluster_endpoint,
     open_client,
     sentinel_endpoint_current,
 )
-from quantum_gate.contract import Skip
-from quantum_gate.cutover import Cutover, CutoverUnavailable, fixed_cutover, query_unit
+from quantum_gate.contract import Event, Skip
+from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
-from quantum_gate.report import gate_document, write_report
+from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message
+from quantum_gate.report import gate_document, prune_reports, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
+    Backfill,
     GapTracker,
     RawEntry,
     StreamInfo,
     entry_id,
     fill_baseline,
+    fill_post,
     limits_from,
     load_windows,
     parse_raw,
@@ -93,6 +96,93 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+class BacklogCount:
+    """What a backfill read up to ``upto``, the tail's starting position when the cutover became known
+    only after the tail had started: those entries are not counted yet; the tail counted the newer."""
+
+    def __init__(self, upto: StreamId) -> None:
+        self.upto = upto
+        self.accepted = 0
+        self.skipped: Counter[str] = Counter()
+        self.refused = 0
+
+    def hooks(self, window: Window) -> dict[str, Any]:
+        """``fill_newest`` callbacks for one window. Each entry's refused keys are the growth of the
+        window's lifetime count since the previous entry (the contract's and the vocabulary cap's)."""
+        seen = window.counters.refused_keys
+
+        def take(stream_id: StreamId | None) -> bool:
+            nonlocal seen
+            grown, seen = window.counters.refused_keys - seen, window.counters.refused_keys
+            inside = stream_id is None or stream_id <= self.upto
+            self.refused += grown if inside else 0
+            return inside
+
+        def on_accepted(event: Event) -> None:
+            self.accepted += take(event.stream_id)
+
+        def on_skip(stream_id: StreamId | None, skip: Skip) -> None:
+            if take(stream_id):
+                self.skipped[skip.reason] += 1
+
+        return {"on_accepted": on_accepted, "on_skip": on_skip}
+
+
+class ReportFiles:
+    """The daemon's report folder: writes a report pair, applies the retention limits after each one,
+    and counts what could not be written. A failure is never fatal (the verdict stays on /gate and
+    /metrics) and is logged once per change of the failure, not once per report."""
+
+    def __init__(self, settings: DaemonSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.written_total = 0
+        self.errors_total = 0
+        self.removed_total = 0
+        self.last_error: str | None = None
+
+    def write(self, document: dict[str, Any]) -> Path | None:
+        directory = self.settings.report_dir
+        try:
+            path = write_report(directory, document)
+        except OSError as exc:
+            self._failed(f"{exc.filename or directory}: {exc.strerror or exc}")
+            return None
+        with self.lock:
+            self.written_total += 1
+            recovered, self.last_error = self.last_error, None
+        if recovered is not None:
+            log.info("report.recovered", directory=str(directory), previous_error=recovered)
+        log.info("report.written", path=str(path), verdict=document["verdict"])
+        self._prune()
+        return path
+
+    def _failed(self, error: str) -> None:
+        with self.lock:
+            self.errors_total += 1
+            changed, self.last_error = self.last_error != error, error
+        if changed:
+            log.error("report.failed", directory=str(self.settings.report_dir), error=error)
+
+    def _prune(self) -> None:
+        days = self.settings.reports_max_age_days
+        try:
+            removed = prune_reports(
+                self.settings.report_dir,
+                keep=self.settings.reports_keep,
+                max_age_seconds=days * 86_400 if days is not None else None,
+                now=self.clock(),
+            )
+        except OSError as exc:
+            self._failed(f"retention: {exc.filename or self.settings.report_dir}: {exc.strerror or exc}")
+            return
+        if removed:
+            with self.lock:
+                self.removed_total += len(removed)
+            log.info("report.removed", files=len(removed), keep=self.settings.reports_keep, max_age_days=days)
+
+
 class Daemon:
     def __init__(
         self,
@@ -110,6 +200,7 @@ class Daemon:
         self.ready = threading.Event()
         self.post, self.pre = new_windows(settings)
         self.post.vocabulary.guard = self.lock
+        self.source = cutover_source(settings.cutover, clock, cancel=self.stopping)
         self.cutover: Cutover | None = None
         self.pending_cutover: Cutover | None = None
         self.cutover_error: str | None = None
@@ -117,7 +208,14 @@ class Daemon:
         self.systemd_errors: Counter[str] = Counter()
         self.cutovers_total = 0
         self.last_id: StreamId | None = None
+        # The tail's first position when it started before any cutover was known: the entries up to
+        # it are counted by the first backfill, those after it by the tail as they arrive.
+        self.backlog_end: StreamId | None = None
+        # When the start-up systemctl query began (clock seconds), while it has not answered yet.
+        self.systemd_waiting_since: float | None = None
         self.redis_up = False
+        self.redis_condition: str | None = None  # what is wrong with Redis, one line (None while up)
+        self.stream_type: str | None = None  # TYPE of the stream key as last seen: stream, none, string...
         self.redis_state_logged = False  # the first outcome is logged even when it is "down"
         self.accepted_total = 0
         self.entries_read_total = 0
@@ -149,7 +247,7 @@ class Daemon:
         self.evaluation_duration: float | None = None
         self.evaluations_total = 0
         self.evaluation_errors_total = 0
-        self.reports_written_total = 0
+        self.reports = ReportFiles(self.settings.daemon, self.clock)
         self.evaluation_requested = threading.Event()
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
@@ -161,8 +259,13 @@ class Daemon:
     def _init_ledger(self) -> None:
         """The deployment ledger's state: the current cutover's row, the writer (or None), flapping."""
         self.verdict_changes_total = 0
+        self.last_verdict_cutover: tuple[str | None, StreamId] | None = None  # changes count per cutover
         self.history = CutoverHistory(self.settings.gate.min_events)
         self.ledger = _ledger_writer(self.settings, self.clock)
+
+    @property
+    def reports_written_total(self) -> int:
+        return self.reports.written_total
 
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
@@ -172,6 +275,9 @@ class Daemon:
                 version=__version__,
                 settings=self.settings,
                 redis_up=self.redis_up,
+                redis_condition=self.redis_condition,
+                stream_type=self.stream_type,
+                systemd_waiting_since=self.systemd_waiting_since,
                 systemd_up=self.systemd_up,
                 systemd_reason=self.cutover_error,
                 cutover=self.cutover,
@@ -194,10 +300,13 @@ class Daemon:
                 evaluations_total=self.evaluations_total,
                 evaluation_errors_total=self.evaluation_errors_total,
                 alerts=dict(self.alerts),
-                reports_written_total=self.reports_written_total,
+                reports_written_total=self.reports.written_total,
+                report_errors_total=self.reports.errors_total,
+                reports_removed_total=self.reports.removed_total,
                 stream_length=self.stream_length,
                 post_window_truncated=self.post_window_truncated,
                 systemd_errors_total=dict(self.systemd_errors),
+                cutover_source=self.source.kind,
                 histograms=self.histograms,
                 retention=self.retention,
                 endpoint=self.endpoints.endpoint,
@@ -219,17 +328,21 @@ class Daemon:
     # ---- cutover -----------------------------------------------------------------------------------
 
     def initial_cutover(self) -> None:
-        if self.settings.cutover.after:
-            self.pending_cutover = fixed_cutover(self.settings.cutover.after)
+        if self.source.kind == "fixed":
+            self.pending_cutover = self.source.query()
             return
         self.watch_cutover()
 
     def watch_cutover(self) -> None:
-        """Scheduler job: ask systemd; a new InvocationID or start time becomes a pending cutover."""
-        cut = self.settings.cutover
+        """Scheduler job: ask the source (systemd, docker, kubernetes); a new identity (InvocationID,
+        container start, ReplicaSet) or start time becomes a pending cutover. The same identity with a
+        new state (a rollout's progress) replaces the cutover in place: the windows stay as they are."""
+        target = {"source": self.source.kind, "target": self.source.target}
         try:
-            found = query_unit(cut.unit, cut.systemctl, cut.timeout_seconds)
+            found = self.source.query()
         except CutoverUnavailable as exc:
+            if self.stopping.is_set():
+                return  # abandoned on the way out: not a systemd fault
             with self.lock:
                 changed = self.systemd_up is not False or self.cutover_error != exc.message
                 self.systemd_up = False
@@ -238,7 +351,7 @@ class Daemon:
             if changed:
                 log.warning(
                     "cutover.unavailable",
-                    unit=cut.unit,
+                    **target,
                     reason=exc.reason,
                     error=exc.message,
                     keeping=str(self.cutover.stream_id) if self.cutover else None,
@@ -246,12 +359,59 @@ class Daemon:
             return
         with self.lock:
             if self.systemd_up is False:
-                log.info("cutover.available", unit=cut.unit)
+                log.info("cutover.available", **target)
             self.systemd_up = True
             self.cutover_error = None
             current = self.pending_cutover or self.cutover
             if current is None or current.identity() != found.identity():
                 self.pending_cutover = found
+                return
+            if current == found:
+                return
+            if self.pending_cutover is not None:
+                self.pending_cutover = found
+            else:
+                self.cutover = found
+        if _rollout_changed(current.rollout, found.rollout):
+            self._rollout_progressed(found)
+
+    def _rollout_progressed(self, cutover: Cutover) -> None:
+        """A rollout moved on: say so once per change and evaluate now, so a completed rollout's gate
+        does not wait for the next tick."""
+        rollout = cutover.rollout
+        if rollout is not None:
+            log.info(
+                "rollout.completed" if rollout.complete else "rollout.progressing",
+                target=self.source.target,
+                cutover_id=str(cutover.stream_id),
+                updated=rollout.updated,
+                replicas=rollout.replicas,
+                old_ready=rollout.old_ready,
+            )
+        self.request_evaluation()
+
+    def await_initial_cutover(self) -> None:
+        """Start-up: the first query of the cutover source (systemctl, docker, kubectl) runs on a thread
+        of its own while this one waits for it or for a stop request, so SIGTERM never waits for a hung
+        source (the query is killed)."""
+        if self.source.kind == "fixed":
+            self.initial_cutover()
+            return
+        with self.lock:
+            self.systemd_waiting_since = self.clock()
+
+        def query() -> None:
+            try:
+                self.initial_cutover()
+            finally:
+                with self.lock:
+                    self.systemd_waiting_since = None
+
+        worker = threading.Thread(target=query, name="initial-cutover", daemon=True)
+        worker.start()
+        while worker.is_alive() and not self.stopping.is_set():
+            worker.join(0.1)
+        worker.join(timeout=2)  # stopping: the query kills systemctl within a poll step; let it finish
 
     def _apply_cutover(self, client: redis.Redis, new: Cutover) -> None:
         """Adopt a cutover: the post window keeps what it read at or after it; the baseline is
@@ -309,24 +469,28 @@ class Daemon:
     def _backfill(self, client: redis.Redis, cutover: Cutover) -> None:
         post, pre = new_windows(self.settings)
         post.vocabulary.guard = self.lock  # private until adopted below; guarded from then on
-        counted_before = self.last_id is not None
+        with self.lock:
+            counting = self.cutover is None  # the first backfill; later ones re-read counted entries
+            upto = self.backlog_end
+        backlog = BacklogCount(upto) if counting and upto is not None else None
         started = time.monotonic()
-        result = load_windows(
-            client, self.settings, cutover.stream_id, post, pre, on_page=self._abort_if_stopping
-        )
+        if backlog is None:
+            result = load_windows(
+                client, self.settings, cutover.stream_id, post, pre, on_page=self._abort_if_stopping
+            )
+        else:  # window by window, so each entry's refused keys are read off its own window
+            stop = self._abort_if_stopping
+            newer = fill_post(
+                client, self.settings, cutover.stream_id, post, on_page=stop, **backlog.hooks(post)
+            )
+            older = fill_baseline(
+                client, self.settings, cutover.stream_id, pre, on_page=stop, **backlog.hooks(pre)
+            )
+            result = Backfill(read=newer.read + older.read, newest=newer.newest or older.newest)
         with self.lock:
             self.post, self.pre, self.cutover = post, pre, cutover
-            if not counted_before:  # the first backfill counts what it read; later ones re-read old entries
-                self.accepted_total += len(post) + len(pre)
-                self.entries_read_total += result.read
-                for window in (post, pre):
-                    self.skipped_total.update(window.counters.skipped)
-                    self.refused_total += window.counters.refused_keys
-                horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
-                held_ms = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
-                self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
-                newest_event = post.first_last_ms() or pre.first_last_ms()
-                self.last_event_ms = newest_event[1] if newest_event else None
+            if counting:
+                self._count_backlog(post, pre, result.read, backlog)
             if result.newest is not None and (self.last_id is None or result.newest > self.last_id):
                 self.last_id = result.newest
                 self.last_entry_ms = result.newest.ms
@@ -338,6 +502,29 @@ class Daemon:
             entries_read=result.read,
             seconds=round(time.monotonic() - started, 3),
         )
+
+    def _count_backlog(self, post: Window, pre: Window, read: int, backlog: BacklogCount | None) -> None:
+        """The first backfill counts what it read (docs/metrics.md): all of it when nothing was tailed
+        yet, or, when the cutover became known after the tail had started, the entries up to the tail's
+        starting position (the tail counted those after it as they arrived). Under the lock."""
+        keys = np.concatenate([pre.keys(), post.keys()])
+        if backlog is None:
+            self.accepted_total += int(keys.size)
+            self.entries_read_total += read
+            for window in (post, pre):
+                self.skipped_total.update(window.counters.skipped)
+                self.refused_total += window.counters.refused_keys
+        else:
+            keys = keys[keys <= backlog.upto.packed_clamped()]
+            self.accepted_total += backlog.accepted
+            self.entries_read_total += backlog.accepted + sum(backlog.skipped.values())
+            self.skipped_total.update(backlog.skipped)
+            self.refused_total += backlog.refused
+        horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
+        held_ms = keys >> SEQ_BITS
+        self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
+        if held_ms.size:
+            self.last_event_ms = max(self.last_event_ms or 0, int(held_ms.max()))
 
     def _abort_if_stopping(self) -> None:
         """Called once per backfill page: a stop request abandons the backfill even when every
@@ -370,7 +557,7 @@ class Daemon:
             except _Stopping:
                 break
             except REDIS_ERRORS as exc:
-                self._set_redis_up(False, exc)
+                self._set_redis_up(False, exc, self._condition(client, exc))
                 if client is not None:
                     client.close()
                     client = None
@@ -378,14 +565,14 @@ class Daemon:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, self.settings.redis.backoff_max_seconds)
             except redis.RedisError as exc:  # e.g. NOPERM or WRONGTYPE: say so, keep trying slowly
-                self._set_redis_up(False, exc)
+                self._set_redis_up(False, exc, self._condition(client, exc))
                 if client is not None and self._follows_sentinel():
                     client.close()  # e.g. a demoted master's UNBLOCKED: ask the sentinels again
                     client = None
                 self.ready.set()  # or Type=notify would never see READY and kill us in a loop
                 self.stopping.wait(self.settings.redis.backoff_max_seconds)
             except Exception as exc:  # broad on purpose: e.g. a credential file gone: never die silently
-                self._set_redis_up(False, exc)
+                self._set_redis_up(False, exc, describe_redis_error(exc))
                 log.error("stream.failed", error=type(exc).__name__, detail=_redis_detail(exc), exc_info=exc)
                 if client is not None:
                     client.close()
@@ -477,11 +664,21 @@ class Daemon:
         """Start-up and cutover work that needs Redis: the first position, backfills, cutovers."""
         with self.lock:
             pending = self.pending_cutover
+            if (
+                pending is not None
+                and self.cutover is not None
+                and pending.identity() == self.cutover.identity()
+            ):
+                # The deployment already adopted, in a newer state (a rollout moved on while it was
+                # being adopted): take the state, neither re-read nor count it again.
+                self.cutover, self.pending_cutover, pending = pending, None, None
         if pending is not None:
             self._apply_cutover(client, pending)
         if self.last_id is None:
             newest: list[RawEntry] = client.xrevrange(self.settings.redis.stream, count=1)  # type: ignore[assignment]
-            self.last_id = (entry_id(newest[0][0]) if newest else None) or StreamId(0, 0)
+            with self.lock:
+                self.last_id = (entry_id(newest[0][0]) if newest else None) or StreamId(0, 0)
+                self.backlog_end = self.last_id  # no cutover yet: its backfill counts up to here
         if not self.ready.is_set():
             self.ready.set()
             self.request_evaluation()
@@ -491,6 +688,7 @@ class Daemon:
         info = stream_info(client, self.settings.redis.stream)
         rewound_from = self._rewind_after_reset(client, info)
         with self.lock:
+            self.stream_type = "stream" if info is not None else "none"
             happened = self.gaps.observe(info, self.last_id)
             if rewound_from is not None and happened != "reset":
                 self.gaps.resets += 1  # recreated between two readings, unnoticed by the counts alone
@@ -610,10 +808,25 @@ class Daemon:
         due = self.evaluation_started_at + self.settings.daemon.interval_seconds / 2
         return max(due - time.monotonic(), 0.0)
 
-    def _set_redis_up(self, up: bool, exc: BaseException | None = None) -> None:
+    def _condition(self, client: redis.Redis | None, exc: BaseException) -> str:
+        """The Redis condition in one line; a WRONGTYPE names the key and what it holds (TYPE)."""
+        if not is_wrong_type(exc) or client is None:
+            return describe_redis_error(exc)
+        key = self.settings.redis.stream
+        try:
+            held = key_type(client, key)
+        except redis.RedisError:
+            held = "key of another type"
         with self.lock:
-            changed = self.redis_up != up or not self.redis_state_logged
+            self.stream_type = held
+        return wrong_type_message(key, held)
+
+    def _set_redis_up(self, up: bool, exc: BaseException | None = None, condition: str | None = None) -> None:
+        with self.lock:
+            moved = self.redis_up != up or (not up and condition != self.redis_condition)
+            changed = moved or not self.redis_state_logged
             self.redis_up = up
+            self.redis_condition = None if up else condition
             self.redis_state_logged = True
         if not changed:
             return
@@ -626,6 +839,7 @@ class Daemon:
                 "stream.disconnected",
                 redis=self.settings.redis.redacted_url(),
                 error=type(exc).__name__ if exc else None,
+                condition=condition,
                 detail=_redis_detail(exc),
             )
 
@@ -699,8 +913,10 @@ class Daemon:
         with self.lock:
             changed = self.history.evaluated(result, result.evaluated_at)
         self._record(changed)
+        identity = result.cutover.identity() if result.cutover is not None else None
+        same_cutover, self.last_verdict_cutover = identity == self.last_verdict_cutover, identity
         if result.verdict != self.last_verdict:
-            if self.last_verdict is not None:
+            if self.last_verdict is not None and same_cutover:  # a new deployment is not a flap
                 with self.lock:
                     self.verdict_changes_total += 1
             log.info(
@@ -721,6 +937,7 @@ class Daemon:
         gated = result.gated()
         ready = (
             result.post.events >= self.settings.gate.min_events
+            and not cutover.rollout_in_progress  # the automatic gate waits for the rollout
             and bool(gated)
             and all(report.post.samples >= self.settings.gate.min_samples for report in gated)
         )
@@ -741,25 +958,18 @@ class Daemon:
             self.reported_verdict = result.verdict
 
     def _write_report(self, document: dict[str, Any]) -> Any:
-        try:
-            path = write_report(self.settings.daemon.report_dir, document)
-        except OSError as exc:
-            log.error("report.failed", directory=str(self.settings.daemon.report_dir), error=str(exc))
-            return None
-        with self.lock:
-            self.reports_written_total += 1
-            changed = self.history.report_written(path)
-        self._record(changed)
-        log.info("report.written", path=str(path), verdict=document["verdict"])
+        path = self.reports.write(document)
+        if path is not None:
+            with self.lock:
+                changed = self.history.report_written(path)
+            self._record(changed)
         return path
 
     def _run_hook(self, path: Any, verdict: str) -> None:
         argv = list(self.settings.daemon.on_gate_complete)
         if not argv:
             return
-        secrets = {"QUANTUM_GATE_REDIS_PASSWORD", SENTINEL_PASSWORD_ENV}
-        env = {name: value for name, value in os.environ.items() if name not in secrets}
-        env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(path or ""))  # never the password
+        env = hook_environment(os.environ, verdict, path)
         timeout = self.settings.daemon.on_gate_complete_timeout_seconds
 
         def run() -> None:
@@ -806,7 +1016,9 @@ class Daemon:
             listen=settings.daemon.listen,
             tls=bool(self.web and self.web.tls),
             basic_auth_users=len(self.web.users) if self.web else 0,
-            cutover_source="after" if settings.cutover.after else f"systemd:{settings.cutover.unit}",
+            cutover_source="after"
+            if self.source.kind == "fixed"
+            else f"{self.source.kind}:{self.source.target}",
             interval_seconds=settings.daemon.interval_seconds,
         )
         try:
@@ -825,7 +1037,7 @@ class Daemon:
             self.history = CutoverHistory(settings.gate.min_events, self.ledger.open())
             self.ledger.start()
         server.start()
-        self.initial_cutover()
+        self.await_initial_cutover()
         tail = threading.Thread(target=self.tail_forever, name="tail", daemon=True)
         tail.start()
         scheduler = self._start_scheduler()
@@ -863,7 +1075,7 @@ class Daemon:
             misfire_grace_time=None,
             id="evaluate",
         )
-        if not self.settings.cutover.after:
+        if self.source.kind != "fixed":
             scheduler.add_job(
                 self.watch_cutover,
                 "interval",
@@ -902,12 +1114,33 @@ def _ledger_writer(settings: Settings, clock: Callable[[], float]) -> LedgerWrit
 
 
 def _cutover_fields(cutover: Cutover) -> dict[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "cutover": cutover.timestamp,
         "cutover_id": str(cutover.stream_id),
         "source": cutover.source,
         "invocation_id": cutover.invocation_id,
     }
+    if cutover.identity_key is not None:  # docker and kubernetes
+        fields.update(identity=cutover.identity_key, label=cutover.label)
+    if cutover.rollout is not None:
+        fields["rollout_complete"] = cutover.rollout.complete
+    return fields
+
+
+def _rollout_changed(before: Rollout | None, after: Rollout | None) -> bool:
+    return before != after and after is not None
+
+
+# What the on_gate_complete hook inherits from the daemon's environment (docs/configuration.md): enough
+# to run a program (PATH, HOME, locale, zone, temp folder, user), never QUANTUM_GATE_REDIS_URL (it may
+# hold a password), QUANTUM_GATE_REDIS_PASSWORD or CREDENTIALS_DIRECTORY.
+HOOK_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+
+def hook_environment(environ: Mapping[str, str], verdict: str, report: Any) -> dict[str, str]:
+    env = {name: value for name, value in environ.items() if name in HOOK_INHERITED or name.startswith("LC_")}
+    env.update(QUANTUM_GATE_VERDICT=verdict, QUANTUM_GATE_REPORT=str(report or ""))
+    return env
 
 
 def _redis_detail(exc: BaseException | None) -> str | None:

@@ -299,9 +299,9 @@ def planned_times(speed: float) -> list[float]:
 class Simulator(threading.Thread):
     """Writes the backlog, then plays ``STORY`` live: XADDs at the act's rate, restarts the unit."""
 
-    def __init__(
-        self, client: redis.Redis, unit: SimulatedUnit, speed: float, say: Callable[[str], None]
-    ) -> None:
+    backlog_modes = ("patched", "collapsed")  # the older deployment, then the one running at T0
+
+    def __init__(self, client: redis.Redis, unit: Any, speed: float, say: Callable[[str], None]) -> None:
         super().__init__(name="demo-engine", daemon=True)
         self.client = client
         self.unit = unit
@@ -311,6 +311,7 @@ class Simulator(threading.Thread):
         self.stop = threading.Event()
         self.written = 0
         self.error: BaseException | None = None
+        self.story: tuple[Act, ...] = STORY
 
     def write_backlog(self, now: float) -> None:
         """The history: a healthy older deployment, then the collapsed one still running (started at
@@ -319,9 +320,10 @@ class Simulator(threading.Thread):
         t0 = int(collapsed_from) - 10
         healthy_from = t0 - 30 - BACKLOG_HEALTHY * BACKLOG_SPACING
         previous_ms = 0
+        older, running = self.backlog_modes
         for mode, count, start in (
-            ("patched", BACKLOG_HEALTHY, healthy_from),
-            ("collapsed", BACKLOG_COLLAPSED, collapsed_from),
+            (older, BACKLOG_HEALTHY, healthy_from),
+            (running, BACKLOG_COLLAPSED, collapsed_from),
         ):
             for index in range(count):
                 at = start + index * BACKLOG_SPACING + self.engine.rng.uniform(0, BACKLOG_SPACING * 0.8)
@@ -340,7 +342,7 @@ class Simulator(threading.Thread):
 
     def run(self) -> None:
         try:
-            for act in STORY:
+            for act in self.story:
                 if self.stop.is_set():
                     return
                 if act.restart:
@@ -394,9 +396,10 @@ class Narrator(threading.Thread):
             if snap.cutovers_total != cutovers and snap.cutover is not None:
                 cutovers, milestone = snap.cutovers_total, 0
                 invocation = (snap.cutover.invocation_id or "")[:12]
+                who = snap.cutover.label or f"InvocationID {invocation}..."
                 self.say(
                     f"daemon adopted cutover #{cutovers}: {snap.cutover.timestamp} "
-                    f"(InvocationID {invocation}...; quantum_gate_cutovers_total {cutovers}); "
+                    f"({who}; quantum_gate_cutovers_total {cutovers}); "
                     f"post window {snap.window_events.get('post', 0)} events, "
                     f"baseline {snap.window_events.get('pre', 0)}"
                 )
@@ -444,13 +447,18 @@ class EmbeddedRedis:
         self.thread.join(timeout=5)
 
 
-def demo_settings(redis_url: str, listen: str, report_dir: Path, ledger: Path | None = None) -> Settings:
+def demo_settings(
+    redis_url: str, listen: str, report_dir: Path, ledger: Path | None = None, engine: str = "systemd"
+) -> Settings:
     """Ordinary settings, built here rather than from QUANTUM_GATE_* so nothing can point the demo at a
     real Redis. Short interval and poll so the story moves; a baseline the size of one act."""
+    source: dict[str, Any] = {"unit": UNIT}
+    if engine == "kubernetes":
+        source = {"source": "kubernetes", "deployment": "quantum-trader/ai-engine"}
     return Settings.model_validate(
         {
             "redis": {"url": redis_url, "stream": STREAM, "block_ms": 500},
-            "cutover": {"unit": UNIT, "poll_seconds": 1.0},
+            "cutover": {**source, "poll_seconds": 1.0},
             "windows": {"baseline": 250, "rate_horizon_seconds": 60},
             "daemon": {"listen": listen, "interval_seconds": 2.0, "report_dir": report_dir},
             "ledger": {"path": ledger},
@@ -470,7 +478,9 @@ def _port_free(listen: str) -> str | None:
     return None
 
 
-def _banner(listen: str, redis_url: str, reports: Path, speed: float, ledger: Path) -> str:
+def _banner(
+    listen: str, redis_url: str, reports: Path, speed: float, ledger: Path, *, engine: str = "systemd"
+) -> str:
     base = f"http://{listen}"
     times = planned_times(speed)
     fail_at = times[4]
@@ -478,6 +488,23 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float, ledger: Pa
     def clock(seconds: float) -> str:
         return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
+    if engine == "kubernetes":
+        from quantum_gate.demo_kubernetes import banner_story  # noqa: PLC0415 - it imports this module
+
+        story = banner_story(clock, times)
+    else:
+        story = [
+            f"  {clock(times[0])}  the engine has run collapsed for ~1.5 h: lgbm pinned at 0.75, nhits and "
+            "patchtst in a HOLD dead zone at 0.5, xgb overconfident, squeezed into 0.93-0.999. "
+            "The gate FAILs on all four.",
+            f"  {clock(times[1])}  it restarts with the patch: a new cutover "
+            "(quantum_gate_cutovers_total 2); the post window starts from zero.",
+            f"  {clock(times[2])}  the post window reaches 200 healthy events: "
+            "the gate PASSes and writes a report.",
+            f"  {clock(times[3])}  it restarts again with a regression: "
+            "nhits falls back to its rules, pinned at 0.65.",
+            f"  {clock(fail_at)}  200 events later the gate FAILs on nhits. The engine keeps writing slowly.",
+        ]
     return "\n".join(
         [
             "quantum-gate demo: the real daemon, an embedded Redis and a simulated quantum-ai-engine",
@@ -491,16 +518,7 @@ def _banner(listen: str, redis_url: str, reports: Path, speed: float, ledger: Pa
             f"  ledger       {ledger}  (quantum-gate history --ledger {ledger})",
             "",
             f"What happens (about {clock(fail_at)} at --speed {speed:g}):",
-            f"  {clock(times[0])}  the engine has run collapsed for ~1.5 h: lgbm pinned at 0.75, nhits and "
-            "patchtst in a HOLD dead zone at 0.5, xgb overconfident, squeezed into 0.93-0.999. "
-            "The gate FAILs on all four.",
-            f"  {clock(times[1])}  it restarts with the patch: a new cutover "
-            "(quantum_gate_cutovers_total 2); the post window starts from zero.",
-            f"  {clock(times[2])}  the post window reaches 200 healthy events: "
-            "the gate PASSes and writes a report.",
-            f"  {clock(times[3])}  it restarts again with a regression: "
-            "nhits falls back to its rules, pinned at 0.65.",
-            f"  {clock(fail_at)}  200 events later the gate FAILs on nhits. The engine keeps writing slowly.",
+            *story,
             "",
             "Ctrl-C stops everything. The daemon's own log follows on stderr.",
             "",
@@ -513,6 +531,7 @@ def run_demo(
     speed: float = 1.0,
     report_dir: Path | None = None,
     ledger: Path | None = None,
+    engine: str = "systemd",
 ) -> int:
     if not 0 < speed <= MAX_SPEED:
         print(f"quantum-gate: demo: --speed must be > 0 and <= {MAX_SPEED:g}", file=sys.stderr)
@@ -542,13 +561,12 @@ def run_demo(
     simulator: Simulator | None = None
     narrator: Narrator | None = None
     try:
-        unit = SimulatedUnit(workdir)
-        os.environ["PATH"] = f"{unit.bin_dir}{os.pathsep}{old_path}"  # the daemon's `systemctl` is ours
-        simulator = Simulator(client, unit, speed, say)
+        unit, simulator = _engine(engine, workdir, client, speed, say)
+        os.environ["PATH"] = f"{unit.bin_dir}{os.pathsep}{old_path}"  # the daemon's systemctl/kubectl is ours
         simulator.write_backlog(time.time())
         logs.configure("info")
-        daemon = Daemon(demo_settings(server.url, listen, reports, ledger))
-        print(_banner(listen, server.url, reports, speed, ledger), flush=True)
+        daemon = Daemon(demo_settings(server.url, listen, reports, ledger, engine))
+        print(_banner(listen, server.url, reports, speed, ledger, engine=engine), flush=True)
         narrator = Narrator(daemon, say)
         simulator.start()
         narrator.start()
@@ -564,6 +582,7 @@ def run_demo(
         server.stop()
         os.environ["PATH"] = old_path
         shutil.rmtree(workdir / "bin", ignore_errors=True)
+        shutil.rmtree(workdir / "cluster", ignore_errors=True)
         unit_state = workdir / "unit-state"
         unit_state.unlink(missing_ok=True)
     kept = reports.is_dir() and any(reports.iterdir())
@@ -578,3 +597,19 @@ def run_demo(
         flush=True,
     )
     return code
+
+
+def _engine(
+    engine: str, workdir: Path, client: redis.Redis, speed: float, say: Callable[[str], None]
+) -> tuple[Any, Simulator]:
+    """The simulated deployment (a systemd unit, or a Kubernetes Deployment) and its simulator."""
+    if engine == "kubernetes":
+        from quantum_gate.demo_kubernetes import (  # noqa: PLC0415 - it imports this module
+            KubernetesSimulator,
+            SimulatedDeployment,
+        )
+
+        deployment = SimulatedDeployment(workdir)
+        return deployment, KubernetesSimulator(client, deployment, speed, say)
+    unit = SimulatedUnit(workdir)
+    return unit, Simulator(client, unit, speed, say)

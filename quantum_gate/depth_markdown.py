@@ -37,6 +37,20 @@ def _hours(seconds: float | None) -> str:
 # ---- provenance ------------------------------------------------------------------------------------
 
 
+def _source_provenance_markdown(cutover: dict[str, Any]) -> list[str]:
+    """docker and kubernetes: what started, its identity, its state or rollout, image and labels."""
+    state = f" (state {cutover['active_state']})" if cutover.get("active_state") else ""
+    lines = [f"- Deployment: {cutover['label']}{state}", f"- Identity: `{cutover.get('identity')}`"]
+    if cutover.get("source") == "docker":
+        restarts = cutover.get("n_restarts")
+        lines.append(f"- StartedAt: `{cutover.get('active_enter_timestamp')}`, RestartCount {restarts}")
+    rollout = cutover.get("rollout")
+    if rollout:
+        lines.append(f"- Rollout: {'complete' if rollout['complete'] else rollout['reason']}")
+    lines += [f"- {key}: `{value}`" for key, value in (cutover.get("provenance") or {}).items()]
+    return lines
+
+
 def provenance_markdown(document: dict[str, Any]) -> list[str]:
     cutover = document.get("cutover") or {}
     lines = ["", "## Cutover provenance", ""]
@@ -47,6 +61,8 @@ def provenance_markdown(document: dict[str, Any]) -> list[str]:
             f"- InvocationID: `{cutover.get('invocation_id') or 'unknown'}`",
             f"- ActiveEnterTimestamp: `{cutover.get('active_enter_timestamp') or 'unknown'}`",
         ]
+    elif cutover.get("label"):  # a container or a Kubernetes Deployment
+        lines += _source_provenance_markdown(cutover)
     else:
         source = cutover.get("source")
         why = "fixed by hand (`--after`)" if source == "after" else "unknown"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -77,6 +77,14 @@ class Snapshot:
     histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     # What the stream covers (XINFO STREAM) and the trimming risks (retention.assess_retention)
     retention: Retention | None = None
+    # What is wrong with Redis in one line (redis_state.describe_redis_error); None while it answers
+    redis_condition: str | None = None
+    # TYPE of the stream key as last seen ("stream", "none" when missing, "string", ...); None: not yet
+    stream_type: str | None = None
+    # When the start-up systemctl query began, while it has not answered (clock seconds)
+    systemd_waiting_since: float | None = None
+    report_errors_total: int = 0
+    reports_removed_total: int = 0
     # The node read now, failovers and rollbacks seen, the replica's link (docs/redis.md)
     endpoint: Endpoint | None = None
     failovers_total: int = 0
@@ -84,6 +92,8 @@ class Snapshot:
     replica: ReplicaStatus | None = None
     verdict_changes_total: int = 0
     ledger: LedgerState | None = None  # None: no ledger configured
+    # Where the cutover comes from: systemd, docker, kubernetes or fixed (cutover.source)
+    cutover_source: str = "systemd"
 
 
 def _gauge(
@@ -145,20 +155,38 @@ class GateCollector(Collector):
 
     # ---- daemon, systemd, Redis --------------------------------------------------------------------
 
+    def _cutover_source(self, snap: Snapshot) -> Iterator[Metric]:
+        """systemd keeps its own names (alerts use them); every source also has the labelled pair."""
+        source = snap.cutover_source
+        if source in {"systemd", "fixed"}:  # as before sources existed
+            if snap.systemd_up is not None:
+                yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
+            errors = _counter(
+                "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
+            )
+            for reason, count in sorted(snap.systemd_errors_total.items()):
+                errors.add_metric([reason], count)
+            yield errors
+        if snap.systemd_up is not None:
+            up = _gauge("cutover_source_up", "1 when the cutover source last answered", labels=("source",))
+            up.add_metric([source], int(snap.systemd_up))
+            yield up
+        failed = _counter(
+            "cutover_source_errors_total",
+            "cutover source queries that failed, by source and reason",
+            labels=("source", "reason"),
+        )
+        for reason, count in sorted(snap.systemd_errors_total.items()):
+            failed.add_metric([source, reason], count)
+        yield failed
+
     def _daemon(self, snap: Snapshot) -> Iterator[Metric]:
         info = _gauge("build_info", "quantum-gate version", labels=("version",))
         info.add_metric([snap.version], 1)
         yield info
         yield _gauge("redis_up", "1 when the last Redis command succeeded", int(snap.redis_up))
         yield from _redis_endpoint(snap)
-        if snap.systemd_up is not None:
-            yield _gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
-        errors = _counter(
-            "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
-        )
-        for reason, count in sorted(snap.systemd_errors_total.items()):
-            errors.add_metric([reason], count)
-        yield errors
+        yield from self._cutover_source(snap)
         yield _gauge("cutover_known", "1 when a cutover is known", int(snap.cutover is not None))
         if snap.cutover is not None:
             yield _gauge(
@@ -166,6 +194,12 @@ class GateCollector(Collector):
                 "cutover time (UTC epoch seconds)",
                 snap.cutover.stream_id.seconds,
             )
+            if snap.cutover.rollout is not None:
+                yield _gauge(
+                    "rollout_complete",
+                    "1 when the Kubernetes rollout of the cutover is complete; 0 while old pods still run",
+                    int(snap.cutover.rollout.complete),
+                )
         yield _counter(
             "cutovers_total", "cutovers adopted, the first one found at start included", snap.cutovers_total
         )
@@ -180,6 +214,14 @@ class GateCollector(Collector):
             "evaluation_errors_total", "gate evaluations that raised", snap.evaluation_errors_total
         )
         yield _counter("reports_written_total", "gate reports written", snap.reports_written_total)
+        yield _counter(
+            "report_errors_total", "gate reports that could not be written", snap.report_errors_total
+        )
+        yield _counter(
+            "reports_removed_total",
+            "report files removed by the retention limits",
+            snap.reports_removed_total,
+        )
         yield _counter(
             "verdict_changes_total",
             "times the verdict changed from one evaluation to the next (flapping shows here)",
@@ -236,6 +278,12 @@ class GateCollector(Collector):
         if snap.last_entry_ms is not None:
             yield _gauge(
                 "last_entry_timestamp_seconds", "newest stream entry of any kind", snap.last_entry_ms / 1000
+            )
+        if snap.stream_type is not None:
+            yield _gauge(
+                "stream_exists",
+                "1 when the stream key exists and is a stream",
+                int(snap.stream_type == "stream"),
             )
         if snap.stream_length is not None:
             yield _gauge("stream_length", "XLEN of the stream", snap.stream_length)
@@ -498,8 +546,18 @@ def make_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
 
 
 def health(snap: Snapshot, now: float) -> tuple[bool, str]:
+    if snap.systemd_waiting_since is not None:  # start-up: Redis is not asked before systemd answers
+        waited = max(now - snap.systemd_waiting_since, 0.0)
+        limit = snap.settings.cutover.timeout_seconds
+        tool = {"docker": "docker inspect", "kubernetes": "kubectl get"}.get(
+            snap.cutover_source, "systemctl show"
+        )
+        return (
+            False,
+            f"{snap.cutover_source} not answering ({tool} running for {waited:.0f}s, timeout {limit:g}s)",
+        )
     if not snap.redis_up:
-        return False, "redis unreachable"
+        return False, f"redis {snap.redis_condition or 'unreachable'}"
     if snap.last_evaluation_at is None:
         return False, "no evaluation yet"
     age = now - snap.last_evaluation_at
@@ -507,6 +565,37 @@ def health(snap: Snapshot, now: float) -> tuple[bool, str]:
     if age > limit:
         return False, f"last evaluation {age:.0f}s ago (limit {limit:.0f}s)"
     return True, "ok"
+
+
+# The query parameters each route takes, with the values each accepts. Anything else, an empty value
+# or a repeated parameter is refused with 400: a webhook with a typo (?requires=pass) must not get a
+# 200 that reads like a PASS.
+ROUTE_PARAMETERS: dict[str, dict[str, frozenset[str]]] = {
+    "/metrics": {},
+    "/gate": {"require": frozenset({"pass", "not_fail"})},
+    "/healthz": {},
+    "/": {},
+    "/index.html": {},
+    "/reports/": {},  # /reports/<name>; /history checks its own (limit)
+}
+
+
+def query_problem(route: str, query: str) -> str | None:
+    """One line saying what is wrong with the query string, or None when the route takes it."""
+    allowed = ROUTE_PARAMETERS.get(route, {})
+    seen: set[str] = set()
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "no parameters"
+            return f"unknown query parameter {name[:40]!r}: {route} takes {takes}"
+        if not value:
+            return f"empty query parameter {name!r}: give one of {', '.join(sorted(allowed[name]))}"
+        if name in seen:
+            return f"query parameter {name!r} given twice"
+        if value not in allowed[name]:
+            return f"{name} must be one of {', '.join(sorted(allowed[name]))}, not {value[:40]!r}"
+        seen.add(name)
+    return None
 
 
 class HttpApp:
@@ -526,7 +615,10 @@ class HttpApp:
         self.registry.register(self.collector)
 
     def handle(self, path: str) -> tuple[int, str, bytes]:  # noqa: PLR0911 - one return per route
-        route = path.split("?", 1)[0]
+        route, _, query = path.partition("?")
+        checked = "/reports/" if route.startswith("/reports/") else route
+        if checked in ROUTE_PARAMETERS and (problem := query_problem(checked, query)) is not None:
+            return 400, "text/plain; charset=utf-8", problem.encode("utf-8") + b"\n"
         if route == "/metrics":
             return 200, CONTENT_TYPE_LATEST, self.collector.render()
         snap = self.snapshot()
@@ -548,12 +640,11 @@ class HttpApp:
 def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     """``/gate``: the ``check --json`` document. ``?require=pass`` (200 only on PASS) or
     ``?require=not_fail`` (non-2xx only on FAIL) are for rollout webhooks that read the status code,
-    such as Flagger's (docs/rollouts.md); 412 when the requirement is unmet, with the same body."""
+    such as Flagger's (docs/rollouts.md); 412 when the requirement is unmet, with the same body.
+    The query was checked by ``query_problem`` (400 for anything else)."""
     if snap.document is None:
         return 503, "application/json", b'{"error": "no evaluation yet"}\n'
-    require = parse_qs(path.partition("?")[2]).get("require", [None])[-1]
-    if require not in {None, "pass", "not_fail"}:
-        return 400, "text/plain; charset=utf-8", b"require must be pass or not_fail\n"
+    require = dict(parse_qsl(path.partition("?")[2])).get("require")
     verdict = snap.document["verdict"]
     unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
     return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
@@ -588,7 +679,8 @@ def history_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     if unknown:
         return 400, text, f"unknown query parameter {unknown[0]!r}: /history takes only limit\n".encode()
     raw = query.get("limit", [str(HISTORY_DEFAULT_LIMIT)])[-1]
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX_LIMIT:
+    # ASCII digits only, and few: str.isdigit accepts '²' and 5,000 digits, which int() then refuses.
+    if re.fullmatch(r"[0-9]{1,7}", raw) is None or not 1 <= int(raw) <= HISTORY_MAX_LIMIT:
         return 400, text, f"limit must be a whole number from 1 to {HISTORY_MAX_LIMIT}\n".encode()
     if snap.ledger is None:
         return 404, "application/json", b'{"error": "no ledger configured (ledger.path, --ledger)"}\n'
@@ -606,6 +698,13 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self) -> None:  # the stdlib's name
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:
+        """The headers GET would send (Content-Length included), and no body (RFC 9110)."""
+        self._answer(with_body=False)
+
+    def _answer(self, *, with_body: bool) -> None:
         try:
             status, content_type, body = self.app.handle(self.path)
         except Exception:  # broad on purpose: answer 500, keep serving
@@ -615,10 +714,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
+        if with_body:
+            self.wfile.write(body)
 
     def do_POST(self) -> None:
         """Rollout webhooks (Flagger) POST a JSON body: only ``/gate`` answers; the body is ignored."""

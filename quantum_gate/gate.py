@@ -191,8 +191,14 @@ class Check:
 
     @property
     def margin(self) -> float | None:
-        """How far the value clears the threshold: positive passes, negative fails."""
-        return margin(self.value, self.threshold, self.comparator)
+        """How far the value clears the threshold: positive passes, negative fails. ``constant`` fails on
+        its std or on its P10-P90 (``detail``): it clears by the smaller of the two margins."""
+        own = margin(self.value, self.threshold, self.comparator)
+        if own is None or "p10_p90_threshold" not in self.detail:
+            return own
+        width, width_min = self.detail.get("p10_p90"), self.detail["p10_p90_threshold"]
+        second = margin(width, width_min, self.comparator) if width_min is not None else None
+        return None if second is None else min(own, second)
 
     @property
     def borderline(self) -> bool:
@@ -299,6 +305,16 @@ class GateResult:
     def borderline(self) -> list[tuple[str, Check]]:
         """(model, check) of every gated model's check whose 95 % interval straddles its threshold."""
         return [(report.name, check) for report in self.gated() for check in report.borderline()]
+
+    def verdict_borderline(self) -> bool:
+        """Whether more events may flip the verdict itself: a PASS with any borderline check, or a FAIL
+        whose every failing check is borderline. INSUFFICIENT_DATA is not a decision to flip."""
+        if self.verdict == PASS:
+            return bool(self.borderline())
+        if self.verdict == FAIL:
+            failing = [check for report in self.gated() for check in report.failed()]
+            return bool(failing) and all(check.borderline for check in failing)
+        return False
 
 
 # ---- statistics ------------------------------------------------------------------------------------
@@ -578,7 +594,11 @@ def verdict(
     refused: WindowSummary | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """FAIL beats INSUFFICIENT_DATA beats PASS; never PASS without a cutover or data, nor with a
-    model key refused in the post window (``refused``): a model the gate did not see is not gated."""
+    model key refused in the post window (``refused``): a model the gate did not see is not gated.
+    While a Kubernetes rollout is in progress the verdict is INSUFFICIENT_DATA, FAIL included: old and
+    new pods both write to the post window, so neither verdict would be about the new deployment."""
+    rollout = cutover.rollout if cutover is not None else None
+    rolling = rollout is not None and not rollout.complete
     gated = [report for report in models.values() if report.gated]
     failures = [
         f"{report.name}: {failure_text(check)}"
@@ -588,9 +608,11 @@ def verdict(
     ]
     if refused is not None and refused.refused_model_keys:
         failures.append(refusal_reason(refused))
-    if failures:
+    if failures and not rolling:
         return FAIL, tuple(failures)
     reasons: list[str] = []
+    if rollout is not None and rolling:
+        reasons.append(rollout.reason())
     if cutover is None:
         reasons.append("cutover unknown")
     if post_events < settings.min_events:

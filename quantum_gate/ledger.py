@@ -85,6 +85,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 MAX_REPORTS_PER_ROW = 20  # the newest report paths of one cutover (a flapping verdict writes many)
 MAX_REASONS_PER_ROW = 10
+MAX_RESUMABLE_ROWS = 1000  # earlier rows a returning cutover can continue (bounded like the file)
 
 
 class LedgerError(Exception):
@@ -157,7 +158,12 @@ class CutoverHistory:
         if previous is not None and previous.identity == identity:
             return []
         if previous is not None and previous.superseded_at is None:
-            changed.append(replace(previous, superseded_at=now))
+            superseded = replace(previous, superseded_at=now)
+            changed.append(superseded)
+            # A cutover that comes back (A -> B -> A) continues its own row, as after a restart.
+            self._resumed[previous.identity] = superseded
+            while len(self._resumed) > MAX_RESUMABLE_ROWS:
+                del self._resumed[next(iter(self._resumed))]
         resumed = self._resumed.pop(identity, None)
         if resumed is not None:
             row = replace(resumed, superseded_at=None)
@@ -196,7 +202,7 @@ class CutoverHistory:
                 reached_min_events_at=now,
                 seconds_to_min_events=max(now - cutover_seconds, 0.0),
                 verdict_at_min_events=result.verdict,
-                borderline_at_min_events=bool(borderline),
+                borderline_at_min_events=result.verdict_borderline(),
             )
         if _same_but_time(updated, row):
             self.current = replace(updated, last_evaluated_at=now)
@@ -231,21 +237,51 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
         if read_only:
             if not path.is_file():
                 raise LedgerError("missing", f"ledger {path}: no such file")
-            connection = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_SECONDS
-            )
+            connection = _open_read_only(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_SECONDS, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_CREATE)
+            try:
+                _refuse_newer_schema(connection, path)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_CREATE)
+            except BaseException:
+                connection.close()  # a failed open must not keep the file open (the writer retries)
+                raise
         connection.row_factory = sqlite3.Row
         return connection
     except sqlite3.DatabaseError as exc:
         raise LedgerError(_reason(exc), f"ledger {path}: {exc}") from None
     except OSError as exc:
         raise LedgerError("unwritable", f"ledger {path}: {exc.strerror or exc}") from None
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``mode=ro``; when SQLite cannot open a WAL file that way because it may not create the ``-shm``
+    beside it (a read-only file system or directory) and no ``-wal`` exists (no writer has anything
+    uncommitted, and none could start there), the file is read as immutable: it cannot change."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_SECONDS)
+    try:
+        connection.execute("PRAGMA user_version").fetchone()  # SQLite opens the file lazily
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        if "unable to open" not in str(exc) or Path(f"{path}-wal").exists():
+            raise
+        connection = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+    return connection
+
+
+def _refuse_newer_schema(connection: sqlite3.Connection, path: Path) -> None:
+    """A file a newer quantum-gate wrote is left alone: writing it would set its schema version back
+    (``_CREATE``) and fill its rows without the columns this version does not know."""
+    found = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        connection.close()
+        raise LedgerError(
+            "schema", f"ledger {path}: schema {found} is newer than this quantum-gate's {SCHEMA_VERSION}"
+        )
 
 
 def _reason(exc: sqlite3.Error) -> str:
@@ -261,13 +297,31 @@ def _reason(exc: sqlite3.Error) -> str:
     return "error"
 
 
+# Facts recorded once per cutover. A daemon that started while the file was unusable could not read its
+# rows back and starts the same cutover's row afresh: its later write must not replace them.
+_ONCE = (
+    "reached_min_events_at",
+    "seconds_to_min_events",
+    "verdict_at_min_events",
+    "borderline_at_min_events",
+)
+_ASSIGNMENTS = {
+    "adopted_at": "adopted_at = MIN(cutovers.adopted_at, excluded.adopted_at)",
+    **{
+        name: f"{name} = CASE WHEN cutovers.reached_min_events_at IS NULL THEN excluded.{name} "
+        f"ELSE cutovers.{name} END"
+        for name in _ONCE
+    },
+}
+
+
 def upsert(
     connection: sqlite3.Connection, row: LedgerRow, *, max_rows: int, max_age_days: float, now: float
 ) -> None:
     """One transaction: write the row, then drop what retention no longer keeps."""
     values = row.to_json()
     params = [json.dumps(values[name]) if name in _JSON_COLUMNS else values[name] for name in _COLUMNS]
-    assignments = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name != "identity")
+    assignments = ", ".join(_ASSIGNMENTS.get(name, f"{name} = excluded.{name}") for name in _COLUMNS[1:])
     with connection:
         connection.execute(
             f"INSERT INTO cutovers ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "  # noqa: S608 - column names are constants
@@ -291,13 +345,66 @@ def rows(connection: sqlite3.Connection, limit: int) -> list[LedgerRow]:
         ).fetchall()
     except sqlite3.DatabaseError as exc:
         raise LedgerError(_reason(exc), f"ledger: {exc}") from None
-    return [_row(record) for record in found]
+    try:
+        return [_row(record) for record in found]
+    except (ValueError, TypeError) as exc:  # a row edited by hand or by another program
+        raise LedgerError("corrupt", f"ledger: a row this quantum-gate did not write ({exc})") from None
+
+
+# The type each column must hold (None allowed where the column is nullable): a row that holds anything
+# else was not written by this code, and reading it on would fail later, in a page or a table.
+_NULLABLE = frozenset(
+    {
+        "label",
+        "reached_min_events_at",
+        "seconds_to_min_events",
+        "verdict_at_min_events",
+        "borderline_at_min_events",
+        "last_verdict",
+        "last_evaluated_at",
+        "superseded_at",
+    }
+)
+_KINDS: dict[str, tuple[type, ...]] = {
+    "identity": (str,),
+    "source": (str,),
+    "label": (str,),
+    "cutover_at": (str,),
+    "cutover_stream_id": (str,),
+    "cutover_ms": (int,),
+    "provenance": (dict,),
+    "adopted_at": (int, float),
+    "reached_min_events_at": (int, float),
+    "seconds_to_min_events": (int, float),
+    "verdict_at_min_events": (str,),
+    "borderline_at_min_events": (int,),
+    "last_verdict": (str,),
+    "last_reasons": (list,),
+    "models": (dict,),
+    "borderline": (list,),
+    "last_evaluated_at": (int, float),
+    "verdict_changes": (int,),
+    "reports": (list,),
+    "superseded_at": (int, float),
+}
+
+
+def _check_kinds(data: Mapping[str, Any]) -> None:
+    for name, kinds in _KINDS.items():
+        value = data[name]
+        if value is None and name in _NULLABLE:
+            continue
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"{name} holds {type(value).__name__} {str(value)[:40]!r}")
 
 
 def _row(record: sqlite3.Row) -> LedgerRow:
     data = {name: record[name] for name in _COLUMNS}
     for name in _JSON_COLUMNS:
         data[name] = json.loads(data[name]) if data[name] else None
+        if data[name] is None:
+            data[name] = {} if name in {"provenance", "models"} else []
+    _check_kinds(data)
     return LedgerRow(
         **{
             **data,
@@ -359,6 +466,9 @@ class LedgerWriter:
         self._stop = threading.Event()
         self._pending: dict[str, LedgerRow] = {}
         self._connection: sqlite3.Connection | None = None
+        # The file the connection has open: a file deleted or replaced under it is reopened by path, or
+        # the rows would go on into an unlinked inode while the ledger says it is up.
+        self._file: tuple[int, int] | None = None
         self._thread: threading.Thread | None = None
         self._writing = False  # a batch is being written (flush waits for it)
         self._state = LedgerState(str(path), False, "not opened yet", 0, 0, ())
@@ -368,8 +478,7 @@ class LedgerWriter:
     def open(self) -> dict[str, LedgerRow]:
         """Open the file and read back its rows (a restart continues them); {} when it cannot."""
         try:
-            self._connection = connect(self.path)
-            found = rows(self._connection, self.max_rows)
+            found = rows(self._connect(), self.max_rows)
         except LedgerError as exc:
             self._failed(exc)
             return {}
@@ -434,17 +543,19 @@ class LedgerWriter:
 
     def _write(self, batch: dict[str, LedgerRow]) -> None:
         try:
-            if self._connection is None:
-                self._connection = connect(self.path)
+            if self._connection is not None and _file_identity(self.path) != self._file:
+                log.warning("ledger.reopened", path=str(self.path), why="the file was deleted or replaced")
+                self._reconnect_later()
+            connection = self._connection or self._connect()
             for row in batch.values():
                 upsert(
-                    self._connection,
+                    connection,
                     row,
                     max_rows=self.max_rows,
                     max_age_days=self.max_age_days,
                     now=self.clock(),
                 )
-            recent = tuple(rows(self._connection, self.recent_limit))
+            recent = tuple(rows(connection, self.recent_limit))
         except (LedgerError, sqlite3.Error) as exc:
             error = (
                 exc
@@ -466,6 +577,11 @@ class LedgerWriter:
         if was_down:
             log.info("ledger.available", path=str(self.path))
 
+    def _connect(self) -> sqlite3.Connection:
+        self._connection = connect(self.path)
+        self._file = _file_identity(self.path)
+        return self._connection
+
     def _reconnect_later(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -484,6 +600,14 @@ class LedgerWriter:
     def _set(self, *, up: bool, reason: str | None, recent: tuple[LedgerRow, ...]) -> None:
         with self._lock:
             self._state = replace(self._state, up=up, reason=reason, recent=recent)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def default_ledger_path(configured: Path | None, environ: Mapping[str, str]) -> Path | None:

@@ -77,6 +77,7 @@ def gate_document(
         },
         "comparison": {name: report.comparison for name, report in result.models.items()},
         "borderline": [{"model": model, **check.to_json()} for model, check in result.borderline()],
+        "verdict_borderline": result.verdict_borderline(),
     }
     document["recommendation"] = recommendation(document)
     if extra:
@@ -105,14 +106,7 @@ def recommendation(document: dict[str, Any]) -> str:
             f"flip it. Wait for {max(2 * events, events + 200)} events before promoting.{changes}"
         )
     failing = "; ".join(document["reasons"][:3])
-    failed_checks = [
-        check
-        for model in document["models"].values()
-        if model["gated"]
-        for check in model["checks"]
-        if not check["passed"]
-    ]
-    if failed_checks and all(check.get("borderline") for check in failed_checks):
+    if document.get("verdict_borderline"):  # every failing check's interval reaches its threshold
         return (
             f"FAIL, borderline: {failing}. Every failing value's 95 % interval reaches its threshold; "
             "do not promote on this evidence, and expect more events to decide it."
@@ -277,6 +271,14 @@ def render_table(document: dict[str, Any]) -> str:
     if document["reasons"]:
         lines.append("")
         lines.extend(f"why: {reason}" for reason in document["reasons"])
+    for item in document.get("borderline") or []:
+        low, high = item["interval"]
+        lines.append(
+            f"borderline: {item['model']} {item['name']} {item['value']:.4g}, 95% interval {low:.4g} to "
+            f"{high:.4g} straddles {item['threshold']:g}"
+        )
+    if document.get("recommendation") and document["verdict"] != "INSUFFICIENT_DATA":
+        lines += ["", f"recommendation: {document['recommendation']}"]
     return "\n".join(lines)
 
 
@@ -400,3 +402,56 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+# ---- retention -------------------------------------------------------------------------------------
+
+REPORT_PREFIX = "quality_gate_"
+REPORT_SUFFIXES = (".json", ".md")
+_STAMP_FORMAT = "%Y%m%dT%H%M%S"
+
+
+def report_time(stem: str) -> float | None:
+    """The UTC time in a report's name (``quality_gate_20260110T054315123Z``), or None for any other
+    name: retention only ever touches files this program named."""
+    if not stem.startswith(REPORT_PREFIX):
+        return None
+    stamp = stem[len(REPORT_PREFIX) :]
+    if len(stamp) != 19 or not stamp.endswith("Z") or not stamp[15:18].isdigit():
+        return None
+    try:
+        moment = datetime.strptime(stamp[:15], _STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.timestamp() + int(stamp[15:18]) / 1000
+
+
+def reports_to_remove(stems: list[str], *, keep: int, max_age_seconds: float | None, now: float) -> list[str]:
+    """Pure: which report names (stems) go. The newest ``keep`` stay unless older than
+    ``max_age_seconds``; names that are not report names are never chosen."""
+    times = {stem: report_time(stem) for stem in set(stems)}
+    dated = sorted(((when, stem) for stem, when in times.items() if when is not None), reverse=True)
+    going = [stem for _, stem in dated[keep:]]
+    if max_age_seconds is not None:
+        going += [stem for when, stem in dated[:keep] if now - when > max_age_seconds]
+    return sorted(going)
+
+
+def prune_reports(directory: Path, *, keep: int, max_age_seconds: float | None, now: float) -> list[Path]:
+    """Removes the report pairs (``.md`` and ``.json``) ``reports_to_remove`` picks; returns the files
+    removed. A missing folder holds nothing to remove."""
+    try:
+        names = [entry.name for entry in os.scandir(directory) if entry.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    stems = [name[: -len(suffix)] for name in names for suffix in REPORT_SUFFIXES if name.endswith(suffix)]
+    removed: list[Path] = []
+    for stem in reports_to_remove(stems, keep=keep, max_age_seconds=max_age_seconds, now=now):
+        for suffix in REPORT_SUFFIXES:
+            path = directory / f"{stem}{suffix}"
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return removed

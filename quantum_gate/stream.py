@@ -181,7 +181,7 @@ class Backfill:
     newest: StreamId | None = None
 
 
-def fill_newest(
+def fill_newest(  # noqa: PLR0912 - the backfill's inlined hot loop, one branch per outcome
     client: redis.Redis,
     key: str,
     window: Window,
@@ -190,10 +190,13 @@ def fill_newest(
     lower: str,
     page_size: int,
     limits: ContractLimits,
+    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """Fill ``window`` with the newest accepted events in [lower, upper], reading newest-first and
-    stopping once the window is full; skips met on the way are counted in the window.
+    stopping once the window is full; skips met on the way are counted in the window (and passed to
+    ``on_skip`` with their ID, for the daemon's counters).
 
     Each entry goes through exactly what ``parse_raw`` does (inlined: this is ``check``'s hot loop).
     """
@@ -212,6 +215,8 @@ def fill_newest(
                 stream_id = entry_id(raw[0]) if raw is not None and raw[0] is not None else None
                 if stream_id is None:
                     note_skip(_BAD_STREAM_ID)
+                    if on_skip is not None:
+                        on_skip(None, _BAD_STREAM_ID)
                     continue
                 if newest is None:
                     newest = stream_id
@@ -224,8 +229,12 @@ def fill_newest(
                 parsed = parse_entry(stream_id, fields, limits)
                 if type(parsed) is Skip:
                     note_skip(parsed, stream_id)
+                    if on_skip is not None:
+                        on_skip(stream_id, parsed)
                     continue
                 add(parsed)  # type: ignore[arg-type]
+                if on_accepted is not None:
+                    on_accepted(parsed)  # type: ignore[arg-type]
                 room -= 1
                 if room <= 0:
                     window.reverse()
@@ -247,13 +256,15 @@ def fill_post(
     cutover: StreamId,
     post: Window,
     *,
+    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """The post window: the newest accepted events with ID >= cutover."""
     return fill_newest(
         client, settings.redis.stream, post, upper="+", lower=str(cutover),
         page_size=settings.redis.page_size, limits=limits_from(settings),
-        on_page=on_page,
+        on_accepted=on_accepted, on_page=on_page, on_skip=on_skip,
     )  # fmt: skip
 
 
@@ -263,7 +274,9 @@ def fill_baseline(
     cutover: StreamId,
     pre: Window,
     *,
+    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """The baseline: the newest accepted events with ID < cutover (none before 0-0, whose exclusive
     bound "(0-0" Redis refuses)."""
@@ -272,7 +285,7 @@ def fill_baseline(
     return fill_newest(
         client, settings.redis.stream, pre, upper=cutover.exclusive(), lower="-",
         page_size=settings.redis.page_size, limits=limits_from(settings),
-        on_page=on_page,
+        on_accepted=on_accepted, on_page=on_page, on_skip=on_skip,
     )  # fmt: skip
 
 
@@ -282,11 +295,14 @@ def load_windows(  # noqa: PLR0917 - the daemon's and check's shared signature, 
     cutover: StreamId,
     post: Window,
     pre: Window,
+    on_accepted: Callable[[Event], None] | None = None,
     on_page: Callable[[], None] | None = None,
+    on_skip: Callable[[StreamId | None, Skip], None] | None = None,
 ) -> Backfill:
     """The post window (newest events with ID >= cutover) and the baseline (newest before it)."""
-    newest = fill_post(client, settings, cutover, post, on_page=on_page)
-    older = fill_baseline(client, settings, cutover, pre, on_page=on_page)
+    hooks: dict[str, Any] = {"on_accepted": on_accepted, "on_page": on_page, "on_skip": on_skip}
+    newest = fill_post(client, settings, cutover, post, **hooks)
+    older = fill_baseline(client, settings, cutover, pre, **hooks)
     return Backfill(read=newest.read + older.read, newest=newest.newest or older.newest)
 
 

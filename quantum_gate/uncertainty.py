@@ -53,7 +53,10 @@ def wilson(count: int, n: int, z: float = _Z95) -> Interval | None:
     z2 = z * z
     centre = (share + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n))
-    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 and n the bound is exact (the formula leaves float noise such as 8.7e-19 in the document).
+    low = 0.0 if count <= 0 else max(0.0, centre - half)
+    high = 1.0 if count >= n else min(1.0, centre + half)
+    return Interval(low, high)
 
 
 def std_interval(values: npt.NDArray[np.float64], z: float = _Z95) -> Interval | None:

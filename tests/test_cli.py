@@ -154,11 +154,15 @@ def test_check_too_few_events_exits_2(
 
 
 def test_check_empty_stream_is_insufficient(redis_server: RedisServer, stream_key: str) -> None:
+    """The key does not exist: --json still prints one object (never PASS) and stderr says why."""
     result = check(redis_server, stream_key, "--after", CUTOVER_ISO, "--json")
     assert result.returncode == 2
     document = as_json(result)
     assert document["verdict"] == "INSUFFICIENT_DATA"
     assert document["models"] == {}
+    missing = f"stream {stream_key} does not exist on this Redis"
+    assert document["reasons"][0] == missing
+    assert result.stderr == f"quantum-gate: {missing}\n"
 
 
 def test_check_window_flag_bounds_the_post_window(

@@ -485,7 +485,7 @@ def test_check_and_the_daemon_agree_on_any_stream(
     config = {
         "cutover": {"after": str(cut_id)},
         "windows": {"post": post_capacity, "baseline": baseline_capacity},
-        "gate": {"min_events": min(2, post_capacity), "min_samples": 2},
+        "gate": {"min_events": min(2, post_capacity), "min_samples": min(2, post_capacity)},
         "redis": {"page_size": 3, "read_count": chunk},
     }
     report_dir = Path(tempfile.mkdtemp(prefix="qg-property-"))

@@ -25,7 +25,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "non_utc_timestamp": {
         "entered": 1_768_023_795,
         "old_systemd": True,
-        "human": "Sat 2026-01-10 06:43:15 CET",
+        "human": "Sat 2026-01-10 06:43:15 CST",  # ambiguous (US Central, China, Cuba): never guessed
         "invocation": "5f2c0a3a4d3e4b8c9a1e2f3a4b5c6d7e",
     },
 }

@@ -16,7 +16,7 @@ from statsmodels.stats.proportion import proportion_confint
 from quantum_gate import uncertainty
 from quantum_gate.config import GateSettings
 from quantum_gate.gate import GateResult
-from quantum_gate.report import gate_document, render_markdown
+from quantum_gate.report import gate_document, render_markdown, render_table
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,6 +135,9 @@ def test_a_pass_one_point_under_its_limit_is_borderline_and_ten_points_under_is_
     assert "## Deployment recommendation" in markdown
     assert markdown.index("## Deployment recommendation") < markdown.index("## Models")
     assert "| hold | 0.8400 |" in markdown and "| yes (borderline) |" in markdown
+    table = render_table(document).splitlines()  # what `check` prints on a terminal
+    assert any(line.startswith("borderline: lgbm hold 0.84, 95% interval ") for line in table)
+    assert table[-1].startswith("recommendation: PASS, borderline on lgbm hold")
 
     solid = gate_document(clear, stream="s")
     assert solid["borderline"] == []
@@ -151,3 +154,20 @@ def test_a_failing_value_near_its_limit_is_a_borderline_fail() -> None:
     assert document["recommendation"].startswith("FAIL, borderline:")
     far = gate_document(gate_with_hold_share(200), stream="s")
     assert far["recommendation"].startswith("FAIL: lgbm: majority 1 (must be <= 0.9); lgbm: hold 1")
+
+
+def test_the_verdict_is_borderline_only_when_more_events_could_flip_it() -> None:
+    assert gate_with_hold_share(168).verdict_borderline()  # PASS, HOLD 84 % against 85 %
+    assert not gate_with_hold_share(150).verdict_borderline()  # PASS, solid
+    assert gate_with_hold_share(172).verdict_borderline()  # FAIL only on HOLD 86 %: could still pass
+    assert not gate_with_hold_share(200).verdict_borderline()  # FAIL at HOLD 100 %: solid
+    # a solid failure next to a borderline check: the FAIL cannot flip, so it is not borderline
+    events = []
+    for index in range(200):
+        action = "HOLD" if index < 168 else ("BUY", "SELL")[index % 2]
+        events.append(
+            event(CUTOVER_MS + index, {"lgbm": (action, healthy_vote(index)[1]), "xgb": ("BUY", 0.9)})
+        )
+    mixed = run_gate(events, settings=GateSettings(majority_max=0.9))
+    assert mixed.verdict == "FAIL" and [c.name for _, c in mixed.borderline()] == ["hold"]
+    assert not mixed.verdict_borderline()
