@@ -244,7 +244,13 @@ class DaemonProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     config: Mapping[str, Any] | None = None
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The child process (``start`` first)."""
+        assert self.popen is not None, "the daemon was never started"
+        return self.popen
 
     @property
     def stdout_path(self) -> Path:
@@ -261,7 +267,6 @@ class DaemonProcess:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
         return self.process.pid
 
     def argv(self) -> list[str]:
@@ -283,7 +288,7 @@ class DaemonProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
         argv = self.argv()
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            self.process = subprocess.Popen(
+            self.popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=base_env(**self.env), cwd=REPO
             )
         if wait_http:
@@ -360,7 +365,6 @@ class DaemonProcess:
     # ---- waiting -------------------------------------------------------------------------------
 
     def assert_alive(self) -> None:
-        assert self.process is not None
         code = self.process.poll()
         if code is not None:
             raise AssertionError(f"the daemon exited with {code}\nlog tail:\n{self.log_tail()}")
@@ -428,7 +432,6 @@ class DaemonProcess:
 
     def terminate(self, within: float = 10.0, signum: int = signal.SIGTERM) -> tuple[int, float]:
         """Send the signal and wait at most ``within`` seconds; returns (exit code, seconds taken)."""
-        assert self.process is not None
         started = time.monotonic()
         self.process.send_signal(signum)
         try:
@@ -439,21 +442,16 @@ class DaemonProcess:
             raise AssertionError(f"the daemon did not stop within {within:g}s:\n{tail}") from None
         return code, time.monotonic() - started
 
-    def wait_exit(self, timeout: float) -> int:
-        """The exit code, once it has exited by itself (``subprocess.TimeoutExpired`` if not in time)."""
-        assert self.process is not None
-        return self.process.wait(timeout=timeout)
-
     def close(self) -> None:
         """SIGKILL (after SIGCONT, in case it is paused) if it still runs."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGCONT)
             self.process.kill()
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited within 10 s: the way out of every run."""
-        if self.process is not None and self.process.poll() is None:
+        if self.popen is not None and self.popen.poll() is None:
             try:
                 self.terminate(within=10)
             except AssertionError:

@@ -556,7 +556,7 @@ def test_sigterm_is_bounded_even_when_redis_hangs_and_a_second_signal_forces(
             daemon.wait_log("daemon.stopping")
             started = time.monotonic()
             daemon.send(signal.SIGTERM)
-            assert daemon.wait_exit(timeout=5) == 1
+            assert daemon.process.wait(timeout=5) == 1
             assert time.monotonic() - started < 1
 
 
