@@ -26,7 +26,7 @@ from pathlib import Path
 
 import redis
 
-from bench.kit import DaemonProcess
+from bench.kit_daemon import DaemonProcess
 
 
 def _envelope(index: int) -> dict[bytes, bytes]:

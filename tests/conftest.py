@@ -1,7 +1,7 @@
 """Shared fixtures: private redis-server instances on free ports, stream writers, a stand-in systemctl.
 
-The process kit (``free_port``, ``wait_until``, ``RedisServer``, ``DaemonProcess``) is ``bench/kit.py``,
-shared with the bench; ``free_port`` and ``wait_until`` are re-exported here.
+The process kit (``free_port``, ``wait_until``, ``RedisServer``, ``DaemonProcess``) is ``bench/kit.py`` and
+``bench/kit_daemon.py``, shared with the bench; ``free_port`` and ``wait_until`` are re-exported here.
 
 Tests never touch the machine's own Redis on 6379: each session starts its own server, and fault tests
 start one of their own so they can kill and restart it.

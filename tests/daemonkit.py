@@ -1,7 +1,7 @@
 """Helpers for the daemon tests: settings, an in-process tail, a daemon subprocess.
 
-The daemon subprocess, ``wait_until`` and ``base_env`` are the shared kit's (``bench/kit.py``) and stay
-importable from here.
+The daemon subprocess, ``wait_until`` and ``base_env`` are the shared kit's (``bench/kit.py``,
+``bench/kit_daemon.py``) and stay importable from here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import redis
 
-from bench.kit import DaemonProcess, base_env, running, wait_until
+from bench.kit import base_env, wait_until
+from bench.kit_daemon import DaemonProcess, running
 from quantum_gate.config import Settings
 from quantum_gate.daemon import Daemon
 

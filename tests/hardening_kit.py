@@ -1,6 +1,6 @@
 """Harness for the hardening tests: the real daemon as a child process, scraped over HTTP.
 
-``DaemonProcess`` (the shared kit's, ``bench/kit.py``) runs ``quantum-gate run`` exactly as an operator
+``DaemonProcess`` (the shared kit's, ``bench/kit_daemon.py``) runs ``quantum-gate run`` exactly as an operator
 would (its own process, so the tests can SIGSTOP, SIGTERM and measure its RSS), points it at a private
 ``redis-server`` and reads its state only through ``/metrics`` and its JSON log lines. Waiting is
 always "poll an observable until a predicate holds or a deadline passes"; a timeout fails with the last
@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import redis
 
 # The daemon harness is the shared kit's; these names stay importable from here.
-from bench.kit import EARLY_CUTOVER, DaemonProcess, Metrics, http_get, quantum_gate_argv, vm_rss_kib
+from bench.kit import EARLY_CUTOVER, quantum_gate_argv
+from bench.kit_daemon import DaemonProcess, Metrics, http_get, vm_rss_kib
 
 __all__ = [
     "COMPACT_VARIANTS",

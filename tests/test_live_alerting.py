@@ -38,8 +38,8 @@ import yaml
 from conftest import REPO, RedisServer, envelope, free_port, payload, require_tool, wait_until
 from test_alerting_rules import ALERTMANAGER, DASHBOARD, EXPORTED_METRICS, RULES, panel_targets
 
-from bench.kit import DaemonProcess
-from bench.kit import running as running_daemon
+from bench.kit_daemon import DaemonProcess
+from bench.kit_daemon import running as running_daemon
 
 pytestmark = pytest.mark.slow  # still part of `make test`: pytest runs every marker by default
 
