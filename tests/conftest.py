@@ -145,10 +145,12 @@ STANDIN_SYSTEMCTL = textwrap.dedent(
     if unix and state.get("old_systemd"):
         sys.stderr.write("systemctl: unrecognized option '--timestamp=unix'\\n")
         sys.exit(1)
-    if state.get("hang_seconds"):  # a wedged bus: say so (the test polls for it), then hang
-        open(os.environ["FAKE_SYSTEMCTL_STATE"] + ".hung", "w").close()
-        import time
-        time.sleep(state["hang_seconds"])
+    if state.get("hang_seconds"):  # a wedged bus: say so (the test polls for it), then hang in a
+        # child of its own, as a wrapper's would (it holds stdout open: killing only us is not enough)
+        with open(os.environ["FAKE_SYSTEMCTL_STATE"] + ".hung", "w") as hung:
+            hung.write(str(os.getpid()))
+        import subprocess
+        subprocess.run(["sleep", str(state["hang_seconds"])])
     entered = state.get("entered")  # epoch seconds, or None when the unit never started
     human = state.get("human")
     if entered is None:
@@ -182,9 +184,11 @@ class FakeSystemd:
     def restart(self, entered: float, invocation: str | None = None, restarts: int = 0) -> None:
         self.set(entered=entered, invocation=invocation or uuid.uuid4().hex, restarts=restarts)
 
-    def hanging(self) -> bool:
-        """Whether a query has started hanging (after ``set(hang_seconds=...)``)."""
-        return Path(f"{self.state_file}.hung").exists()
+    def hanging(self) -> int | None:
+        """The PID of the query that has started hanging (after ``set(hang_seconds=...)``), if any."""
+        marker = Path(f"{self.state_file}.hung")
+        text = marker.read_text(encoding="utf-8").strip() if marker.exists() else ""
+        return int(text) if text else None
 
 
 @pytest.fixture
