@@ -13,26 +13,20 @@ Entries are compact real-format AI-engine envelopes (three models, healthy votes
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
-EARLY_CUTOVER = "2020-01-01T00:00:00Z"
+from bench.kit_daemon import DaemonProcess
 
 
 def _envelope(index: int) -> dict[bytes, bytes]:
@@ -64,95 +58,44 @@ def _envelope(index: int) -> dict[bytes, bytes]:
 VARIANTS = [_envelope(index) for index in range(300)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _quantum_gate() -> list[str]:
-    script = Path(sys.executable).parent / "quantum-gate"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "quantum_gate"]
-
-
-class _Daemon:
-    """``quantum-gate run`` on ``key`` with a fixed early cutover; read through /metrics."""
-
-    def __init__(self, redis_url: str, key: str, directory: Path, args: Sequence[str]) -> None:
-        self.port = _free_port()
-        env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
-        listen, reports = f"127.0.0.1:{self.port}", str(directory / "reports")
-        argv = [*_quantum_gate(), "run", "--redis-url", redis_url, "--stream", key, "--after", EARLY_CUTOVER,
-                "--listen", listen, "--report-dir", reports, *args]  # fmt: skip
-        self.log = (directory / "daemon.log").open("wb")
-        self.process = subprocess.Popen(
-            argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=env
-        )
-
-    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            connection.request("GET", "/metrics")
-            body = connection.getresponse().read().decode("utf-8")
-            connection.close()
-        except (OSError, http.client.HTTPException):
-            return None
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(body)
-            for sample in family.samples
-        }
-
-    def value(self, name: str, **labels: str) -> float | None:
-        metrics = self.scrape()
-        return None if metrics is None else metrics.get((name, tuple(sorted(labels.items()))))
-
-    def wait(
-        self,
-        predicate: Callable[[float | None], bool],
-        name: str,
-        timeout: float,
-        every: float,
-        **labels: str,
-    ) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {self.process.returncode} (log: {self.log.name})")
-            value = self.value(name, **labels)
-            if predicate(value):
-                return time.monotonic()
-            time.sleep(every)
-        raise RuntimeError(f"timed out waiting for {name}{labels or ''} (log: {self.log.name})")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 @contextmanager
 def _daemon(
     redis_url: str, args: Sequence[str], write_url: str | None = None
-) -> Iterator[tuple[_Daemon, redis.Redis, str]]:
+) -> Iterator[tuple[DaemonProcess, redis.Redis, str]]:
     """The daemon reads ``redis_url``; the bench writes through ``write_url`` (default the same), which
-    must be a plain URL of the same master (a Sentinel URL is for the daemon only)."""
+    must be a plain URL of the same master (a Sentinel URL is for the daemon only). The interval is
+    the daemon's default unless ``args`` say otherwise."""
     key = f"bench:daemon:{uuid.uuid4().hex[:12]}"
     client = redis.Redis.from_url(write_url or redis_url)
     with tempfile.TemporaryDirectory(prefix="qg-daemon-bench-") as folder:
-        daemon = _Daemon(redis_url, key, Path(folder), args)
+        daemon = DaemonProcess(redis_url, key, Path(folder), interval=None, args=args)
         try:
-            daemon.wait(lambda value: value == 1, "quantum_gate_cutover_known", timeout=60, every=0.05)
+            daemon.start()
+            daemon.wait_until(
+                lambda metrics: metrics.get("cutover_known") == 1,
+                timeout=60,
+                what="cutover_known",
+                every=0.05,
+            )
             yield daemon, client, key
         finally:
             daemon.stop()
             client.delete(key)
             client.close()
+
+
+def _seen(
+    daemon: DaemonProcess, name: str, at_least: float, timeout: float, every: float, **labels: str
+) -> float:
+    """Poll /metrics every ``every`` s until ``quantum_gate_<name>{labels}`` (a count) reaches
+    ``at_least``; the monotonic time it was seen (the bench's latency clock)."""
+    daemon.wait_until(
+        lambda metrics: (metrics.get(name, **labels) or 0.0) >= at_least,
+        timeout=timeout,
+        what=name,
+        every=every,
+    )
+    return time.monotonic()
 
 
 # ---- tail throughput ------------------------------------------------------------------------------
@@ -211,12 +154,7 @@ def daemon_tail_throughput(
             pipe.execute()
             started = time.monotonic()
             target = base + entries
-            done = daemon.wait(
-                lambda value, t=target: (value or 0) >= t,  # type: ignore[misc]
-                "quantum_gate_events_accepted_total",
-                timeout=300,
-                every=0.02,
-            )
+            done = _seen(daemon, "events_accepted_total", target, timeout=300, every=0.02)
             if round_number:
                 rates.append(entries / (done - started))
     return TailThroughput(entries, tuple(rates))
@@ -276,20 +214,9 @@ def xadd_to_metrics_latency(redis_url: str, samples: int = 30, interval: float =
             voted = daemon.value("quantum_gate_model_samples", **label) or 0.0
             client.xadd(key, VARIANTS[index % len(VARIANTS)])  # type: ignore[arg-type]
             started = time.monotonic()
-            seen = daemon.wait(
-                lambda value, a=accepted: (value or 0) > a,  # type: ignore[misc]
-                "quantum_gate_events_accepted_total",
-                timeout=60,
-                every=0.005,
-            )
+            seen = _seen(daemon, "events_accepted_total", accepted + 1, timeout=60, every=0.005)
             counter.append(seen - started)
-            seen = daemon.wait(
-                lambda value, v=voted: (value or 0) > v,  # type: ignore[misc]
-                "quantum_gate_model_samples",
-                timeout=60,
-                every=0.005,
-                **label,
-            )
+            seen = _seen(daemon, "model_samples", voted + 1, timeout=60, every=0.005, **label)
             evaluated.append(seen - started)
     return MetricsLatency(interval, tuple(counter), tuple(evaluated))
 

@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from bench.kit import RedisServer
 from quantum_gate.demo import PRODUCER_TAIL_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,40 +89,18 @@ def met(passed: bool) -> str:
 # ---- the private Redis and the filled stream ----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateRedis:
-    """A throwaway redis-server on a free loopback port, no persistence, in its own temp folder."""
+class PrivateRedis(RedisServer):
+    """A throwaway redis-server (the kit's) on a free loopback port, no persistence, in its own temp
+    folder, started at once; ``stop`` also removes the folder."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("bench: redis-server is not on PATH (apt-get install -y redis-server)")
-        self.directory = Path(tempfile.mkdtemp(prefix="quantum-gate-bench-"))
-        self.port = free_port()
-        if self.port == 6379:  # never the machine's own Redis port
-            self.port = free_port()
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        argv += ["--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if self.client().ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise SystemExit(f"bench: redis-server did not start (see {self.directory})") from None
-                time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        directory = Path(tempfile.mkdtemp(prefix="quantum-gate-bench-"))
+        super().__init__(directory, extra_args=("--appendonly", "no"))
+        try:
+            self.start()
+        except RuntimeError as exc:
+            self.stop()
+            raise SystemExit(f"bench: {exc}") from None
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=60)
@@ -131,13 +109,7 @@ class PrivateRedis:
         return str(self.client().info("server").get("redis_version", "?"))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        super().stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -10,25 +10,18 @@ for the master once per connection and then reads the master directly, so the tw
 from __future__ import annotations
 
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
 from bench.daemon_bench import daemon_tail_throughput
+from bench.kit import free_port, wait_until
 
 MASTER_NAME = "mymaster"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivateSentinel:
@@ -39,7 +32,7 @@ class PrivateSentinel:
         if binary is None:
             raise SystemExit("bench: redis-server is not on PATH")
         self.directory = Path(tempfile.mkdtemp(prefix="quantum-gate-bench-sentinel-"))
-        self.port = _free_port()
+        self.port = free_port()
         config = self.directory / "sentinel.conf"
         config.write_text(
             "\n".join([
@@ -52,12 +45,16 @@ class PrivateSentinel:
         self.process = subprocess.Popen(
             [binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 20
-        while not self._knows_master():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise SystemExit(f"bench: the sentinel did not start (see {self.directory})")
-            time.sleep(0.05)
+        process = self.process
+        failed = SystemExit(f"bench: the sentinel did not start (see {self.directory})")
+        try:  # an exited sentinel ends the wait early: it will not learn the master any more
+            wait_until(lambda: process.poll() is not None or self._knows_master(), 20, "it", every=0.05)
+        except AssertionError:
+            self.stop()
+            raise failed from None
+        if process.poll() is not None:
+            self.stop()
+            raise failed
 
     def _knows_master(self) -> bool:
         try:

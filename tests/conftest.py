@@ -1,5 +1,8 @@
 """Shared fixtures: private redis-server instances on free ports, stream writers, a stand-in systemctl.
 
+The process kit (``free_port``, ``wait_until``, ``RedisServer``, ``DaemonProcess``) is ``bench/kit.py`` and
+``bench/kit_daemon.py``, shared with the bench; ``free_port`` and ``wait_until`` are re-exported here.
+
 Tests never touch the machine's own Redis on 6379: each session starts its own server, and fault tests
 start one of their own so they can kill and restart it.
 """
@@ -9,22 +12,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+
+from bench import kit
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "trade_intent_examples.jsonl"  # provenance: tests/fixtures/README.md
 IN_CI = os.environ.get("CI") == "true"
+free_port = kit.free_port  # the kit's, under the name the tests have always imported from here
+wait_until = kit.wait_until
 
 
 def require_tool(name: str) -> str:
@@ -37,73 +40,19 @@ def require_tool(name: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class RedisServer(kit.RedisServer):
+    """The kit's private redis-server; a missing binary fails in CI and skips locally."""
 
-
-@dataclass
-class RedisServer:
-    """One private redis-server process; ``kill`` and ``start`` let fault tests take it away."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    extra_args: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = require_tool("redis-server")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        argv = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(self.directory),
-            "--logfile",
-            str(self.directory / "redis.log"),
-            *self.extra_args,
-        ]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.admin().ping():
-                    return
-            except (redis.ConnectionError, redis.ResponseError):
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.directory}/redis.log")
-
-    def admin(self) -> redis.Redis:
-        """A client for the test itself (it may write: only the product is read-only)."""
-        return redis.Redis(port=self.port, socket_timeout=5)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    def binary(self) -> str:
+        return require_tool("redis-server")
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield from started(RedisServer(tmp_path_factory.mktemp("redis")))
+
+
+def started(server: RedisServer) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
@@ -111,11 +60,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, for tests that kill, restart or reconfigure it."""
-    server = RedisServer(tmp_path / "redis", extra_args=("--appendonly", "yes", "--appendfsync", "always"))
-    server.start()
-    yield server
-    server.stop()
+    """A redis-server of this test's own, for tests that kill, restart or reconfigure it (with an
+    fsynced AOF, so a restart keeps what was written)."""
+    yield from started(
+        RedisServer(tmp_path / "redis", extra_args=("--appendonly", "yes", "--appendfsync", "always"))
+    )
+
+
+@pytest.fixture
+def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own without persistence, for tests that fill it heavily or must
+    not share it (soak and backfill tests)."""
+    yield from started(RedisServer(tmp_path / "redis"))
 
 
 @pytest.fixture
@@ -189,6 +145,12 @@ STANDIN_SYSTEMCTL = textwrap.dedent(
     if unix and state.get("old_systemd"):
         sys.stderr.write("systemctl: unrecognized option '--timestamp=unix'\\n")
         sys.exit(1)
+    if state.get("hang_seconds"):  # a wedged bus: say so (the test polls for it), then hang in a
+        # child of its own, as a wrapper's would (it holds stdout open: killing only us is not enough)
+        with open(os.environ["FAKE_SYSTEMCTL_STATE"] + ".hung", "w") as hung:
+            hung.write(str(os.getpid()))
+        import subprocess
+        subprocess.run(["sleep", str(state["hang_seconds"])])
     entered = state.get("entered")  # epoch seconds, or None when the unit never started
     human = state.get("human")
     if entered is None:
@@ -221,6 +183,12 @@ class FakeSystemd:
 
     def restart(self, entered: float, invocation: str | None = None, restarts: int = 0) -> None:
         self.set(entered=entered, invocation=invocation or uuid.uuid4().hex, restarts=restarts)
+
+    def hanging(self) -> int | None:
+        """The PID of the query that has started hanging (after ``set(hang_seconds=...)``), if any."""
+        marker = Path(f"{self.state_file}.hung")
+        text = marker.read_text(encoding="utf-8").strip() if marker.exists() else ""
+        return int(text) if text else None
 
 
 @pytest.fixture

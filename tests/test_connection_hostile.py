@@ -3,10 +3,9 @@ and sentinels that know no such master (docs/redis.md)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import redis
+from conftest import free_port
 
 from quantum_gate.config import Settings
 from quantum_gate.connection import open_client, parse_redis_url
@@ -47,12 +46,6 @@ def test_the_percent_encoded_password_is_read_whole() -> None:
 def test_a_database_that_is_not_an_ascii_number_is_named(db: str) -> None:
     with pytest.raises(ValueError, match="the database must be a number"):
         parse_redis_url(f"redis+sentinel://127.0.0.1:26379/mymaster/{db}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_no_sentinel_up_is_one_readable_line_naming_the_master() -> None:

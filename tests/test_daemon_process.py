@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -241,8 +243,13 @@ def test_run_without_systemd_keeps_running_and_fails_closed(
         assert (daemon.value("quantum_gate_systemd_errors_total", reason=cause) or 0) >= 1
         unavailable = daemon.wait_log("cutover.unavailable")
         assert unavailable[0]["reason"] == cause
-        time.sleep(0.6)  # three more failed polls: still running, still one log line
-        assert daemon.process.poll() is None
+        failed = daemon.value("quantum_gate_systemd_errors_total", reason=cause) or 0
+        daemon.wait_for(  # three more failed polls: still running, still one log line
+            lambda: (daemon.value("quantum_gate_systemd_errors_total", reason=cause) or 0) >= failed + 3,
+            10,
+            "three more failed systemctl polls",
+        )
+        daemon.assert_alive()
         assert len(daemon.events("cutover.unavailable")) == 1
         assert daemon.get("/healthz") == (200, b'{"status":"ok","reason":"ok"}\n')
         assert daemon.json("/gate")["cutover"]["error"]
@@ -490,29 +497,61 @@ def test_run_as_systemd_would_notify_watchdog_and_credential(tmp_path: Path, str
         server.stop()
 
 
+@dataclass
+class SilentRedis:
+    url: str
+    accepted: list[socket.socket]
+
+    def connections(self) -> int:
+        return len(self.accepted)
+
+
 @contextmanager
-def silent_redis() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers: every Redis command hangs."""
+def silent_redis() -> Iterator[SilentRedis]:
+    """A TCP port that accepts connections and never answers: every Redis command hangs. It counts
+    the connections, so a test can wait until the daemon is blocked on one instead of sleeping."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
+    listener.settimeout(0.05)  # the accept loop's cadence, to notice the stop flag
+    silent = SilentRedis(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", [])
+    stop = threading.Event()
+
+    def accept_forever() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            silent.accepted.append(connection)  # held open, never read from or answered
+
+    thread = threading.Thread(target=accept_forever, name="silent-redis", daemon=True)
+    thread.start()
     try:
-        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        yield silent
     finally:
+        stop.set()
+        thread.join(timeout=5)
         listener.close()
+        for connection in silent.accepted:
+            connection.close()
 
 
 def test_sigterm_is_bounded_even_when_redis_hangs_and_a_second_signal_forces(
     tmp_path: Path, stream_key: str
 ) -> None:
-    with silent_redis() as url:
+    with silent_redis() as silent:
+        url = silent.url
         with daemon_process(tmp_path / "one", url, stream_key, "--after", "1-0", config=config()) as daemon:
-            time.sleep(0.5)  # let the tail block on the silent server
+            daemon.wait_for(silent.connections, 10, "the tail to block on the silent server")
             code, seconds = daemon.terminate(within=5)
             assert code == 0 and seconds < 5
             assert daemon.events("daemon.stopped")[0]["clean"] is False  # it gave up waiting, as designed
+        before = silent.connections()
         with daemon_process(tmp_path / "two", url, stream_key, "--after", "1-0", config=config()) as daemon:
-            time.sleep(0.5)
+            daemon.wait_for(
+                lambda: silent.connections() > before, 10, "the tail to block on the silent server"
+            )
             daemon.send(signal.SIGTERM)
             daemon.wait_log("daemon.stopping")
             started = time.monotonic()
@@ -521,27 +560,16 @@ def test_sigterm_is_bounded_even_when_redis_hangs_and_a_second_signal_forces(
             assert time.monotonic() - started < 1
 
 
-SLOW_SYSTEMCTL = """\
-#!/bin/sh
-# Answers like systemd, but hangs for 8 s once the flag file exists (a wedged bus).
-[ -f "$0.slow" ] && sleep 8
-printf 'InvocationID=inv-slow\\nActiveEnterTimestamp=@1700000000\\nActiveState=active\\nNRestarts=0\\n'
-"""
-
-
 def test_sigterm_does_not_wait_for_a_hanging_systemctl_poll(
-    redis_server: RedisServer, stream_key: str, tmp_path: Path
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, fake_systemd: FakeSystemd
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    systemctl = bin_dir / "systemctl"
-    systemctl.write_text(SLOW_SYSTEMCTL, encoding="utf-8")
-    systemctl.chmod(0o755)
-    env = base_env(PATH=f"{bin_dir}:/usr/bin:/bin")
+    fake_systemd.set(entered=1700000000, invocation="inv-slow")
     settings = config(cutover={"poll_seconds": 0.2, "timeout_seconds": 10})
-    with daemon_process(tmp_path / "d", redis_server.url, stream_key, config=settings, env=env) as daemon:
+    with daemon_process(
+        tmp_path / "d", redis_server.url, stream_key, config=settings, env=base_env()
+    ) as daemon:
         daemon.wait_value("quantum_gate_cutover_known", 1)
-        Path(f"{systemctl}.slow").touch()
-        time.sleep(0.6)  # a poll is now stuck in `sleep 8`
+        fake_systemd.set(entered=1700000000, invocation="inv-slow", hang_seconds=8)
+        daemon.wait_for(fake_systemd.hanging, 5, "a systemctl poll stuck in an 8 s hang")
         code, seconds = daemon.terminate(within=5)
         assert code == 0 and seconds < 5

@@ -9,7 +9,6 @@ having abandoned the backfill (``daemon.stopped clean=true``) rather than being 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ TRADING_BOT = {
 }
 
 
-@pytest.fixture
-def big_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 def backfilling(client: redis.Redis) -> bool:
     """True while some connection's latest command is XREVRANGE: the daemon is mid-backfill."""
     clients: list[dict[str, str]] = client.client_list()
@@ -44,15 +35,15 @@ def backfilling(client: redis.Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["accepted", "skipped"])
 def test_sigterm_during_startup_backfill_exits_0_within_5s(
-    kind: str, big_redis: RedisServer, stream_key: str, tmp_path: Path
+    kind: str, fresh_redis: RedisServer, stream_key: str, tmp_path: Path
 ) -> None:
     """``accepted``: healthy events; ``skipped``: trading-bot entries that never fill a window, so the
     backfill reads the whole stream and must still notice the signal."""
-    admin = big_redis.admin()
+    admin = fresh_redis.admin()
     fields = COMPACT_VARIANTS if kind == "accepted" else [TRADING_BOT]
     xadd_many(admin, stream_key, ENTRIES, fields=fields)
 
-    full = DaemonProcess(big_redis.url, stream_key, tmp_path / "full", args=BIG_WINDOWS)
+    full = DaemonProcess(fresh_redis.url, stream_key, tmp_path / "full", args=BIG_WINDOWS)
     try:
         started = time.monotonic()
         full.start()
@@ -66,15 +57,14 @@ def test_sigterm_during_startup_backfill_exits_0_within_5s(
     finally:
         full.close()
 
-    interrupted = DaemonProcess(big_redis.url, stream_key, tmp_path / "interrupted", args=BIG_WINDOWS)
+    interrupted = DaemonProcess(fresh_redis.url, stream_key, tmp_path / "interrupted", args=BIG_WINDOWS)
     try:
         interrupted.start(wait_http=False)
-        deadline = time.monotonic() + 30
-        while not backfilling(admin):
-            assert time.monotonic() < deadline, "the backfill never showed in CLIENT LIST"
-            interrupted.assert_alive()
-            time.sleep(0.005)  # polling cadence of CLIENT LIST; the condition decides
-        code, seconds = interrupted.terminate(timeout=30)
+        # a fine cadence: the SIGTERM must land while the backfill is still running
+        interrupted.wait_for(
+            lambda: backfilling(admin), 30, "the backfill to show in CLIENT LIST", every=0.005
+        )
+        code, seconds = interrupted.terminate(within=30)
     finally:
         interrupted.close()
     events = interrupted.logs()

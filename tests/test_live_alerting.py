@@ -18,7 +18,6 @@ Last, the planned-deployment silence from docs/alerting.md is added and expired 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -36,8 +35,11 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from conftest import REPO, RedisServer, envelope, free_port, payload, require_tool
+from conftest import REPO, RedisServer, envelope, free_port, payload, require_tool, wait_until
 from test_alerting_rules import ALERTMANAGER, DASHBOARD, EXPORTED_METRICS, RULES, panel_targets
+
+from bench.kit_daemon import DaemonProcess
+from bench.kit_daemon import running as running_daemon
 
 pytestmark = pytest.mark.slow  # still part of `make test`: pytest runs every marker by default
 
@@ -73,19 +75,7 @@ GRAFANA_VARIABLES = {
 
 # ---- small helpers ---------------------------------------------------------------------------------
 
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, explain: Callable[[], str]) -> Any:
-    """Poll ``check`` until it returns something truthy; bounded, and says what it waited for."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (OSError, urllib.error.URLError, ValueError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{explain()}")
+HTTP_TROUBLE = (OSError, ValueError)  # a component still starting, or a half-written answer: "not yet"
 
 
 def http_get_json(url: str, timeout: float = 5.0) -> Any:
@@ -384,35 +374,18 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
         alertmanager_port,
         [tmp_path / "daemon.log", tmp_path / "prometheus.log", tmp_path / "alertmanager.log"],
     )
-    daemon_env = {key: value for key, value in os.environ.items() if not key.startswith("QUANTUM_GATE_")} | {
-        "QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "1"
-    }
-    daemon = Process(
-        "quantum-gate",
-        [
-            str(QUANTUM_GATE),
-            "run",
-            "--redis-url",
-            own_redis.url,
-            "--stream",
-            stream_key,
-            "--after",
-            f"{cutover_ms}-0",
-            "--listen",
-            chain.instance,
-            "--interval",
-            "1",
-            "--window",
-            "200",
-            "--baseline",
-            "200",
-            "--report-dir",
-            str(tmp_path / "reports"),
-            "--ledger",
-            str(tmp_path / "ledger.sqlite3"),  # so the ledger's metrics are served too
+    daemon = DaemonProcess(  # its log is chain.logs[0], tmp_path / "daemon.log"
+        own_redis.url,
+        stream_key,
+        tmp_path,
+        after=f"{cutover_ms}-0",
+        interval=1,
+        args=[
+            *("--window", "200", "--baseline", "200"),
+            *("--ledger", str(tmp_path / "ledger.sqlite3")),  # so the ledger's metrics are served too
         ],
-        chain.logs[0],
-        env=daemon_env,
+        env={"QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "1"},
+        port=daemon_port,
     )
     rules = fast_rules(tmp_path / "quantum-gate.rules.yml")
     promtool = shutil.which("promtool")
@@ -453,29 +426,42 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
     with ExitStack() as stack:
         stack.enter_context(receiver.serving())
         stack.enter_context(running(alertmanager))
-        stack.enter_context(running(daemon))
+        stack.enter_context(running_daemon(daemon, wait_http=False))
         stack.enter_context(running(prometheus))
-        wait_for("the daemon's /metrics", lambda: chain.metric("quantum_gate_redis_up") == 1, 30, explain)
-        wait_for(
-            "Prometheus to scrape the daemon",
+        wait_until(
+            lambda: chain.metric("quantum_gate_redis_up") == 1,
+            30,
+            "the daemon's /metrics",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
+        )
+        wait_until(
             lambda: chain.query('up{job="quantum-gate"} == 1'),
             60,
-            explain,
+            "Prometheus to scrape the daemon",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
-        wait_for(
-            "Alertmanager to answer",
+        wait_until(
             lambda: http_get_json(f"http://127.0.0.1:{alertmanager_port}/api/v2/status"),
             30,
-            explain,
+            "Alertmanager to answer",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
 
         # ---- a collapse: 200 post-cutover events, lgbm always HOLD at 0.5 -------------------------
         write(client, stream_key, [("*", entry(index, lgbm_collapsed=True)) for index in range(200)])
-        wait_for(
-            "verdict FAIL on /metrics",
+        wait_until(
             lambda: chain.query('quantum_gate_verdict{verdict="fail"} == 1'),
             30,
-            explain,
+            "verdict FAIL on /metrics",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
 
         def collapse_pages() -> list[Notification]:
@@ -484,7 +470,14 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
                 lambda item: item.status == "firing" and bool(item.alerts("QuantumGatePredictionCollapse")),
             )
 
-        pages = wait_for("the collapse page at the pager webhook", collapse_pages, 60, explain)
+        pages = wait_until(
+            collapse_pages,
+            60,
+            "the collapse page at the pager webhook",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
+        )
         page = pages[0]
         assert page.group == {"job": "quantum-gate", "instance": chain.instance, "model": "lgbm"}
         checks = set()
@@ -508,26 +501,30 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
         ], receiver.describe()
 
         # warnings go to the ticket receiver: lgbm's confidence sits on one exact value
-        tickets = wait_for(
-            "the stuck-confidence warning at the ticket webhook",
+        tickets = wait_until(
             lambda: receiver.find(
                 "/quantum-gate/ticket",
                 lambda item: item.status == "firing" and bool(item.alerts("QuantumGateConfidenceStuckValue")),
             ),
             60,
-            explain,
+            "the stuck-confidence warning at the ticket webhook",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
         stuck = tickets[0].alerts("QuantumGateConfidenceStuckValue")[0]
         assert stuck["labels"]["model"] == "lgbm"
         assert stuck["labels"]["severity"] == "warning"
         # the FAIL page names lgbm's failing checks
-        verdict_pages = wait_for(
-            "the FAIL page",
+        verdict_pages = wait_until(
             lambda: receiver.find(
                 "/quantum-gate/page", lambda item: bool(item.alerts("QuantumGateVerdictFail"))
             ),
             60,
-            explain,
+            "the FAIL page",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
         assert (
             "lgbm hold 1"
@@ -555,11 +552,13 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
             return empty
 
         # rate() panels need two scrapes inside $__rate_interval; everything else answers at once
-        wait_for(
-            "every dashboard query to return data",
+        wait_until(
             lambda: not without_data(),
             60,
-            lambda: "still without data:\n" + "\n".join(without_data()),
+            "every dashboard query to return data",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=lambda: "still without data:\n" + "\n".join(without_data()),
         )
         models = {
             series["metric"]["model"] for series in chain.query('quantum_gate_model_samples{instance=~".+"}')
@@ -571,13 +570,15 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
 
         # ---- Redis goes away: RedisDown pages and inhibits the collapse page ----------------------
         own_redis.kill()
-        wait_for(
-            "the RedisDown page",
+        wait_until(
             lambda: receiver.find(
                 "/quantum-gate/page", lambda item: bool(item.alerts("QuantumGateRedisDown"))
             ),
             60,
-            explain,
+            "the RedisDown page",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
 
         def collapse_inhibited() -> bool:
@@ -587,15 +588,34 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
                 for alert in alerts
             )
 
-        wait_for("the collapse alert to be inhibited by RedisDown", collapse_inhibited, 30, explain)
+        wait_until(
+            collapse_inhibited,
+            30,
+            "the collapse alert to be inhibited by RedisDown",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
+        )
         assert chain.prometheus_alerts("QuantumGatePredictionCollapse"), "the rule itself still fires"
 
         # ---- Redis back, a healthy window: the collapse page resolves -----------------------------
         own_redis.start()
-        wait_for("the daemon to reconnect", lambda: chain.metric("quantum_gate_redis_up") == 1, 30, explain)
+        wait_until(
+            lambda: chain.metric("quantum_gate_redis_up") == 1,
+            30,
+            "the daemon to reconnect",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
+        )
         write(client, stream_key, [("*", entry(index, lgbm_collapsed=False)) for index in range(200)])
-        wait_for(
-            "verdict PASS", lambda: chain.query('quantum_gate_verdict{verdict="pass"} == 1'), 30, explain
+        wait_until(
+            lambda: chain.query('quantum_gate_verdict{verdict="pass"} == 1'),
+            30,
+            "verdict PASS",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
         )
 
         def collapse_resolved() -> list[Notification]:
@@ -609,10 +629,18 @@ def test_collapse_pages_through_prometheus_and_alertmanager_then_resolves(
                 ),
             )
 
-        resolved = wait_for("the resolved collapse notification", collapse_resolved, 60, explain)
+        resolved = wait_until(
+            collapse_resolved,
+            60,
+            "the resolved collapse notification",
+            every=0.25,
+            ignore=HTTP_TROUBLE,
+            explain=explain,
+        )
         assert resolved[0].group == page.group
         assert not chain.prometheus_alerts("QuantumGatePredictionCollapse")
-        assert daemon.alive() and prometheus.alive() and alertmanager.alive(), explain()
+        daemon.assert_alive()
+        assert prometheus.alive() and alertmanager.alive(), explain()
 
         # ---- docs/alerting.md's planned-deployment silence works as written ----------------------
         amtool = require_tool("amtool")

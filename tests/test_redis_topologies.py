@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import RedisServer
+from conftest import RedisServer, wait_until
 from hardening_kit import (
     COMPACT_VARIANTS,
     EARLY_CUTOVER,
@@ -23,7 +23,7 @@ from hardening_kit import (
     quantum_gate_argv,
     xadd_many,
 )
-from topology_kit import ClusterGroup, SentinelGroup, command, wait_for
+from topology_kit import REDIS_TROUBLE, ClusterGroup, SentinelGroup, command
 
 from quantum_gate.config import ConfigError, load_settings
 from quantum_gate.connection import RedisTarget, node_kwargs, parse_redis_url, sentinel_kwargs
@@ -335,7 +335,7 @@ def test_replica_reads_fall_back_to_the_master_when_no_replica_is_up_and_say_so(
         finally:
             client.close()
 
-    wait_for(replica_down, timeout=30, what="the sentinels marking the replica down")
+    wait_until(replica_down, 30, "the sentinels marking the replica down", every=0.05, ignore=REDIS_TROUBLE)
     daemon = DaemonProcess(group.url(read_from="replica"), stream_key, tmp_path / "daemon")
     try:
         daemon.start()

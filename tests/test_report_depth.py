@@ -12,13 +12,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import redis
 import yaml
-from conftest import RedisServer, envelope, payload
+from conftest import RedisServer, envelope, payload, wait_until
 from structlog.testing import capture_logs
 
 from quantum_gate.cli import main
@@ -225,19 +224,11 @@ def tailing(daemon: Daemon) -> Iterator[Daemon]:
     thread = threading.Thread(target=daemon.tail_forever, name="test-tail", daemon=True)
     thread.start()
     try:
-        wait_for(daemon.ready.is_set, "the daemon to become ready")
+        wait_until(daemon.ready.is_set, 10.0, "the daemon to become ready")
         yield daemon
     finally:
         daemon.stopping.set()
         thread.join(timeout=5)
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_daemon_gate_document_carries_depth_provenance_and_retention_risks(
@@ -267,7 +258,7 @@ def test_daemon_gate_document_carries_depth_provenance_and_retention_risks(
     daemon = Daemon(settings, clock=lambda: now)
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        wait_for(lambda: daemon.retention is not None, "the first XINFO reading")
+        wait_until(lambda: daemon.retention is not None, 10.0, "the first XINFO reading")
         daemon.evaluation_tick()
         document = daemon.document
         assert document is not None

@@ -223,13 +223,6 @@ def test_head_sends_the_headers_of_get_and_no_body(serve: Served, path: str) -> 
 
 # ---- 16.7: SIGTERM while the start-up systemctl query hangs ----------------------------------------------
 
-HANGING_SYSTEMCTL = """\
-#!/bin/sh
-# A wedged systemd: writes its PID, then never answers (a child of its own, as a wrapper would have).
-echo $$ > "$0.pid"
-sleep 600
-"""
-
 
 def alive(pid: int) -> bool:
     try:
@@ -240,19 +233,14 @@ def alive(pid: int) -> bool:
 
 
 def test_sigterm_during_a_hung_startup_systemctl_query(
-    redis_server: RedisServer, stream_key: str, tmp_path: Path
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, fake_systemd: FakeSystemd
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    systemctl = bin_dir / "systemctl"
-    systemctl.write_text(HANGING_SYSTEMCTL, encoding="utf-8")
-    systemctl.chmod(0o755)
-    env = base_env(PATH=f"{bin_dir}:/usr/bin:/bin")
+    fake_systemd.set(hang_seconds=600)  # a wedged systemd: never answers (a child of its own sleeps)
     settings = config(cutover={"timeout_seconds": 60})  # as measured in the issue
-    with daemon_process(tmp_path / "d", redis_server.url, stream_key, config=settings, env=env) as daemon:
-        pid_file = Path(f"{systemctl}.pid")
-        daemon.wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10, "systemctl to start")
-        pid = int(pid_file.read_text())
+    with daemon_process(
+        tmp_path / "d", redis_server.url, stream_key, config=settings, env=base_env()
+    ) as daemon:
+        pid = daemon.wait_for(fake_systemd.hanging, 10, "systemctl to start")
         answer = daemon.get("/healthz")
         assert answer is not None and answer[0] == 503
         reason = json.loads(answer[1])["reason"]

@@ -16,17 +16,18 @@ import os
 import random
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RedisServer, envelope, free_port, payload, require_tool
+from conftest import RedisServer, envelope, payload, require_tool
+from hardening_kit import DaemonProcess
 
 from quantum_gate.config import Settings
 from quantum_gate.contract import Event, Vote
@@ -169,55 +170,28 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def daemon_url(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> Any:
+def daemon_url(redis_server: RedisServer, stream_key: str, tmp_path: Path) -> Iterator[str]:
     write_stream(redis_server, stream_key)
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("QUANTUM_GATE_")}
-    argv = [
-        sys.executable,
-        "-m",
-        "quantum_gate",
-        "run",
-        "--redis-url",
-        redis_server.url,
-        "--stream",
-        stream_key,
-        "--after",
-        str(CUTOVER_S),
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--interval",
-        "1",
-        "--report-dir",
-        str(tmp_path / "reports"),
-        "--ledger",
-        str(tmp_path / "ledger.sqlite3"),
-    ]
-    log = (tmp_path / "daemon.log").open("wb")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    ledger = ["--ledger", str(tmp_path / "ledger.sqlite3")]
+    daemon = DaemonProcess(
+        redis_server.url, stream_key, tmp_path, after=str(CUTOVER_S), interval=1, args=ledger
+    )
+    url = f"http://127.0.0.1:{daemon.port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get(url + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, (tmp_path / "daemon.log").read_text()
-            assert time.monotonic() < deadline, "the daemon never became healthy"
-            time.sleep(0.1)
-        while not json.loads(get(url + "/history")[1])["cutovers"][0][
-            "reports"
-        ]:  # the ledger row is complete
-            assert time.monotonic() < deadline, "the ledger never recorded the report"
-            time.sleep(0.1)
+        daemon.start(wait_http=False)
+        daemon.wait_for(
+            lambda: (daemon.get("/healthz") or (0,))[0] == 200, 30, "the daemon to become healthy"
+        )
+        daemon.wait_for(  # the ledger row is complete
+            lambda: json.loads(get(url + "/history")[1])["cutovers"][0]["reports"],
+            30,
+            "the ledger to record the report",
+        )
         yield url
+        code, _ = daemon.terminate(within=15)
+        assert code == 0, daemon.log_tail()
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=15)
-        log.close()
-    assert code == 0, (tmp_path / "daemon.log").read_text()
+        daemon.close()
 
 
 def test_the_status_page_in_headless_chromium(daemon_url: str, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RedisServer, free_port, require_tool
+from conftest import RedisServer, free_port, require_tool, wait_until
 from hardening_kit import DaemonProcess, xadd_many
 from tlskit import PASSWORD, USER, Pki, curl, htpasswd_hash, write_yaml
 
@@ -34,16 +33,6 @@ def up_by_job(port: int) -> dict[str, float]:
         return {item["metric"]["job"]: float(item["value"][1]) for item in prometheus_query(port, "up")}
     except OSError:
         return {}
-
-
-def wait(predicate: Any, timeout: float, what: str, explain: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)  # polling cadence; the predicate decides
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{explain()}")
 
 
 @pytest.mark.timeout(180)
@@ -87,11 +76,12 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(
     prometheus: subprocess.Popen[bytes] | None = None
     try:
         daemon.start(wait_http=False)
-        wait(
+        wait_until(
             lambda: curl(f"https://127.0.0.1:{daemon.port}/healthz", *auth).status == 200,
             60,
             "the daemon healthy over TLS",
-            daemon.log_tail,
+            every=0.25,
+            explain=daemon.log_tail,
         )
         with prometheus_log.open("wb") as sink:
             prometheus = subprocess.Popen(
@@ -112,19 +102,21 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(
                 f"up: {up_by_job(prometheus_port)}\nprometheus log:\n{tail}\ndaemon log:\n{daemon.log_tail()}"
             )
 
-        wait(
+        wait_until(
             lambda: up_by_job(prometheus_port) == {"quantum-gate": 1.0, "wrong-password": 0.0},
             60,
             "up == 1 for the right credential and 0 for the wrong one",
-            explain,
+            every=0.25,
+            explain=explain,
         )
-        accepted = wait(
+        accepted = wait_until(
             lambda: prometheus_query(
                 prometheus_port, 'quantum_gate_events_accepted_total{job="quantum-gate"}'
             ),
             30,
             "a scraped sample",
-            explain,
+            every=0.25,
+            explain=explain,
         )
         assert float(accepted[0]["value"][1]) == 250
         assert not prometheus_query(prometheus_port, 'quantum_gate_build_info{job="wrong-password"}')
@@ -132,14 +124,15 @@ def test_prometheus_scrapes_the_daemon_over_tls_with_basic_auth(
         # Plain HTTP to the daemon: no data. SIGHUP: the certificate is re-read.
         plain = curl(f"http://127.0.0.1:{daemon.port}/metrics", "-u", f"{USER}:{PASSWORD}")
         assert plain.status == 0 and plain.body == ""
-        daemon.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
-        wait(
+        daemon.send(signal.SIGHUP)
+        wait_until(
             lambda: any(
                 e.get("event") == "web.tls_reloaded" and e.get("cause") == "sighup" for e in daemon.logs()
             ),
             10,
             "web.tls_reloaded after SIGHUP",
-            daemon.log_tail,
+            every=0.25,
+            explain=daemon.log_tail,
         )
         daemon.assert_alive()
         assert up_by_job(prometheus_port)["quantum-gate"] == 1.0

@@ -8,41 +8,27 @@ product is read-only.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
-from conftest import RedisServer, free_port, require_tool
+from conftest import RedisServer, free_port, require_tool, wait_until
 
 MASTER_NAME = "mymaster"
 CLUSTER_PORT_LIMIT = 55535  # the cluster bus listens on port + 10000
-T = TypeVar("T")
+REDIS_TROUBLE = (redis.RedisError, OSError)  # a node still starting or just killed: "not yet"
+# The old name, kept importable: the kit's wait_until with this module's cadence and errors.
+wait_for = functools.partial(wait_until, every=0.05, ignore=REDIS_TROUBLE)
 
 
 def command(client: redis.Redis, *args: object) -> Any:
     """``execute_command`` with a type (redis-py leaves it untyped) for the harness's admin commands."""
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            found = probe()
-        except (redis.RedisError, OSError) as exc:
-            last_error, found = exc, None
-        if found:
-            return found
-        time.sleep(every)  # polling cadence; the probe decides
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
 
 
 @dataclass
@@ -103,7 +89,7 @@ class SentinelGroup:
     def start(self, sentinel_config: tuple[str, ...] = ()) -> SentinelGroup:
         self.master.start()
         self.replica.start()
-        wait_for(self.replica_in_sync, timeout=20, what="the replica's first sync")
+        wait_until(self.replica_in_sync, 20, "the replica's first sync", every=0.05, ignore=REDIS_TROUBLE)
         for index in range(3):
             sentinel = SentinelProcess(
                 self.directory / f"sentinel{index}",
@@ -113,7 +99,13 @@ class SentinelGroup:
             )
             self.sentinels.append(sentinel)
             sentinel.start()
-        wait_for(self.sentinels_ready, timeout=30, what="three sentinels seeing the master and the replica")
+        wait_until(
+            self.sentinels_ready,
+            30,
+            "three sentinels seeing the master and the replica",
+            every=0.05,
+            ignore=REDIS_TROUBLE,
+        )
         return self
 
     def replica_in_sync(self) -> bool:
@@ -155,7 +147,9 @@ class SentinelGroup:
             role = redis.Redis(port=port, socket_timeout=5).info("replication").get("role")
             return port if role == "master" else None
 
-        return wait_for(promoted, timeout=timeout, what="Sentinel to promote the replica")
+        return wait_until(
+            promoted, timeout, "Sentinel to promote the replica", every=0.05, ignore=REDIS_TROUBLE
+        )
 
     def stop(self) -> None:
         for sentinel in self.sentinels:
@@ -204,7 +198,7 @@ class ClusterGroup:
             capture_output=True,
             timeout=60,
         )
-        wait_for(self.converged, timeout=30, what="cluster_state:ok on every node")
+        wait_until(self.converged, 30, "cluster_state:ok on every node", every=0.05, ignore=REDIS_TROUBLE)
         return self
 
     def converged(self) -> bool:
