@@ -240,14 +240,22 @@ def node_kwargs(settings: Settings, target: RedisTarget, password: str | None) -
         "socket_timeout": timeout,
         "socket_connect_timeout": settings.redis.socket_timeout_seconds,
     }
-    if target.username is not None:
-        kwargs["username"] = target.username
+    return kwargs | _auth_kwargs(target.username, password, target.tls, settings.redis.tls_ca_file)
+
+
+def _auth_kwargs(
+    username: str | None, password: str | None, tls: bool, ca_file: Path | None
+) -> dict[str, Any]:
+    """redis-py's keyword arguments for a user, a password and TLS: each only when it is set."""
+    kwargs: dict[str, Any] = {}
+    if username is not None:
+        kwargs["username"] = username
     if password is not None:
         kwargs["password"] = password
-    if target.tls:
+    if tls:
         kwargs["ssl"] = True
-        if settings.redis.tls_ca_file is not None:
-            kwargs["ssl_ca_certs"] = str(settings.redis.tls_ca_file)
+        if ca_file is not None:
+            kwargs["ssl_ca_certs"] = str(ca_file)
     return kwargs
 
 
@@ -257,16 +265,10 @@ def sentinel_kwargs(settings: Settings, target: RedisTarget) -> dict[str, Any]:
         "socket_timeout": settings.redis.socket_timeout_seconds,
         "socket_connect_timeout": settings.redis.socket_timeout_seconds,
     }
-    if settings.redis.sentinel_username is not None:
-        kwargs["username"] = settings.redis.sentinel_username
     password = resolve_sentinel_password(settings)
-    if password is not None:
-        kwargs["password"] = password
-    if target.tls:
-        kwargs["ssl"] = True
-        if settings.redis.tls_ca_file is not None:
-            kwargs["ssl_ca_certs"] = str(settings.redis.tls_ca_file)
-    return kwargs
+    return kwargs | _auth_kwargs(
+        settings.redis.sentinel_username, password, target.tls, settings.redis.tls_ca_file
+    )
 
 
 def open_client(settings: Settings) -> tuple[redis.Redis, Endpoint]:
