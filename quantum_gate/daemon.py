@@ -4,7 +4,8 @@ Phases, as in uvicorn's server: start (bind HTTP, find the cutover, backfill bot
 sd_notify READY), main loop (one tail thread doing XREAD BLOCK; APScheduler running the evaluation
 and the cutover watcher), shutdown (signal handler only sets a flag; bounded by a timeout; a second
 signal forces). Every Redis command runs on the tail thread, so the connection has one owner; the
-windows are shared with the evaluation under one lock.
+windows are guarded by one lock, under which the evaluation only copies them (``frozen_pair``) before
+evaluating outside it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from quantum_gate.stream import (
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
 from quantum_gate.webconfig import WebConfig, load_web_config
-from quantum_gate.windows import Window
+from quantum_gate.windows import Window, frozen_pair
 
 log = structlog.get_logger("quantum_gate")
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -846,30 +847,36 @@ class Daemon:
                 return
 
     def evaluation_tick(self) -> None:
-        """Scheduler job (never overlapping, late runs coalesced)."""
+        """Scheduler job (never overlapping, late runs coalesced). Under the lock it only copies what the
+        evaluation reads (frozen windows, the cutover, what was captured for it); the evaluation, the
+        document and the histograms run outside it, so the tail thread never waits on them."""
         self.evaluation_requested.clear()
         started = self.evaluation_started_at = time.monotonic()
         try:
             with self.lock:
                 now = self.clock()
-                result, document = evaluate_document(
-                    self.post,
-                    self.pre,
-                    self.cutover,
-                    self.settings,
-                    now,
-                    deployment=self._deployment(),
-                    retention=self.retention,
-                    cutover_error=self.cutover_error,
-                )
-                self.result, self.document = result, document
-                self.histograms = window_histograms(self.post, self.pre)
-                self.last_evaluation_at = now
-                self.evaluation_duration = time.monotonic() - started
-                self.evaluations_total += 1
+                post, pre = frozen_pair(self.post, self.pre)
+                cutover, cutover_error = self.cutover, self.cutover_error
+                deployment, retention = self._deployment(), self.retention
+            result, document = evaluate_document(
+                post,
+                pre,
+                cutover,
+                self.settings,
+                now,
+                deployment=deployment,
+                retention=retention,
+                cutover_error=cutover_error,
+            )
+            histograms = window_histograms(post, pre)
         except Exception as exc:  # fail closed: never keep a PASS we can no longer vouch for
             self._evaluation_failed(exc)
             return
+        with self.lock:
+            self.result, self.document, self.histograms = result, document, histograms
+            self.last_evaluation_at = now
+            self.evaluation_duration = time.monotonic() - started
+            self.evaluations_total += 1
         self._after_evaluation(result, document)
         if os.environ.get("WATCHDOG_USEC"):
             sd_notify("WATCHDOG=1")

@@ -645,7 +645,7 @@ class Window:
         """``column`` (slots on the last axis) from oldest to newest, read-only: what indexing with
         ``_order()`` gives. Not wrapped (a backfilled window, or a ring not yet full): a read-only view,
         no copy. Wrapped: one concatenation of the two contiguous halves. A view is valid until the
-        window changes; readers use it at once, under the daemon's lock, and keep only numbers."""
+        window changes; readers use it at once under the daemon's lock, or read a ``frozen_copy``."""
         if self._staged_keys:
             self._flush()
         size, start = self._size, self._next
