@@ -557,7 +557,8 @@ def health(snap: Snapshot, now: float) -> tuple[bool, str]:
             f"{snap.cutover_source} not answering ({tool} running for {waited:.0f}s, timeout {limit:g}s)",
         )
     if not snap.redis_up:
-        return False, f"redis {snap.redis_condition or 'unreachable'}"
+        # no condition yet: the first connection has not been tried to the end
+        return False, f"redis {snap.redis_condition or 'not connected yet'}"
     if snap.last_evaluation_at is None:
         return False, "no evaluation yet"
     age = now - snap.last_evaluation_at

@@ -279,7 +279,7 @@ def _facts(snap: Snapshot, now: float) -> str:
     alerts = (
         ", ".join(f"<span class=bad>{_e(name)}</span>" for name in raised) or "<span class=ok>none</span>"
     )
-    condition = f"<span id=redis-condition>{_e(snap.redis_condition or 'unreachable')}</span>"
+    condition = f"<span id=redis-condition>{_e(snap.redis_condition or 'not connected yet')}</span>"
     redis = "<span class=ok>up</span>" if snap.redis_up else f"<span class=bad>down</span>: {condition}"
     reports = f"{snap.reports_written_total} <span class=sub>{_e(settings.daemon.report_dir)}</span>"
     if snap.report_errors_total:
