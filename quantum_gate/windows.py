@@ -727,7 +727,10 @@ class Window:
         evaluation, and the copy never changes, so its read-only views stay valid however long the
         evaluation takes. Read it only: it is never added to (its columns hold exactly its events)."""
         order = self._order()  # flushes the stage
-        twin = copy.copy(self)
+        # Not copy.copy: it would go through __setstate__ and register the twin with the live
+        # vocabulary, a list the tail thread may be rewriting outside the lock (a fresh baseline).
+        twin = Window.__new__(Window)
+        twin.__dict__.update(self.__dict__)
         twin.vocabulary = vocabulary
         twin.counters = WindowCounters(Counter(self.counters.skipped), self.counters.refused_keys)
         twin._keys, twin._side = self._keys[order], self._side[order]

@@ -57,7 +57,12 @@ def test_a_frozen_pair_evaluates_exactly_like_the_live_pair() -> None:
 
 def test_a_frozen_pair_does_not_follow_the_live_pair() -> None:
     post, pre = busy_pair()
+    registered = [ref() for ref in post.vocabulary._windows]
     frozen_post, frozen_pre = frozen_pair(post, pre)
+    # The copies never enter the live vocabulary's list of windows: the tail thread may be registering
+    # a fresh baseline in it outside the lock while the copies are taken.
+    assert [ref() for ref in post.vocabulary._windows] == registered
+    assert frozen_post.vocabulary is frozen_pre.vocabulary is not post.vocabulary
     before = evaluate_document(frozen_post, frozen_pre, CUTOVER, SETTINGS, NOW)[1]
     keys = frozen_post.keys().copy()
     for item in healthy_events(25, CUTOVER_MS + 60_000, models=("patchtst", "nhits", "xgb")):
