@@ -315,8 +315,11 @@ class Daemon:
                 ledger=self.ledger.state() if self.ledger is not None else None,
             )
 
-    def _rate(self) -> float:
-        """The event rate now, by the pipeline's one definition (from the windows). Under the lock."""
+    def _rate(self) -> float | None:
+        """The event rate now, by the pipeline's one definition (from the windows); unknown while no
+        cutover is (the windows are empty then). Under the lock."""
+        if self.cutover is None:
+            return None
         return rate_from_windows(
             self.post, self.pre, self.clock(), self.settings.windows.rate_horizon_seconds
         )

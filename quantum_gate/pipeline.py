@@ -42,12 +42,17 @@ def new_windows(settings: Settings) -> tuple[Window, Window]:
 
 
 def rate_from_windows(post: Window, pre: Window, now: float, horizon_seconds: float) -> float:
-    """Accepted events per minute: the stream-ID times of the events both windows hold that fall within
+    """Accepted events per minute: the stream-ID times of the events the windows hold that fall within
     the last ``horizon_seconds`` (docs/architecture.md, "Event rate"). ``check`` and the daemon compute
-    it from the same windows, so on the same data they agree; a window at its capacity holds only its
-    newest events, so a flow faster than the windows can hold within the horizon reads low."""
-    keys = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
-    return event_rate_per_minute(keys, int(now * 1000), horizon_seconds)
+    it from the same windows, so on the same data they agree.
+
+    Only a contiguous run of the newest events is counted, over the time it covers: the post window
+    alone once it is at capacity (it dropped older post-cutover events), otherwise the baseline and the
+    post window together (everything since the baseline's oldest event). So a flow faster than the
+    windows can hold within the horizon is measured over the shorter span they cover, never read low.
+    """
+    held = post.keys() if len(post) >= post.capacity else np.concatenate([pre.keys(), post.keys()])
+    return event_rate_per_minute(held >> SEQ_BITS, int(now * 1000), horizon_seconds)
 
 
 def evaluate_document(
@@ -66,7 +71,9 @@ def evaluate_document(
 
     ``deployment`` is report.deployment_info's output for this cutover (None when none was captured),
     ``retention`` the stream's retention as last read. The windows are only read, never changed."""
-    rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
+    # Without a cutover the windows are empty by construction: the rate is unknown, not zero (a zero
+    # would raise the low-event-rate alert for what is a cutover problem, alerted on by itself).
+    rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds) if cutover else None
     result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
     report = settings.report
     extra = {

@@ -76,7 +76,8 @@ def test_a_frozen_pair_does_not_follow_the_live_pair() -> None:
 def test_the_rate_is_the_windows_events_within_the_horizon() -> None:
     post, pre = busy_pair()
     now = (int(post.keys()[-1]) >> SEQ_BITS) / 1000 + 30.0  # 30 s after the newest event
-    held = sorted(int(key) >> SEQ_BITS for key in [*pre.keys(), *post.keys()])
+    assert len(post) == post.capacity  # wrapped: the post window alone is the newest contiguous run
+    held = sorted((post.keys() >> SEQ_BITS).tolist())
     within = [ms for ms in held if ms >= now * 1000 - 60_000]
     span_ms = max(now * 1000 - within[0], 60_000)
     assert rate_from_windows(post, pre, now, 60) == pytest.approx(len(within) * 60_000 / span_ms)
@@ -85,6 +86,36 @@ def test_the_rate_is_the_windows_events_within_the_horizon() -> None:
     assert result.progress.rate_per_minute == rate_from_windows(
         post, pre, now, SETTINGS.windows.rate_horizon_seconds
     )
+
+
+def test_a_flow_faster_than_the_windows_hold_is_measured_over_the_span_they_cover() -> None:
+    """30 events a minute into a post window of 40: the window covers 78 s of a 600 s horizon. The
+    rate is taken over those 78 s (about 30/min), not spread over the horizon with a baseline from
+    before the evicted events (which read 9/min before this rule)."""
+    post, pre = window_pair(40, 30)
+    for item in healthy_events(30, CUTOVER_MS - 400_000, step_ms=2000):
+        pre.add(item)
+    for item in healthy_events(100, CUTOVER_MS, step_ms=2000):  # 100 events, the newest 40 kept
+        post.add(item)
+    newest = (int(post.keys()[-1]) >> SEQ_BITS) / 1000
+    rate = rate_from_windows(post, pre, newest + 1.0, 600)
+    assert rate == pytest.approx(40 * 60 / 79.0)
+    # not wrapped: baseline and post window together are one run since the baseline's oldest event
+    post2, pre2 = window_pair(200, 30)
+    for item in healthy_events(30, CUTOVER_MS - 60_000, step_ms=2000):
+        pre2.add(item)
+    for item in healthy_events(100, CUTOVER_MS, step_ms=2000):
+        post2.add(item)
+    newest2 = (int(post2.keys()[-1]) >> SEQ_BITS) / 1000
+    span_s = newest2 + 1.0 - (CUTOVER_MS - 60_000) / 1000
+    assert rate_from_windows(post2, pre2, newest2 + 1.0, 600) == pytest.approx(130 * 60 / span_s)
+
+
+def test_without_a_cutover_the_rate_is_unknown_not_zero() -> None:
+    post, pre = window_pair(40, 30)
+    result, document = evaluate_document(post, pre, None, SETTINGS, NOW)
+    assert result.progress.rate_per_minute is None and document["progress"]["rate_per_minute"] is None
+    assert result.progress.eta_seconds is None and result.verdict == "INSUFFICIENT_DATA"
 
 
 def test_the_tail_thread_ingests_while_an_evaluation_is_in_flight(
