@@ -16,26 +16,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
 import redis
 
 from quantum_gate import __version__
-from quantum_gate.breakdown import report_depth, symbols_document, transitions_document
+from quantum_gate.breakdown import symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
 from quantum_gate.connection import connect
 from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
-from quantum_gate.gate import PASS, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.gate import PASS, GateResult
 from quantum_gate.history import render_history
 from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
-from quantum_gate.provenance import capture_deployment_info, provenance_json
+from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
+from quantum_gate.provenance import capture_deployment_info
 from quantum_gate.redis_state import StreamMissing, StreamWrongType, is_wrong_type, key_type
-from quantum_gate.report import dumps, gate_document, render_table, write_report
+from quantum_gate.report import dumps, render_table, write_report
 from quantum_gate.retention import retention_for_windows
 from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
-from quantum_gate.streamids import SEQ_BITS, StreamIdError
-from quantum_gate.windows import Window, window_pair
+from quantum_gate.streamids import StreamIdError
+from quantum_gate.windows import Window
 
 EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED, EXIT_REPORT_FAILED = 0, 1, 2, 3
 
@@ -214,24 +214,8 @@ def resolve_cutover(settings: Settings) -> Cutover:
     return cutover_source(settings.cutover).query()
 
 
-def new_windows(settings: Settings) -> tuple[Window, Window]:
-    contract = settings.contract
-    return window_pair(
-        settings.windows.post,
-        settings.windows.baseline,
-        max_models=contract.max_models,
-        max_actions=contract.max_actions,
-        max_variants=contract.max_variants,
-        max_symbols=contract.max_symbols,
-    )
-
-
-def rate_from_windows(post: Window, pre: Window, now: float, horizon_seconds: float) -> float:
-    keys = np.concatenate([pre.keys(), post.keys()]) >> SEQ_BITS
-    return event_rate_per_minute(keys, int(now * 1000), horizon_seconds)
-
-
-def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
+def load_pair(settings: Settings, cutover: Cutover) -> tuple[Window, Window]:
+    """Both windows read from Redis (in parallel for big windows); a key of another type in one line."""
     post, pre = new_windows(settings)
     parallel = settings.windows.parallel_min_events
     try:
@@ -247,8 +231,12 @@ def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[Gat
         if is_wrong_type(exc):
             raise StreamWrongType(settings.redis.stream, stream_key_type(settings)) from None
         raise
-    rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
-    result = evaluate(post, pre, cutover, settings.gate, now=now, rate_per_minute=rate)
+    return post, pre
+
+
+def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
+    post, pre = load_pair(settings, cutover)
+    result, _ = evaluate_document(post, pre, cutover, settings, now)
     return result, post, pre
 
 
@@ -269,10 +257,10 @@ def stream_key_type(settings: Settings) -> str:
         client.close()
 
 
-def depth_extra(
+def check_document(
     settings: Settings, post: Window, pre: Window, cutover: Cutover, now: float, *, operator_note: str | None
-) -> dict[str, Any]:
-    """check's report-depth keys: symbols, transitions, histograms, deployment, notes, retention."""
+) -> tuple[GateResult, dict[str, Any]]:
+    """check's evaluation: the deployment command and XINFO run here, the rest is the pipeline's."""
     report = settings.report
     deployment = capture_deployment_info(
         report.deployment_info,
@@ -284,21 +272,25 @@ def depth_extra(
         info = stream_info(client, settings.redis.stream)
     finally:
         client.close()
-    rate = rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds)
     retention = retention_for_windows(
         info,
         post=post,
         pre=pre,
         cutover=cutover,
         min_events=settings.gate.min_events,
-        rate_per_minute=rate,
+        rate_per_minute=rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds),
         now_ms=int(now * 1000),
     )
-    return {
-        **report_depth(post, pre, top_symbols=report.top_symbols, histogram_bins=report.histogram_bins),
-        **provenance_json(deployment, report.notes, operator_note),
-        "retention": retention.to_json() if retention is not None else None,
-    }
+    return evaluate_document(
+        post,
+        pre,
+        cutover,
+        settings,
+        now,
+        deployment=deployment,
+        retention=retention,
+        operator_note=operator_note,
+    )
 
 
 def require_directory(path: Path | None, what: str) -> None:
@@ -318,12 +310,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     cutover = resolve_cutover(settings)  # no report-dir check first: the verdict comes before the report
     now = time.time()
-    result, post, pre = evaluate_once(settings, cutover, now)
+    post, pre = load_pair(settings, cutover)
     missing = missing_stream(settings, post, pre)
     if missing is not None and not args.json:
         raise missing
-    extra = depth_extra(settings, post, pre, cutover, now, operator_note=args.note)
-    document = gate_document(result, stream=settings.redis.stream, extra=extra)
+    result, document = check_document(settings, post, pre, cutover, now, operator_note=args.note)
     if missing is not None:  # scripts still get their one JSON object (INSUFFICIENT_DATA, saying why)
         document["reasons"] = [str(missing), *document["reasons"]]
         sys.stdout.buffer.write(dumps(document) + b"\n")

@@ -166,6 +166,8 @@ class WindowSettings(_Section):
     post: int = Field(2000, ge=1, le=10_000_000)
     baseline: int = Field(2000, ge=1, le=10_000_000)
     rate_horizon_seconds: float = Field(600.0, ge=1, le=86_400)
+    # No effect since the rate is counted from the windows (pipeline.rate_from_windows); accepted so
+    # configuration files that set it still load.
     rate_max_events: int = Field(100_000, ge=10, le=10_000_000)
     parallel_min_events: int = Field(20_000, ge=0, le=10_000_000)
 

@@ -4,7 +4,8 @@ Phases, as in uvicorn's server: start (bind HTTP, find the cutover, backfill bot
 sd_notify READY), main loop (one tail thread doing XREAD BLOCK; APScheduler running the evaluation
 and the cutover watcher), shutdown (signal handler only sets a flag; bounded by a timeout; a second
 signal forces). Every Redis command runs on the tail thread, so the connection has one owner; the
-windows are shared with the evaluation under one lock.
+windows are guarded by one lock, under which the evaluation only copies them (``frozen_pair``) before
+evaluating outside it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from quantum_gate import __version__, logs
-from quantum_gate.breakdown import report_depth
-from quantum_gate.cli import new_windows
 from quantum_gate.config import DaemonSettings, Settings, parse_listen, resolve_redis_password
 from quantum_gate.connection import (
     Endpoint,
@@ -43,12 +42,13 @@ from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
-from quantum_gate.gate import INSUFFICIENT, GateResult, evaluate, event_rate_per_minute
+from quantum_gate.gate import INSUFFICIENT, GateResult
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
+from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message
-from quantum_gate.report import gate_document, prune_reports, write_report
+from quantum_gate.report import prune_reports, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
@@ -69,7 +69,7 @@ from quantum_gate.stream import (
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
 from quantum_gate.webconfig import WebConfig, load_web_config
-from quantum_gate.windows import RecentTimes, Window
+from quantum_gate.windows import Window, frozen_pair
 
 log = structlog.get_logger("quantum_gate")
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -221,8 +221,6 @@ class Daemon:
         self.entries_read_total = 0
         self.skipped_total: Counter[str] = Counter()
         self.refused_total = 0  # each refused model key once (contract limits or the max_models cap)
-        self.recent = RecentTimes(settings.windows.rate_max_events)
-        self.started_ms = int(clock() * 1000)
         self.last_event_ms: int | None = None
         self.last_entry_ms: int | None = None
         self.gaps = GapTracker()
@@ -317,12 +315,13 @@ class Daemon:
                 ledger=self.ledger.state() if self.ledger is not None else None,
             )
 
-    def _rate(self) -> float:
-        return event_rate_per_minute(
-            self.recent.values(),
-            int(self.clock() * 1000),
-            self.settings.windows.rate_horizon_seconds,
-            observed_since_ms=self.started_ms,
+    def _rate(self) -> float | None:
+        """The event rate now, by the pipeline's one definition (from the windows); unknown while no
+        cutover is (the windows are empty then). Under the lock."""
+        if self.cutover is None:
+            return None
+        return rate_from_windows(
+            self.post, self.pre, self.clock(), self.settings.windows.rate_horizon_seconds
         )
 
     # ---- cutover -----------------------------------------------------------------------------------
@@ -520,11 +519,8 @@ class Daemon:
             self.entries_read_total += backlog.accepted + sum(backlog.skipped.values())
             self.skipped_total.update(backlog.skipped)
             self.refused_total += backlog.refused
-        horizon_ms = int(self.settings.windows.rate_horizon_seconds * 1000)
-        held_ms = keys >> SEQ_BITS
-        self.recent.extend(held_ms[held_ms >= self.started_ms - horizon_ms])
-        if held_ms.size:
-            self.last_event_ms = max(self.last_event_ms or 0, int(held_ms.max()))
+        if keys.size:
+            self.last_event_ms = max(self.last_event_ms or 0, int(keys.max()) >> SEQ_BITS)
 
     def _abort_if_stopping(self) -> None:
         """Called once per backfill page: a stop request abandons the backfill even when every
@@ -783,7 +779,6 @@ class Daemon:
                         window.note_skip(parsed, stream_id)
                     continue
                 self.accepted_total += 1
-                self.recent.add(stream_id.ms)
                 self.last_event_ms = stream_id.ms
                 if cutover is not None:
                     refused_before = window.counters.refused_keys
@@ -855,51 +850,45 @@ class Daemon:
                 return
 
     def evaluation_tick(self) -> None:
-        """Scheduler job (never overlapping, late runs coalesced)."""
+        """Scheduler job (never overlapping, late runs coalesced). Under the lock it only copies what the
+        evaluation reads (frozen windows, the cutover, what was captured for it); the evaluation, the
+        document and the histograms run outside it, so the tail thread never waits on them."""
         self.evaluation_requested.clear()
         started = self.evaluation_started_at = time.monotonic()
         try:
             with self.lock:
                 now = self.clock()
-                result = evaluate(
-                    self.post,
-                    self.pre,
-                    self.cutover,
-                    self.settings.gate,
-                    now=now,
-                    rate_per_minute=self._rate(),
-                )
-                document = gate_document(
-                    result,
-                    stream=self.settings.redis.stream,
-                    cutover_error=self.cutover_error,
-                    extra=self._document_extra(),
-                )
-                self.result, self.document = result, document
-                self.histograms = window_histograms(self.post, self.pre)
-                self.last_evaluation_at = now
-                self.evaluation_duration = time.monotonic() - started
-                self.evaluations_total += 1
+                post, pre = frozen_pair(self.post, self.pre)
+                cutover, cutover_error = self.cutover, self.cutover_error
+                deployment, retention = self._deployment(), self.retention
+            result, document = evaluate_document(
+                post,
+                pre,
+                cutover,
+                self.settings,
+                now,
+                deployment=deployment,
+                retention=retention,
+                cutover_error=cutover_error,
+            )
+            histograms = window_histograms(post, pre)
         except Exception as exc:  # fail closed: never keep a PASS we can no longer vouch for
             self._evaluation_failed(exc)
             return
+        with self.lock:
+            self.result, self.document, self.histograms = result, document, histograms
+            self.last_evaluation_at = now
+            self.evaluation_duration = time.monotonic() - started
+            self.evaluations_total += 1
         self._after_evaluation(result, document)
         if os.environ.get("WATCHDOG_USEC"):
             sd_notify("WATCHDOG=1")
 
-    def _document_extra(self) -> dict[str, Any]:
-        """Report depth for /gate and the reports, from the windows just evaluated (under the lock)."""
-        report = self.settings.report
+    def _deployment(self) -> DeploymentInfo | None:
+        """report.deployment_info's output captured for the current cutover, never another's."""
         captured = self.deployment
         current = self.cutover.identity() if self.cutover is not None else None
-        deployment = captured[1] if captured is not None and captured[0] == current else None
-        return {
-            **report_depth(
-                self.post, self.pre, top_symbols=report.top_symbols, histogram_bins=report.histogram_bins
-            ),
-            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
-            "retention": self.retention.to_json() if self.retention is not None else None,
-        }
+        return captured[1] if captured is not None and captured[0] == current else None
 
     def _evaluation_failed(self, exc: Exception) -> None:
         with self.lock:

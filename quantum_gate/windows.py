@@ -10,13 +10,14 @@ Pure: no I/O, no clock. The daemon and ``check`` both fill windows through ``Win
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +60,13 @@ class _CodeTable:
 
     def lookup(self, name: str) -> int | None:
         return self._codes.get(name)
+
+    def frozen_copy(self) -> Self:
+        """An independent copy. ``dict``/``list`` copies are single C calls, atomic under the GIL, so a
+        baseline being filled outside the daemon's lock may intern a name meanwhile without tearing it."""
+        twin = copy.copy(self)
+        twin._codes, twin.names, twin._free = dict(self._codes), list(self.names), list(self._free)
+        return twin
 
     def _release(self, in_use: set[int]) -> list[int]:
         """Free every code not in ``in_use`` (nor fixed); returns the freed codes."""
@@ -151,6 +159,16 @@ class Vocabulary:
         state = dict(self.__dict__)
         state["_windows"], state["_scanned"], state["guard"] = [], None, nullcontext()
         return state
+
+    def frozen_copy(self) -> Vocabulary:
+        """The tables as they are now, for window copies read outside the lock (never grown)."""
+        return Vocabulary(
+            models=self.models.frozen_copy(),
+            actions=self.actions.frozen_copy(),
+            variants=self.variants.frozen_copy(),
+            symbols=self.symbols.frozen_copy(),
+            evictions=self.evictions,
+        )
 
     def register(self, window: Window) -> None:
         self._windows = [ref for ref in self._windows if ref() is not None and ref() is not window]
@@ -627,7 +645,7 @@ class Window:
         """``column`` (slots on the last axis) from oldest to newest, read-only: what indexing with
         ``_order()`` gives. Not wrapped (a backfilled window, or a ring not yet full): a read-only view,
         no copy. Wrapped: one concatenation of the two contiguous halves. A view is valid until the
-        window changes; readers use it at once, under the daemon's lock, and keep only numbers."""
+        window changes; readers use it at once under the daemon's lock, or read a ``frozen_copy``."""
         if self._staged_keys:
             self._flush()
         size, start = self._size, self._next
@@ -701,6 +719,35 @@ class Window:
         """Actions as (models, events), oldest event first; NO_ACTION where a model did not vote."""
         return self._chronological(self._action)
 
+    def frozen_copy(self, vocabulary: Vocabulary) -> Window:
+        """The events this window holds now, copied oldest first, with its notes and counters, over
+        ``vocabulary`` (a ``Vocabulary.frozen_copy`` of this window's, shared by a pair's copies).
+
+        What the evaluation reads once the lock is released: the numpy copies are cheap next to the
+        evaluation, and the copy never changes, so its read-only views stay valid however long the
+        evaluation takes. Read it only: it is never added to (its columns hold exactly its events)."""
+        order = self._order()  # flushes the stage
+        # Not copy.copy: it would go through __setstate__ and register the twin with the live
+        # vocabulary, a list the tail thread may be rewriting outside the lock (a fresh baseline).
+        twin = Window.__new__(Window)
+        twin.__dict__.update(self.__dict__)
+        twin.vocabulary = vocabulary
+        twin.counters = WindowCounters(Counter(self.counters.skipped), self.counters.refused_keys)
+        twin._keys, twin._side = self._keys[order], self._side[order]
+        twin._symbol, twin._fallback = self._symbol[order], self._fallback[order]
+        twin._conf, twin._action = self._conf[:, order], self._action[:, order]
+        twin._variant, twin._flags = self._variant[:, order], self._flags[:, order]
+        twin._row_of, twin._row_by_name = dict(self._row_of), dict(self._row_by_name)
+        twin._free_rows, twin._notes = list(self._free_rows), list(self._notes)
+        twin._next = 0  # slots [0, size) are in order: nothing wraps
+        twin._action_codes = vocabulary.actions._codes
+        twin._symbol_codes = vocabulary.symbols._codes
+        twin._variant_codes = vocabulary.variants._codes
+        twin._staged_keys, twin._staged_events, twin._staged_votes = [], [], []
+        twin._staged_conf, twin._staged_invalid = [], []
+        vocabulary.register(twin)
+        return twin
+
     def nbytes(self) -> int:
         arrays = (self._keys, self._side, self._symbol, self._fallback, self._conf, self._action)
         return sum(a.nbytes for a in (*arrays, self._variant, self._flags))
@@ -737,30 +784,11 @@ def _grown(matrix: npt.NDArray[_Cell], fill: float, used: int) -> npt.NDArray[_C
     return grown
 
 
-class RecentTimes:
-    """Stream-ID milliseconds of the newest accepted events, for the event rate; a bounded ring."""
-
-    def __init__(self, capacity: int) -> None:
-        self._ms = np.zeros(capacity, dtype=np.int64)
-        self._size = 0
-        self._next = 0
-
-    def add(self, ms: int) -> None:
-        self._ms[self._next] = ms
-        self._next = (self._next + 1) % self._ms.size
-        self._size = min(self._size + 1, self._ms.size)
-
-    def extend(self, values: npt.NDArray[np.int64]) -> None:
-        """``add`` for each value in order, in one step (a backfill seeds the ring this way)."""
-        capacity, count = self._ms.size, values.size
-        kept = values[-capacity:]  # older values would be overwritten within this call anyway
-        positions = (self._next + (count - kept.size) + np.arange(kept.size)) % capacity
-        self._ms[positions] = kept
-        self._next = (self._next + count) % capacity
-        self._size = min(self._size + count, capacity)
-
-    def values(self) -> npt.NDArray[np.int64]:
-        return self._ms[: self._size]
+def frozen_pair(post: Window, pre: Window) -> tuple[Window, Window]:
+    """Frozen copies of a (post, pre) pair sharing one copied vocabulary, so their codes still compare.
+    Take it under the lock that guards the live pair; read the copies anywhere."""
+    vocabulary = post.vocabulary.frozen_copy()
+    return post.frozen_copy(vocabulary), pre.frozen_copy(vocabulary)
 
 
 def window_pair(

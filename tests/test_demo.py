@@ -18,10 +18,10 @@ from pathlib import Path
 import fakeredis
 from conftest import REPO, free_port, require_tool
 
-from quantum_gate.cli import new_windows
 from quantum_gate.cutover import fixed_cutover
 from quantum_gate.demo import HEALTHY, SimulatedUnit, Simulator, _banner, demo_settings
 from quantum_gate.gate import evaluate
+from quantum_gate.pipeline import new_windows
 from quantum_gate.stream import load_windows
 
 SPEED = 20

@@ -18,7 +18,6 @@ from quantum_gate.windows import (
     SHADOW,
     LabelTable,
     ModelTable,
-    RecentTimes,
     Vocabulary,
     Window,
     window_pair,
@@ -205,14 +204,6 @@ def test_window_pair_shares_one_vocabulary() -> None:
     assert (post.name, post.capacity, pre.name, pre.capacity) == ("post", 5, "pre", 7)
 
 
-def test_recent_times_ring() -> None:
-    times = RecentTimes(4)
-    assert times.values().tolist() == []
-    for ms in (10, 20, 30, 40, 50, 60):
-        times.add(ms)
-    assert sorted(times.values().tolist()) == [30, 40, 50, 60]  # the newest 4: the ring overwrote 10, 20
-
-
 # ---- hypothesis invariants -------------------------------------------------------------------------
 
 vote_lists = st.lists(
@@ -274,19 +265,3 @@ def test_retain_from_invariant(capacity: int, gaps: list[int], cut: int) -> None
     after = window.keys().tolist()
     assert after == [key for key in before if key >= StreamId(cut * 10, 0).packed()]
     assert dropped == len(before) - len(after)
-
-
-@pytest.mark.parametrize("capacity", [1, 3, 10, 50])
-def test_recent_times_extend_equals_repeated_add(capacity: int) -> None:
-    rng = np.random.default_rng(capacity)
-    one_by_one, at_once = RecentTimes(capacity), RecentTimes(capacity)
-    for _ in range(20):
-        values = rng.integers(0, 1000, int(rng.integers(0, 40))).astype(np.int64)
-        for value in values:
-            one_by_one.add(int(value))
-        at_once.extend(values)
-        assert at_once.values().tolist() == one_by_one.values().tolist()
-    # Both rings write their next value into the same slot: the ring positions agree too.
-    one_by_one.add(-1)
-    at_once.add(-1)
-    assert at_once.values().tolist() == one_by_one.values().tolist()

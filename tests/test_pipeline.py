@@ -1,0 +1,161 @@
+"""The pipeline (windows -> evaluated document) and the frozen window copies the daemon evaluates
+outside its lock: the same numbers as the live windows, independent of them afterwards, and a tail
+thread that keeps ingesting while an evaluation is in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RedisServer, envelope, payload
+from daemonkit import make_settings, tailing, wait_until, write_atomically
+from eventkit import CUTOVER, CUTOVER_MS, collapsed_entries, event, healthy_entries, healthy_events
+
+from quantum_gate import daemon as daemon_module
+from quantum_gate.config import Settings
+from quantum_gate.contract import Skip
+from quantum_gate.daemon import Daemon
+from quantum_gate.pipeline import evaluate_document, rate_from_windows
+from quantum_gate.streamids import SEQ_BITS, StreamId
+from quantum_gate.windows import Window, frozen_pair, window_pair
+
+NOW = CUTOVER_MS / 1000 + 900.0
+SETTINGS = Settings.model_validate({"gate": {"min_events": 50, "min_samples": 20}})
+
+
+def busy_pair() -> tuple[Window, Window]:
+    """Small rings that wrapped, a model cap that released a model's row and reused it, skips and
+    invalid votes noted on both sides: every part of a window a copy has to carry."""
+    post, pre = window_pair(40, 30, max_models=3)
+    older = healthy_events(40, CUTOVER_MS - 80_000, models=("xgb", "lgbm", "nhits"))
+    newer = healthy_events(30, CUTOVER_MS - 35_000, models=("xgb", "lgbm"))  # nhits ages out of the ring
+    for index, item in enumerate([*older, *newer]):
+        if index % 9 == 0:
+            pre.note_skip(Skip("bad_json"), StreamId(item.stream_id.ms, 1))
+        pre.add(item)
+    later = healthy_events(50, CUTOVER_MS, models=("xgb", "tft"))  # tft: a fourth model takes nhits' row
+    for index, item in enumerate(later):
+        post.add(item)
+        if index % 7 == 0:
+            post.add(event(item.stream_id.ms, {"xgb": ("HOLD", 0.5)}, seq=1, invalid=("lgbm",)))
+    return post, pre
+
+
+def test_a_frozen_pair_evaluates_exactly_like_the_live_pair() -> None:
+    post, pre = busy_pair()
+    assert len(post) == 40 and len(pre) == 30  # both wrapped
+    frozen_post, frozen_pre = frozen_pair(post, pre)
+    live = evaluate_document(post, pre, CUTOVER, SETTINGS, NOW)
+    frozen = evaluate_document(frozen_post, frozen_pre, CUTOVER, SETTINGS, NOW)
+    assert frozen[1] == live[1]
+    assert frozen[0].models == live[0].models
+    assert live[1]["models"]["tft"]["post"]["samples"] > 0  # the released-and-reused row is read
+
+
+def test_a_frozen_pair_does_not_follow_the_live_pair() -> None:
+    post, pre = busy_pair()
+    registered = [ref() for ref in post.vocabulary._windows]
+    frozen_post, frozen_pre = frozen_pair(post, pre)
+    # The copies never enter the live vocabulary's list of windows: the tail thread may be registering
+    # a fresh baseline in it outside the lock while the copies are taken.
+    assert [ref() for ref in post.vocabulary._windows] == registered
+    assert frozen_post.vocabulary is frozen_pre.vocabulary is not post.vocabulary
+    before = evaluate_document(frozen_post, frozen_pre, CUTOVER, SETTINGS, NOW)[1]
+    keys = frozen_post.keys().copy()
+    for item in healthy_events(25, CUTOVER_MS + 60_000, models=("patchtst", "nhits", "xgb")):
+        post.add(item)  # new models: the live vocabulary releases and reuses codes
+    assert post.keys().tolist() != keys.tolist()
+    assert frozen_post.keys().tolist() == keys.tolist()
+    assert "patchtst" not in frozen_post.models()
+    assert evaluate_document(frozen_post, frozen_pre, CUTOVER, SETTINGS, NOW)[1] == before
+
+
+def test_the_rate_is_the_windows_events_within_the_horizon() -> None:
+    post, pre = busy_pair()
+    now = (int(post.keys()[-1]) >> SEQ_BITS) / 1000 + 30.0  # 30 s after the newest event
+    assert len(post) == post.capacity  # wrapped: the post window alone is the newest contiguous run
+    held = sorted((post.keys() >> SEQ_BITS).tolist())
+    within = [ms for ms in held if ms >= now * 1000 - 60_000]
+    span_ms = max(now * 1000 - within[0], 60_000)
+    assert rate_from_windows(post, pre, now, 60) == pytest.approx(len(within) * 60_000 / span_ms)
+    result, document = evaluate_document(post, pre, CUTOVER, SETTINGS.model_copy(), now)
+    assert document["progress"]["rate_per_minute"] == result.progress.rate_per_minute
+    assert result.progress.rate_per_minute == rate_from_windows(
+        post, pre, now, SETTINGS.windows.rate_horizon_seconds
+    )
+
+
+def test_a_flow_faster_than_the_windows_hold_is_measured_over_the_span_they_cover() -> None:
+    """30 events a minute into a post window of 40: the window covers 78 s of a 600 s horizon. The
+    rate is taken over those 78 s (about 30/min), not spread over the horizon with a baseline from
+    before the evicted events (which read 9/min before this rule)."""
+    post, pre = window_pair(40, 30)
+    for item in healthy_events(30, CUTOVER_MS - 400_000, step_ms=2000):
+        pre.add(item)
+    for item in healthy_events(100, CUTOVER_MS, step_ms=2000):  # 100 events, the newest 40 kept
+        post.add(item)
+    newest = (int(post.keys()[-1]) >> SEQ_BITS) / 1000
+    rate = rate_from_windows(post, pre, newest + 1.0, 600)
+    assert rate == pytest.approx(40 * 60 / 79.0)
+    # not wrapped: baseline and post window together are one run since the baseline's oldest event
+    post2, pre2 = window_pair(200, 30)
+    for item in healthy_events(30, CUTOVER_MS - 60_000, step_ms=2000):
+        pre2.add(item)
+    for item in healthy_events(100, CUTOVER_MS, step_ms=2000):
+        post2.add(item)
+    newest2 = (int(post2.keys()[-1]) >> SEQ_BITS) / 1000
+    span_s = newest2 + 1.0 - (CUTOVER_MS - 60_000) / 1000
+    assert rate_from_windows(post2, pre2, newest2 + 1.0, 600) == pytest.approx(130 * 60 / span_s)
+
+
+def test_without_a_cutover_the_rate_is_unknown_not_zero() -> None:
+    post, pre = window_pair(40, 30)
+    result, document = evaluate_document(post, pre, None, SETTINGS, NOW)
+    assert result.progress.rate_per_minute is None and document["progress"]["rate_per_minute"] is None
+    assert result.progress.eta_seconds is None and result.verdict == "INSUFFICIENT_DATA"
+
+
+def test_the_tail_thread_ingests_while_an_evaluation_is_in_flight(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation is held inside ``evaluate_document`` until the test has seen the tail thread take
+    new entries; with the evaluation under the windows' lock, the tail would wait and this would fail."""
+    client = redis_server.admin()
+    cut = int(time.time() * 1000) - 300_000
+    write_atomically(client, stream_key, healthy_entries(60, cut - 100_000, 1000))
+    write_atomically(client, stream_key, collapsed_entries(40, cut, 1000))
+    settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": f"{cut}-0"}})
+    daemon = Daemon(settings)
+    in_flight, release, returned = threading.Event(), threading.Event(), threading.Event()
+    real = evaluate_document
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        in_flight.set()
+        release.wait(30)  # bounded, and longer than the wait below: a broken test never hangs the suite
+        returned.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "evaluate_document", slow)
+    with tailing(daemon):
+        wait_until(lambda: daemon.accepted_total == 100, 10, "the backlog")
+        ticking = threading.Thread(target=daemon.evaluation_tick, name="test-evaluation", daemon=True)
+        ticking.start()
+        try:
+            wait_until(in_flight.is_set, 10, "the evaluation to start")
+            fresh = [(f"{cut + 200_000 + i}-0", envelope(payload({"xgb": ("BUY", 0.7)}))) for i in range(25)]
+            write_atomically(client, stream_key, fresh)
+            # Read without the lock: a condition that took it would itself wait for the evaluation.
+            wait_until(lambda: daemon.accepted_total == 125, 10, "ingestion during the evaluation")
+            assert not returned.is_set()  # it progressed while the evaluation was held
+            assert daemon.snapshot().accepted_total == 125  # and the HTTP snapshot does not wait either
+        finally:
+            release.set()
+            ticking.join(20)
+        assert not ticking.is_alive()
+        snap = daemon.snapshot()
+    assert snap.evaluations_total == 1
+    assert snap.result is not None and snap.result.post.events == 40  # what the copy held when taken
+    assert snap.window_events["post"] == 65
