@@ -247,6 +247,7 @@ class Daemon:
         self.evaluation_errors_total = 0
         self.reports = ReportFiles(self.settings.daemon, self.clock)
         self.evaluation_requested = threading.Event()
+        self.evaluation_due: float | None = None  # monotonic time of the earliest pending request
         self.evaluation_started_at = time.monotonic()
         self.evaluation_job: Any = None
         self.alerts: dict[str, bool] = {"low_event_rate": False, "collapse": False}
@@ -371,6 +372,7 @@ class Daemon:
                 self.pending_cutover = found
             else:
                 self.cutover = found
+                self._drop_stale_result()
         if _rollout_changed(current.rollout, found.rollout):
             self._rollout_progressed(found)
 
@@ -433,6 +435,7 @@ class Daemon:
                 dropped = self.post.retain_from(new.stream_id.packed_clamped())  # notes too
                 self.pre = fresh_pre
                 self.cutover = new
+                self._drop_stale_result()
             log.info(
                 "cutover.detected",
                 **_cutover_fields(new),
@@ -488,6 +491,7 @@ class Daemon:
             result = Backfill(read=newer.read + older.read, newest=newer.newest or older.newest)
         with self.lock:
             self.post, self.pre, self.cutover = post, pre, cutover
+            self._drop_stale_result()
             if counting:
                 self._count_backlog(post, pre, result.read, backlog)
             if result.newest is not None and (self.last_id is None or result.newest > self.last_id):
@@ -840,7 +844,17 @@ class Daemon:
 
     # ---- evaluation --------------------------------------------------------------------------------
 
+    def _drop_stale_result(self) -> None:
+        """The cutover (or its rollout) just changed, under the lock: the served verdict belongs to the
+        previous state, so nothing is served until the new state is evaluated, a moment later (fail
+        closed: a PASS of revision 2 must never sit next to the rollback's rollout in progress)."""
+        if self.result is not None and self.result.cutover != self.cutover:
+            self.result = None
+            self.document = None
+
     def request_evaluation(self, delay: float = 0.0) -> None:
+        due = time.monotonic() + delay
+        self.evaluation_due = due if self.evaluation_due is None else min(self.evaluation_due, due)
         self.evaluation_requested.set()
         job = self.evaluation_job
         if job is not None:
@@ -854,6 +868,7 @@ class Daemon:
         evaluation reads (frozen windows, the cutover, what was captured for it); the evaluation, the
         document and the histograms run outside it, so the tail thread never waits on them."""
         self.evaluation_requested.clear()
+        self.evaluation_due = None
         started = self.evaluation_started_at = time.monotonic()
         try:
             with self.lock:
@@ -876,10 +891,20 @@ class Daemon:
             self._evaluation_failed(exc)
             return
         with self.lock:
-            self.result, self.document, self.histograms = result, document, histograms
-            self.last_evaluation_at = now
-            self.evaluation_duration = time.monotonic() - started
-            self.evaluations_total += 1
+            superseded = self.cutover != cutover  # it changed while we evaluated: never serve this
+            if not superseded:
+                self.result, self.document, self.histograms = result, document, histograms
+                self.last_evaluation_at = now
+                self.evaluation_duration = time.monotonic() - started
+                self.evaluations_total += 1
+        # A request that came in while this run was going (a new cutover, min_events reached) moved the
+        # job's next run into this run, where max_instances=1 skips it: ask again, now it can run.
+        pending = self.evaluation_due
+        if superseded:
+            self.request_evaluation()
+            return
+        if pending is not None:
+            self.request_evaluation(delay=max(pending - time.monotonic(), 0.0))
         self._after_evaluation(result, document)
         if os.environ.get("WATCHDOG_USEC"):
             sd_notify("WATCHDOG=1")

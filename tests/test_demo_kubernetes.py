@@ -99,9 +99,11 @@ def test_the_kubernetes_demo_waits_for_the_rollout(tmp_path: Path) -> None:
     assert ("fail", 1.0, 1.0, seen[0][3]) in seen or any(s[:3] == ("fail", 1.0, 1.0) for s in seen), seen
     rolling = [s for s in seen if s[1] == 2.0 and s[2] == 0.0]
     assert rolling, seen
-    assert all(s[0] == "insufficient_data" and s[3].startswith("rollout in progress: ") for s in rolling), (
-        seen
-    )
+    # While it rolls the verdict (read with rollout_complete in the same /metrics scrape) is
+    # INSUFFICIENT_DATA, or for a moment after each step of the rollout none at all: the previous
+    # state's verdict is withdrawn until the new state is evaluated. The reason comes from a second
+    # request (/gate), so it may already belong to the next state: the any() below checks it.
+    assert all(s[0] in {"insufficient_data", ""} for s in rolling), seen
     assert any(s[3] == "rollout in progress: 1 of 2 pods updated" for s in rolling), seen
     first_pass = next(index for index, s in enumerate(seen) if s[0] == "pass")
     assert seen[first_pass][1:3] == (2.0, 1.0), seen  # only once the rollout of revision 2 is complete

@@ -17,6 +17,7 @@ from eventkit import CUTOVER, CUTOVER_MS, collapsed_entries, event, healthy_entr
 from quantum_gate import daemon as daemon_module
 from quantum_gate.config import Settings
 from quantum_gate.contract import Skip
+from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
 from quantum_gate.pipeline import evaluate_document, rate_from_windows
 from quantum_gate.streamids import SEQ_BITS, StreamId
@@ -159,3 +160,42 @@ def test_the_tail_thread_ingests_while_an_evaluation_is_in_flight(
     assert snap.evaluations_total == 1
     assert snap.result is not None and snap.result.post.events == 40  # what the copy held when taken
     assert snap.window_events["post"] == 65
+
+
+def test_a_result_for_a_superseded_cutover_is_never_served(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation runs outside the lock, so the cutover (or its rollout) can change under it: that
+    result is dropped and the evaluation asked for again; and the verdict already served for the
+    previous state is withdrawn the moment the state changes (found by the Kubernetes demo: a PASS of
+    revision 2 on /metrics next to rollout_complete 0 of the rollback)."""
+    client = redis_server.admin()
+    cut = int(time.time() * 1000) - 600_000
+    write_atomically(client, stream_key, healthy_entries(250, cut, 1000))
+    settings = make_settings(
+        redis_server.url,
+        stream_key,
+        tmp_path,
+        {"cutover": {"after": f"{cut}-0"}, "daemon": {"interval_seconds": 60}},
+    )
+    daemon = Daemon(settings)
+    real = evaluate_document
+    later = Cutover(StreamId(cut + 200_000), source="after")
+
+    def moved_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        with daemon.lock:  # what adopting a cutover does, while this evaluation is outside the lock
+            daemon.cutover = later
+            daemon._drop_stale_result()
+        return real(*args, **kwargs)
+
+    with tailing(daemon):
+        wait_until(lambda: daemon.accepted_total == 250, 10, "the backlog")
+        daemon.evaluation_tick()
+        served = daemon.snapshot()
+        assert served.result is not None and served.result.verdict == "PASS"
+        monkeypatch.setattr(daemon_module, "evaluate_document", moved_meanwhile)
+        daemon.evaluation_tick()
+        snap = daemon.snapshot()
+    assert snap.result is None and snap.document is None  # the old PASS withdrawn, the new result dropped
+    assert snap.evaluations_total == 1
+    assert daemon.evaluation_due is not None  # and the evaluation asked for again
