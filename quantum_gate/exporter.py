@@ -9,7 +9,6 @@ the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, ch
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from quantum_gate.connection import Endpoint
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
+from quantum_gate.formatting import TIDY_DIGITS, tidy
 from quantum_gate.gate import FAIL, PASS, VERDICTS, GateResult, ModelStats, check_thresholds, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.httpserver import HardenedServer
@@ -36,7 +36,6 @@ from quantum_gate.retention import RISK_KINDS, Retention
 from quantum_gate.webconfig import WebConfig
 
 P = "quantum_gate_"
-TIDY_DIGITS = 12  # significant digits of a statistic's gauge (a double holds ~16; noise lives in the last)
 ALERTS = ("low_event_rate", "collapse")
 
 
@@ -456,16 +455,6 @@ def _ledger(state: LedgerState | None) -> Iterator[Metric]:
     yield _gauge("ledger_up", "1 when the deployment ledger file is usable", int(state.up))
     yield _counter("ledger_writes_total", "ledger rows written", state.writes_total)
     yield _counter("ledger_errors_total", "ledger opens or writes that failed", state.errors_total)
-
-
-def tidy(value: float) -> float:
-    """A statistic as a gauge: 12 significant digits, so float noise (a mean of 0.6500000000000001, a
-    P10-P90 of 0.15000000000000002, a constant model's std of 1.1e-16) reads as what it means. Check
-    values go through ``readable`` instead, so that a failing value never reads as its threshold;
-    timestamps and counts are exact and left alone. The JSON (``/gate``) keeps the raw floats."""
-    if not math.isfinite(value):
-        return value
-    return 0.0 if abs(value) < 1e-12 else float(f"{value:.{TIDY_DIGITS}g}")
 
 
 def _stat_values(stats: ModelStats) -> dict[str, float | None]:

@@ -8,6 +8,10 @@ the history say ``1d06h``; a missing ETA reads "unknown", a missing cell "-".
 
 from __future__ import annotations
 
+import math
+
+TIDY_DIGITS = 12  # significant digits of a statistic's gauge (a double holds ~16; noise lives in the last)
+
 
 def pct(value: float | None, digits: int = 1) -> str:
     """A share as a percentage: 0.705 -> ``70.5%``; ``-`` without a value."""
@@ -33,3 +37,13 @@ def duration(seconds: float | None, *, missing: str = "-", days: bool = True) ->
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def tidy(value: float) -> float:
+    """A statistic as a gauge or a JSON number: 12 significant digits, so float noise (a mean of
+    0.6500000000000001, a P10-P90 of 0.15000000000000002, a constant model's std of 1.1e-16) reads as
+    what it means. Check values go through ``gate.readable`` instead, so that a failing value never
+    reads as its threshold; timestamps and counts are exact and left alone."""
+    if not math.isfinite(value):
+        return value
+    return 0.0 if abs(value) < 1e-12 else float(f"{value:.{TIDY_DIGITS}g}")

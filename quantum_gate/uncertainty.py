@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from quantum_gate.formatting import tidy
+
 CONFIDENCE = 0.95
 _Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 _Z975 = 2.241402727604947  # its 98.75 % quantile: each of the two quantile intervals at 97.5 %
@@ -42,7 +44,7 @@ class Interval:
         return self.low < threshold < self.high
 
     def to_json(self) -> list[float]:
-        return [_tidy(self.low), _tidy(self.high)]
+        return [tidy(self.low), tidy(self.high)]
 
 
 def wilson(count: int, n: int, z: float = _Z95) -> Interval | None:
@@ -100,9 +102,4 @@ def margin(value: float | None, threshold: float, comparator: str) -> float | No
     """How far the value clears its threshold: positive passes, negative fails (None without a value)."""
     if value is None or not math.isfinite(value):
         return None
-    return _tidy(value - threshold if comparator == ">=" else threshold - value)
-
-
-def _tidy(value: float) -> float:
-    """12 significant digits: no float noise such as 0.15000000000000002 in the document or a gauge."""
-    return float(f"{value:.12g}")
+    return tidy(value - threshold if comparator == ">=" else threshold - value)

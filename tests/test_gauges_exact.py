@@ -10,7 +10,8 @@ import numpy as np
 from test_statuspage import CUTOVER_MS, snapshot, vote
 
 from quantum_gate.contract import Event
-from quantum_gate.exporter import GateCollector, tidy
+from quantum_gate.exporter import GateCollector
+from quantum_gate.formatting import tidy
 from quantum_gate.gate import event_rate_per_minute, progress
 from quantum_gate.retention import Retention
 from quantum_gate.streamids import StreamId
