@@ -957,7 +957,7 @@ class Daemon:
         )
         if ready and self.completed_for != cutover.identity():
             self.completed_for = cutover.identity()
-            path = self._write_report(document)
+            path = self._write_report(document, cutover)
             log.info(
                 "gate.completed",
                 verdict=result.verdict,
@@ -968,14 +968,14 @@ class Daemon:
             self.reported_verdict = result.verdict
             self._run_hook(path, result.verdict)
         elif self.completed_for == cutover.identity() and result.verdict != self.reported_verdict:
-            self._write_report(document)
+            self._write_report(document, cutover)
             self.reported_verdict = result.verdict
 
-    def _write_report(self, document: dict[str, Any]) -> Any:
+    def _write_report(self, document: dict[str, Any], cutover: Cutover) -> Any:
         path = self.reports.write(document)
         if path is not None:
             with self.lock:
-                changed = self.history.report_written(path)
+                changed = self.history.report_written(path, cutover)
             self._record(changed)
         return path
 

@@ -210,13 +210,22 @@ class CutoverHistory:
         self.current = replace(updated, last_evaluated_at=now)
         return [self.current]
 
-    def report_written(self, path: Path | str) -> list[LedgerRow]:
-        row = self.current
-        if row is None:
+    def report_written(self, path: Path | str, cutover: Cutover) -> list[LedgerRow]:
+        """The report goes to the row of the cutover it was evaluated for: the evaluation runs outside
+        the lock, so the cutover may have been superseded (its row kept for resuming) in the meantime."""
+        identity = cutover_identity(cutover)
+        if self.current is not None and self.current.identity == identity:
+            self.current = _with_report(self.current, path)
+            return [self.current]
+        superseded = self._resumed.get(identity)
+        if superseded is None:
             return []
-        reports = (*row.reports, str(path))[-MAX_REPORTS_PER_ROW:]
-        self.current = replace(row, reports=reports)
-        return [self.current]
+        self._resumed[identity] = _with_report(superseded, path)
+        return [self._resumed[identity]]
+
+
+def _with_report(row: LedgerRow, path: Path | str) -> LedgerRow:
+    return replace(row, reports=(*row.reports, str(path))[-MAX_REPORTS_PER_ROW:])
 
 
 def _complete(result: GateResult) -> bool:

@@ -92,7 +92,7 @@ def test_history_records_min_events_verdict_changes_reports_and_supersession() -
     assert reached.verdict_changes == 1  # INSUFFICIENT_DATA -> FAIL
     assert reached.models == {"lgbm": "FAIL"}
     assert any("lgbm: majority" in reason for reason in reached.last_reasons)
-    [with_report] = history.report_written("/reports/quality_gate_1.json")
+    [with_report] = history.report_written("/reports/quality_gate_1.json", first)
     assert with_report.reports == ("/reports/quality_gate_1.json",)
 
     second = systemd_cutover(CUTOVER_MS + 500_000, "inv-2")
@@ -101,6 +101,23 @@ def test_history_records_min_events_verdict_changes_reports_and_supersession() -
     assert superseded.verdict_at_min_events == "FAIL"  # what it was, kept
     assert new.identity == cutover_identity(second) and new.superseded_at is None
     assert history.adopt(second, now=CUTOVER_MS / 1000 + 601) == []  # the same cutover again: no change
+
+
+def test_a_report_written_after_its_cutover_was_superseded_goes_to_its_own_row() -> None:
+    """The evaluation runs outside the lock: the engine may restart between the verdict and the report
+    file (the demo's third act did). The report belongs to the cutover it was evaluated for, never to
+    the one adopted meanwhile (found by CI: a ledger row with no reports beside a report file)."""
+    first, second = systemd_cutover(CUTOVER_MS, "inv-1"), systemd_cutover(CUTOVER_MS + 500_000, "inv-2")
+    history = CutoverHistory(200)
+    history.adopt(first, now=1.0)
+    history.evaluated(gate_at(first, healthy=False), now=CUTOVER_MS / 1000 + 120)
+    history.adopt(second, now=CUTOVER_MS / 1000 + 600)
+    [late] = history.report_written("/reports/quality_gate_1.json", first)
+    assert late.identity == cutover_identity(first) and late.reports == ("/reports/quality_gate_1.json",)
+    assert late.superseded_at == CUTOVER_MS / 1000 + 600  # still superseded: only the report was added
+    assert history.current is not None and history.current.reports == ()
+    unknown = systemd_cutover(CUTOVER_MS + 900_000, "inv-never-adopted")
+    assert history.report_written("/reports/x.json", unknown) == []
 
 
 def test_a_restarted_daemon_continues_the_row_it_wrote() -> None:

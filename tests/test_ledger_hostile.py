@@ -164,7 +164,7 @@ def test_a_cutover_that_comes_back_continues_its_own_row() -> None:
     [reached] = history.evaluated(
         run_gate(healthy_events(200, start_ms=CUTOVER_MS), cutover=first), now=CUTOVER_MS / 1000 + 30
     )
-    [with_report] = history.report_written("reports/quality_gate_a.json")
+    [with_report] = history.report_written("reports/quality_gate_a.json", first)
     history.adopt(second, now=CUTOVER_MS / 1000 + 90)
     superseded_b, back = history.adopt(first, now=CUTOVER_MS / 1000 + 120)
     assert superseded_b.identity == cutover_identity(second) and superseded_b.superseded_at is not None
