@@ -22,7 +22,8 @@ from quantum_gate import __version__
 from quantum_gate.breakdown import symbols_document, transitions_document
 from quantum_gate.config import ConfigError, Settings, load_settings
 from quantum_gate.connection import connect
-from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
+from quantum_gate.cutover import Cutover, CutoverUnavailable
+from quantum_gate.cutover_sources import cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult

@@ -39,7 +39,8 @@ from quantum_gate.connection import (
     sentinel_endpoint_current,
 )
 from quantum_gate.contract import Event, Skip
-from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
+from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout
+from quantum_gate.cutover_sources import cutover_source
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import INSUFFICIENT, GateResult
