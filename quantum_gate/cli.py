@@ -28,7 +28,8 @@ from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
 from quantum_gate.gate import PASS, GateResult
 from quantum_gate.history import render_history
-from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
+from quantum_gate.ledger import default_ledger_path
+from quantum_gate.ledger_store import LedgerError, read_history
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import capture_deployment_info
 from quantum_gate.redis_state import StreamMissing, StreamWrongType, is_wrong_type, key_type

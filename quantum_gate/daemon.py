@@ -45,7 +45,8 @@ from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import INSUFFICIENT, GateResult
 from quantum_gate.histograms import Histogram, window_histograms
-from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
+from quantum_gate.ledger import CutoverHistory, LedgerRow, default_ledger_path
+from quantum_gate.ledger_writer import LedgerWriter
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message

@@ -30,7 +30,8 @@ from quantum_gate.formatting import TIDY_DIGITS, tidy
 from quantum_gate.gate import FAIL, PASS, VERDICTS, GateResult, ModelStats, check_thresholds, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.httpserver import HardenedServer
-from quantum_gate.ledger import LedgerError, LedgerState, read_history
+from quantum_gate.ledger_store import LedgerError, read_history
+from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.report import dumps
 from quantum_gate.retention import RISK_KINDS, Retention
 from quantum_gate.webconfig import WebConfig
