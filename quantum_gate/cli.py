@@ -20,7 +20,8 @@ import redis
 
 from quantum_gate import __version__
 from quantum_gate.breakdown import symbols_document, transitions_document
-from quantum_gate.config import ConfigError, Settings, load_settings
+from quantum_gate.config import ConfigError, Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.connection import connect
 from quantum_gate.cutover import Cutover, CutoverUnavailable
 from quantum_gate.cutover_sources import cutover_source

@@ -31,7 +31,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from quantum_gate import __version__, logs
-from quantum_gate.config import DaemonSettings, Settings, parse_listen, resolve_redis_password
+from quantum_gate.config import DaemonSettings, Settings, parse_listen
+from quantum_gate.config_loading import resolve_redis_password
 from quantum_gate.connection import (
     Endpoint,
     cluster_endpoint,

@@ -18,7 +18,8 @@ from cutoverkit import DEPLOYMENT, NAMESPACE, FakeCluster, FakeDocker, fake_clus
 from eventkit import collapsed_vote, event, healthy_events, run_gate
 from test_statuspage import HOSTILE_MODEL, HOSTILE_UNIT, NOW, Page, build_windows, snapshot
 
-from quantum_gate.config import ConfigError, CutoverSettings, Settings, load_settings
+from quantum_gate.config import ConfigError, CutoverSettings, Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.cutover import (
     Cutover,
     CutoverUnavailable,

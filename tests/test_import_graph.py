@@ -12,9 +12,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "quantum_gate"
 
 
 # Two known cycles whose back edge is an import inside a function (left to their own work, outside the
-# pipeline's): config's validators import connection's URL parsing, which imports config; the demo
-# imports its Kubernetes story, which imports the demo's Act and Simulator. Any other cycle, or either
-# of these becoming a module-level import, fails below.
+# pipeline's): config's validators import connection's URL parsing, which imports config (through
+# config_loading); the demo imports its Kubernetes story, which imports the demo's Act and Simulator.
+# Any other cycle, or either of these becoming a module-level import, fails below.
 KNOWN_LAZY_EDGES = (("config", "connection"), ("demo", "demo_kubernetes"))
 
 
@@ -27,6 +27,7 @@ BASES_BELOW_THEIR_EDGES = {
     "ledger_store": {"ledger_writer"},
     "tlscontext": {"webconfig"},
     "basicauth": {"webconfig"},
+    "config": {"config_loading"},
 }
 # Every module split out of another sits below the command line too.
 SPLIT_OUT = sorted(set().union(*BASES_BELOW_THEIR_EDGES.values()))
@@ -126,6 +127,8 @@ def test_lower_layers_never_reach_the_command_line(module: str) -> None:
 @pytest.mark.parametrize(("base", "edges"), sorted(BASES_BELOW_THEIR_EDGES.items()))
 def test_a_base_never_reaches_the_modules_split_from_it(base: str, edges: set[str]) -> None:
     graph = package_imports()
+    for source, target in KNOWN_LAZY_EDGES:  # config's validators reach connection, which loads settings
+        graph[source].discard(target)
     assert edges <= set(graph)  # the modules exist: a rename must update this table
     assert not reachable(graph, base) & edges
 

@@ -13,7 +13,8 @@ from conftest import RedisServer, envelope, payload
 from eventkit import CUTOVER_MS, event, write_entries
 
 from quantum_gate.cli import evaluate_once
-from quantum_gate.config import Settings, load_settings
+from quantum_gate.config import Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.connection import connect
 from quantum_gate.cutover import Cutover
 from quantum_gate.gate import evaluate

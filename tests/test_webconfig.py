@@ -18,7 +18,8 @@ from structlog.testing import capture_logs
 from tlskit import PASSWORD, USER, Pki, htpasswd_hash, write_yaml
 
 from quantum_gate.basicauth import BasicAuth
-from quantum_gate.config import ConfigError, load_settings
+from quantum_gate.config import ConfigError
+from quantum_gate.config_loading import load_settings
 from quantum_gate.tlscontext import TlsSource
 from quantum_gate.webconfig import load_web_config
 
