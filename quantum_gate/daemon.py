@@ -56,9 +56,7 @@ from quantum_gate.retention import Retention, RetentionWatch, retention_for_wind
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     Backfill,
-    GapTracker,
     RawEntry,
-    StreamInfo,
     entry_id,
     fill_baseline,
     fill_post,
@@ -70,6 +68,7 @@ from quantum_gate.stream import (
     revrange_pages,
     stream_info,
 )
+from quantum_gate.stream_gaps import GapTracker, StreamInfo
 from quantum_gate.streamids import SEQ_BITS, StreamId
 from quantum_gate.webconfig import WebConfig, load_web_config
 from quantum_gate.windows import Window, frozen_pair
