@@ -34,7 +34,8 @@ from quantum_gate.ledger_store import LedgerError, read_history
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import capture_deployment_info
 from quantum_gate.redis_state import StreamMissing, StreamWrongType, is_wrong_type, key_type
-from quantum_gate.report import dumps, render_table, write_report
+from quantum_gate.report import dumps, render_table
+from quantum_gate.report_files import write_report
 from quantum_gate.retention import retention_for_windows
 from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
 from quantum_gate.streamids import StreamIdError

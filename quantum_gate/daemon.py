@@ -51,7 +51,7 @@ from quantum_gate.ledger_writer import LedgerWriter
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message
-from quantum_gate.report import prune_reports, write_report
+from quantum_gate.report_files import prune_reports, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (

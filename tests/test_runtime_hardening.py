@@ -43,7 +43,7 @@ from quantum_gate.config_loading import load_settings
 from quantum_gate.daemon import Daemon, ReportFiles, hook_environment
 from quantum_gate.exporter import health
 from quantum_gate.redis_state import describe_redis_error
-from quantum_gate.report import prune_reports, report_stamp, reports_to_remove
+from quantum_gate.report_files import prune_reports, report_stamp, reports_to_remove
 
 FAST: dict[str, Any] = {
     "redis": {"block_ms": 200, "backoff_max_seconds": 0.5},
