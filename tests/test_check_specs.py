@@ -13,14 +13,14 @@ from eventkit import healthy_vote
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from test_gate import single_model_window
-from test_statuspage import build_windows, snapshot
+from test_statuspage import NOW, build_windows, snapshot
 
 from quantum_gate import checks as check_table
 from quantum_gate.checks import CHECK_SPECS, CHECKS, model_checks, model_verdict
 from quantum_gate.config import GateSettings, Settings
 from quantum_gate.exporter import GateCollector
 from quantum_gate.modelstats import ModelStats, model_stats
-from quantum_gate.statuspage import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS
+from quantum_gate.statuspage import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS, render_status_page
 from quantum_gate.verdicts import Verdict
 
 # The contract, written out once more on purpose: the ``check`` label -> the setting it is held to.
@@ -120,6 +120,44 @@ def test_the_page_takes_titles_and_units_from_the_table() -> None:
     assert set(SHARE_CHECKS) == {"majority", "hold", "out_of_range", "invalid_votes"}
     assert set(COUNT_CHECKS) == {"min_samples"}
     assert check_table.COLLAPSE_CHECKS == ("majority", "hold", "std", "p10_p90", "constant")
+
+
+# The page's checks table under DISTINCT, written out once more: each check's column heading (its title)
+# and the threshold shown under it, so a title or threshold shifted into another check's column shows.
+PAGE_COLUMNS = {
+    "min_samples": ("samples", "≥ 201"),
+    "majority": ("majority", "≤ 61%"),
+    "hold": ("HOLD", "≤ 52%"),
+    "std": ("std", "≥ 0.13"),
+    "p10_p90": ("P10-P90", "≥ 0.3"),
+    "constant": ("constant", "≥ 0.011"),
+    "out_of_range": ("out of range", "≤ 1%"),
+    "invalid_votes": ("invalid votes", "≤ 2%"),
+}
+HEADING = re.compile(r"<th>([^<]+)<span class=sub>([^<]+)</span></th>")
+ROW = re.compile(r"<tr data-model='([a-z]+)'>(.*?)</tr>")
+CELL_CHECK = re.compile(r"data-check='([a-z0-9_]+)'")
+
+
+@pytest.mark.parametrize("order", [CHECK_SPECS, tuple(reversed(CHECK_SPECS))], ids=["table", "reversed"])
+def test_the_page_shows_every_check_under_its_own_title_and_threshold(
+    monkeypatch: pytest.MonkeyPatch, order: tuple[check_table.CheckSpec, ...]
+) -> None:
+    """Every row of the table reaches the page's checks table, each cell and threshold in its own
+    check's column, looked up by name: the document's checks may come in any order."""
+    monkeypatch.setattr(check_table, "CHECK_SPECS", order)
+    post, pre = build_windows({"xgb": "healthy", "lgbm": "pinned"})
+    snap = snapshot(post, pre, settings=Settings(gate=DISTINCT))
+    assert snap.document is not None
+    assert [check["name"] for check in snap.document["models"]["xgb"]["checks"]] == [s.name for s in order]
+    page = render_status_page(snap, NOW)
+    table = page[page.index("<table id=checks>") : page.index("</table>", page.index("<table id=checks>"))]
+    assert set(PAGE_COLUMNS) == set(CHECKS)
+    assert HEADING.findall(table) == [PAGE_COLUMNS[name] for name in CHECKS]
+    rows = dict(ROW.findall(table))
+    assert set(rows) == {"xgb", "lgbm"}
+    for model, cells in rows.items():
+        assert CELL_CHECK.findall(cells) == list(CHECKS), model
 
 
 def test_the_metrics_reference_lists_every_check_with_its_setting_and_comparator() -> None:
