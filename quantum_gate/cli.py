@@ -26,7 +26,6 @@ from quantum_gate.cutover import Cutover, CutoverUnavailable
 from quantum_gate.cutover_sources import cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
-from quantum_gate.gate import PASS
 from quantum_gate.history import render_history
 from quantum_gate.ledger import default_ledger_path
 from quantum_gate.ledger_store import LedgerError, read_history
@@ -35,6 +34,7 @@ from quantum_gate.redis_state import StreamMissing, StreamWrongType
 from quantum_gate.report import dumps, render_table
 from quantum_gate.report_files import write_report
 from quantum_gate.streamids import StreamIdError
+from quantum_gate.verdicts import Verdict
 
 EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED, EXIT_REPORT_FAILED = 0, 1, 2, 3
 
@@ -252,7 +252,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             _fail(f"report not written: {where}: {exc.strerror or exc} (the verdict above stands)")
             return EXIT_REPORT_FAILED
         print(f"report written: {path} (and .md)", file=sys.stderr)
-    return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
+    return EXIT_PASS if result.verdict == Verdict.PASS else EXIT_BLOCKED
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:

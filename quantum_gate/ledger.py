@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from quantum_gate.cutover import Cutover
-from quantum_gate.gate import INSUFFICIENT, GateResult
+from quantum_gate.gate import GateResult
+from quantum_gate.verdicts import Verdict
 
 MAX_REPORTS_PER_ROW = 20  # the newest report paths of one cutover (a flapping verdict writes many)
 MAX_REASONS_PER_ROW = 10
@@ -112,7 +113,7 @@ class CutoverHistory:
         row = self.current
         if row is None or result.cutover is None or cutover_identity(result.cutover) != row.identity:
             return []
-        models = {report.name: report.verdict for report in result.gated()}
+        models: dict[str, str] = {report.name: report.verdict for report in result.gated()}
         borderline = tuple(f"{model} {check.name}" for model, check in result.borderline())
         reasons = tuple(result.reasons[:MAX_REASONS_PER_ROW])
         updated = replace(
@@ -155,7 +156,9 @@ def _with_report(row: LedgerRow, path: Path | str) -> LedgerRow:
 
 def _complete(result: GateResult) -> bool:
     """The automatic gate's moment: min_events reached and a verdict that is not INSUFFICIENT_DATA."""
-    return result.progress.events >= result.progress.min_events and result.verdict != INSUFFICIENT
+    return (
+        result.progress.events >= result.progress.min_events and result.verdict != Verdict.INSUFFICIENT_DATA
+    )
 
 
 def _same_but_time(first: LedgerRow, second: LedgerRow) -> bool:
