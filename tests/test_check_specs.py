@@ -29,7 +29,7 @@ from quantum_gate.gate import (
     model_stats,
     model_verdict,
 )
-from quantum_gate.statuspage import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS
+from quantum_gate.statuspage_html import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS
 
 # The contract, written out once more on purpose: the ``check`` label -> the setting it is held to.
 THRESHOLD_SETTING = {
