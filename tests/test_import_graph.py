@@ -104,7 +104,9 @@ def test_no_cycle_among_module_level_imports() -> None:
     assert not any(target in top_level[source] for source, target in KNOWN_LAZY_EDGES)
 
 
-@pytest.mark.parametrize("module", ["daemon", "pipeline", "exporter", "gate", "windows"])
+@pytest.mark.parametrize(
+    "module", ["daemon", "pipeline", "exporter", "httpapp", "statuspage", "demo_story", "gate", "windows"]
+)
 def test_lower_layers_never_reach_the_command_line(module: str) -> None:
     assert "cli" not in reachable(package_imports(), module)
 
