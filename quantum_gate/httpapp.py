@@ -19,10 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from quantum_gate.config import HttpSettings
 from quantum_gate.exporter import GateCollector, Snapshot
-from quantum_gate.gate import FAIL, PASS
 from quantum_gate.httpserver import HardenedServer
 from quantum_gate.ledger import LedgerError, read_history
 from quantum_gate.report import dumps
+from quantum_gate.verdicts import Verdict
 from quantum_gate.webconfig import WebConfig
 
 
@@ -128,7 +128,9 @@ def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
         return 503, "application/json", b'{"error": "no evaluation yet"}\n'
     require = dict(parse_qsl(path.partition("?")[2])).get("require")
     verdict = snap.document["verdict"]
-    unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
+    unmet = (require == "pass" and verdict != Verdict.PASS) or (
+        require == "not_fail" and verdict == Verdict.FAIL
+    )
     return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
 
 

@@ -3,7 +3,7 @@ margins and thresholds, and the ensemble's shares.
 
 They are a function of the evaluation (``GateResult``) and the gate settings alone, never of the live
 counters, so ``exporter.GateCollector`` formats their text once per evaluation. Label sets are bounded:
-model keys by the contract limits, actions by the label table, checks by ``gate.CHECK_SPECS``.
+model keys by the contract limits, actions by the label table, checks by ``checks.CHECK_SPECS``.
 """
 
 from __future__ import annotations
@@ -12,17 +12,20 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from quantum_gate.checks import check_thresholds, readable
 from quantum_gate.config import GateSettings
 from quantum_gate.formatting import TIDY_DIGITS, tidy
-from quantum_gate.gate import VERDICTS, GateResult, ModelStats, check_thresholds, readable
+from quantum_gate.gate import GateResult
 from quantum_gate.metrics_families import gauge
+from quantum_gate.modelstats import ModelStats
+from quantum_gate.verdicts import Verdict
 
 
 def gate_families(result: GateResult, settings: GateSettings) -> Iterator[Metric]:
     """Only ``result`` and the (frozen) gate settings feed these families: ``GateCollector.render``
     caches their text per evaluation."""
     verdict = gauge("verdict", "the gate verdict, one-hot", labels=("verdict",))
-    for name in VERDICTS:
+    for name in Verdict:
         verdict.add_metric([name.lower()], int(result.verdict == name))
     yield verdict
     progress = result.progress
@@ -69,7 +72,7 @@ def _models(result: GateResult) -> Iterator[Metric]:
         gated.add_metric([name], int(report.gated))
         sporadic.add_metric([name], int(report.sporadic))
         if report.gated:
-            for verdict_name in VERDICTS:
+            for verdict_name in Verdict:
                 model_verdict.add_metric([name, verdict_name.lower()], int(report.verdict == verdict_name))
             collapsed.add_metric([name], int(report.collapsed(minimum)))
         for window, model_stats in (("post", report.post), ("pre", report.pre)):

@@ -13,12 +13,18 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from quantum_gate.checks import CHECK_SPECS, plain_number, readable
 from quantum_gate.formatting import duration, num, pct
-from quantum_gate.gate import CHECK_SPECS, FAIL, INSUFFICIENT, PASS, plain_number, readable
+from quantum_gate.verdicts import Verdict
 
 NO_EVALUATION = "NO EVALUATION YET"
 # CSS class per verdict; looked up, never built from input.
-VERDICT_CLASS = {PASS: "pass", FAIL: "fail", INSUFFICIENT: "insufficient", NO_EVALUATION: "none"}
+VERDICT_CLASS = {
+    Verdict.PASS: "pass",
+    Verdict.FAIL: "fail",
+    Verdict.INSUFFICIENT_DATA: "insufficient",
+    NO_EVALUATION: "none",
+}
 # Shown in percent, headed by their titles, in the gate's order: all from the one table of checks.
 SHARE_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.share)
 COUNT_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.count)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantum_gate.checks import CHECKS
 from quantum_gate.exporter import Snapshot
 from quantum_gate.formatting import pct
-from quantum_gate.gate import CHECKS
 from quantum_gate.history import HEADER as HISTORY_HEADER
 from quantum_gate.history import cells as history_cells
 from quantum_gate.statuspage_html import (
