@@ -40,10 +40,11 @@ from quantum_gate.connection import (
 )
 from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
-from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.exporter import Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram, window_histograms
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
