@@ -42,10 +42,11 @@ from quantum_gate.connection import (
 from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout
 from quantum_gate.cutover_sources import cutover_source
-from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.exporter import Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram, window_histograms
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.ledger import CutoverHistory, LedgerRow, default_ledger_path
 from quantum_gate.ledger_writer import LedgerWriter
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
