@@ -26,7 +26,7 @@ from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
 from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram
-from quantum_gate.ledger import LedgerState
+from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.metrics_families import Families, gauge
 from quantum_gate.metrics_gate import gate_families
 from quantum_gate.metrics_live import live_families

@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 
 from quantum_gate.contract import SKIP_REASONS
 from quantum_gate.formatting import tidy
-from quantum_gate.ledger import LedgerState
+from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.metrics_families import counter, gauge
 from quantum_gate.retention import RISK_KINDS, Retention
 
