@@ -4,7 +4,7 @@ Metrics are computed at scrape time from one immutable ``Snapshot`` of the daemo
 evaluation plus live counters), by a custom collector in the project's own registry. A broken
 snapshot source yields ``quantum_gate_up 0``-style gauges, never an exception in the scrape.
 Names and labels are documented in docs/metrics.md; label sets are bounded (model keys are capped by
-the contract limits, actions by the label table, reasons by ``SKIP_REASONS``, checks by ``gate.CHECK_SPECS``).
+the contract limits, actions by the label table, reasons by ``SkipReason``, checks by ``gate.CHECK_SPECS``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from quantum_gate.config import HttpSettings, Settings
 from quantum_gate.connection import Endpoint
-from quantum_gate.contract import SKIP_REASONS
+from quantum_gate.contract import SkipReason
 from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
 from quantum_gate.formatting import TIDY_DIGITS, tidy
@@ -247,7 +247,7 @@ class GateCollector(Collector):
     def _stream(self, snap: Snapshot) -> Iterator[Metric]:
         yield _counter("events_accepted_total", "entries accepted into the gate", snap.accepted_total)
         skipped = _counter("events_skipped_total", "entries skipped, by reason", labels=("reason",))
-        for reason in SKIP_REASONS:
+        for reason in SkipReason:
             skipped.add_metric([reason], snap.skipped_total.get(reason, 0))
         yield skipped
         yield _counter("entries_read_total", "stream entries read", snap.entries_read_total)

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from quantum_gate.columns import INACTIVE, RESPELLED, SHADOW
 from quantum_gate.config import GateSettings
+from quantum_gate.contract import SkipReason
 from quantum_gate.cutover import Cutover
 from quantum_gate.stats import chi2_contingency, ks_2samp
 from quantum_gate.uncertainty import Interval, margin, spread_interval, std_interval, wilson
-from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
+from quantum_gate.windows import ModelColumns, Window
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
@@ -260,7 +262,7 @@ class EnsembleStats:
 class WindowSummary:
     events: int
     capacity: int
-    skipped: dict[str, int]
+    skipped: dict[SkipReason, int]
     refused_model_keys: int
     refused_models: dict[str, int]  # keys refused by the max_models cap -> votes (at most 10 named)
     first_id_ms: int | None

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantum_gate.contract import (
-    SKIP_REASONS,
     ContractLimits,
     Event,
     Skip,
+    SkipReason,
     Vote,
     as_bytes_fields,
     normal_label,
@@ -99,18 +99,18 @@ def test_fixture_trading_bot_entries_have_no_model_breakdown() -> None:
     bot = [entry for entry in FIXTURES if entry["fields"].get("source") == "trading-bot"]
     assert len(bot) == 2
     for entry in bot:
-        assert fixture_parse(entry) == Skip("no_model_breakdown")
+        assert fixture_parse(entry) == Skip(SkipReason.NO_MODEL_BREAKDOWN)
 
 
 def test_fixture_flat_variant_has_no_event_type() -> None:
     flat = fixture("SYSTEM_DIAGNOSTIC_REPORT_FEB8_2026.md")
     assert "id" not in flat
-    assert fixture_parse(flat) == Skip("no_event_type")
+    assert fixture_parse(flat) == Skip(SkipReason.NO_EVENT_TYPE)
 
 
 def test_fixture_abridged_patchtst_shadow_doc_entry() -> None:
     entry = fixture("PATCHTST_SHADOW_MODE_PROOF_PACK.md")
-    assert fixture_parse(entry) == Skip("no_event_type")  # the doc did not show the envelope
+    assert fixture_parse(entry) == Skip(SkipReason.NO_EVENT_TYPE)  # the doc did not show the envelope
     event = fixture_parse(entry, {"event_type": "trade.intent"})
     assert isinstance(event, Event)
     votes = votes_by_model(event)
@@ -139,7 +139,7 @@ def test_fixture_cutover_doc_entry_keeps_lgbm_1_05_raw() -> None:
 
 def test_fixture_forensic_doc_entry_five_models_and_fallback() -> None:
     entry = fixture("VPS_FORENSIC_AUDIT_2026-03-03.md")
-    assert fixture_parse(entry) == Skip("no_event_type")
+    assert fixture_parse(entry) == Skip(SkipReason.NO_EVENT_TYPE)
     event = fixture_parse(entry, {"event_type": "trade.intent"})
     assert isinstance(event, Event)
     votes = votes_by_model(event)
@@ -179,14 +179,14 @@ def test_every_skip_reason_is_reachable() -> None:
     too_large = ContractLimits(max_payload_bytes=1024)
     seen.add(skipped(raw_envelope(payload({"xgb": ("BUY", 0.8)}, symbol="X" * 2000)), too_large).reason)
     bad_id = parse_raw((b"not-an-id", {b"event_type": b"trade.intent"}), LIMITS)
-    assert bad_id == (None, Skip("bad_stream_id"))
+    assert bad_id == (None, Skip(SkipReason.BAD_STREAM_ID))
     seen.add(bad_id[1].reason)
     far = parse_raw(
         (b"9999999999999-0", as_bytes_fields(raw_envelope(payload({"xgb": ("BUY", 0.8)})))), LIMITS
     )
-    assert far == (StreamId(9_999_999_999_999, 0), Skip("stream_id_out_of_range"))
+    assert far == (StreamId(9_999_999_999_999, 0), Skip(SkipReason.STREAM_ID_OUT_OF_RANGE))
     seen.add(far[1].reason)
-    assert seen == set(SKIP_REASONS)
+    assert seen == set(SkipReason)
 
 
 @pytest.mark.parametrize(
@@ -263,7 +263,7 @@ def test_entry_with_only_invalid_votes_is_no_valid_votes_and_names_them() -> Non
             }
         )
     )
-    assert result == Skip("no_valid_votes", ("xgb", "lgbm"), 0)
+    assert result == Skip(SkipReason.NO_VALID_VOTES, ("xgb", "lgbm"), 0)
 
 
 def test_nan_in_python_json_payload_is_an_invalid_vote_not_bad_json() -> None:
@@ -400,7 +400,7 @@ def test_invalid_votes_count_towards_the_entry_cap() -> None:
 def test_refused_keys_are_reported_even_when_the_entry_is_skipped() -> None:
     limits = ContractLimits(max_key_length=4)
     result = skipped(breakdown_envelope({"toolong": {"action": "BUY", "confidence": 0.6}}), limits)
-    assert result == Skip("no_valid_votes", (), 1)
+    assert result == Skip(SkipReason.NO_VALID_VOTES, (), 1)
 
 
 # ---- labels must survive every output (JSON, UTF-8 Markdown, Prometheus) ---------------------------
@@ -449,7 +449,7 @@ def test_any_bytes_mapping_is_an_event_or_a_skip(fields: dict[bytes, bytes]) -> 
     result = parse_entry(SID, fields, LIMITS)
     assert isinstance(result, Event | Skip)
     if isinstance(result, Skip):
-        assert result.reason in SKIP_REASONS
+        assert isinstance(result.reason, SkipReason)
 
 
 json_scalars = (
@@ -531,4 +531,4 @@ def test_any_json_payload_is_an_event_or_a_skip(value: Any, encoding: str) -> No
                 raw = value["model_breakdown"][vote.model]["action"]
                 assert vote.respelled == (raw != vote.action)
     else:
-        assert result.reason in SKIP_REASONS
+        assert isinstance(result.reason, SkipReason)

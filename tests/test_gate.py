@@ -43,7 +43,8 @@ from quantum_gate.gate import (
     progress,
     readable,
 )
-from quantum_gate.windows import Vocabulary, Window
+from quantum_gate.vocabulary import Vocabulary
+from quantum_gate.windows import Window
 
 SUSPECTS = (0.5, 0.65, 0.68, 0.72, 0.75)
 POST_MS = CUTOVER_MS + 1000
