@@ -12,12 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantum_gate.contract import (
+    FALLBACK_KEY,
     ContractLimits,
     Event,
     Skip,
     SkipReason,
     Vote,
+    _short_string,
+    _vote,
     as_bytes_fields,
+    decode_json,
     normal_label,
     parse_entry,
 )
@@ -532,3 +536,71 @@ def test_any_json_payload_is_an_event_or_a_skip(value: Any, encoding: str) -> No
                 assert vote.respelled == (raw != vote.action)
     else:
         assert isinstance(result.reason, SkipReason)
+
+
+# ---- the inlined hot path against the reference parser (hypothesis) --------------------------------
+
+
+def reference_parse(text: bytes, limits: ContractLimits) -> Event | Skip | None:
+    """``parse_entry`` after the envelope checks, written with the reference ``_vote`` for every key
+    (None when the payload is no breakdown object at all: those skips are not the loop's)."""
+    decoded = decode_json(text)
+    breakdown = decoded.get("model_breakdown") if isinstance(decoded, dict) else None
+    if not isinstance(breakdown, dict) or not breakdown:
+        return None
+    votes: list[Vote] = []
+    invalid: list[str] = []
+    refused, room, fallback = 0, limits.max_models_per_entry, False
+    for key, value in breakdown.items():
+        if key == FALLBACK_KEY:
+            fallback = True
+        elif room <= 0 or len(key) > limits.max_key_length or not key.isprintable():
+            refused += 1
+        else:
+            room -= 1
+            vote = _vote(key, value, limits)
+            if vote is None:
+                invalid.append(key)
+            else:
+                votes.append(vote)
+    if not votes:
+        return Skip(SkipReason.NO_VALID_VOTES, tuple(invalid), refused)
+    side = decoded.get("side")
+    side = _short_string(normal_label(side) if isinstance(side, str) else side, limits.max_key_length)
+    symbol = _short_string(decoded.get("symbol"), limits.max_symbol_length)
+    return Event(SID, symbol, side, fallback, tuple(votes), tuple(invalid), refused)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.text(max_size=8) | st.sampled_from(["xgb", "lgbm", "fallback", "k" * 65, "bad\nkey"]),
+        votes_strategy
+        | st.fixed_dictionaries(
+            {"action": spelt_action(), "confidence": st.floats(allow_nan=True, allow_infinity=True)},
+            optional={
+                "model": json_values | st.sampled_from(["v" * 64, "v" * 65, "a\nb", ""]),
+                "shadow": json_values,
+                "inactive": json_values,
+            },
+        ),
+        max_size=6,
+    ),
+    json_values,
+    json_values | spelt_action(),
+    st.integers(1, 4),
+)
+def test_the_inlined_hot_path_equals_the_reference_parser_on_any_breakdown(
+    breakdown: dict[str, Any], symbol: Any, side: Any, models_per_entry: int
+) -> None:
+    """``_event_from_breakdown`` inlines ``_vote`` for the exact types JSON produces; every shape (any
+    value, NaN and infinite confidences, key caps, fallback, symbol and side) must parse exactly as the
+    reference does, vote for vote (tests/test_labels.py holds the label spellings alike)."""
+    limits = ContractLimits(max_models_per_entry=models_per_entry)
+    text = json.dumps({"symbol": symbol, "side": side, "model_breakdown": breakdown}).encode()
+    expected = reference_parse(text, limits)
+    result = parse_entry(SID, {b"event_type": b"trade.intent", b"payload": text}, limits)
+    if expected is None:
+        assert isinstance(result, Skip)
+    else:
+        assert result == expected
