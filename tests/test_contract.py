@@ -25,6 +25,7 @@ from quantum_gate.contract import (
     normal_label,
     parse_entry,
 )
+from quantum_gate.report import dumps
 from quantum_gate.stream import parse_raw
 from quantum_gate.streamids import StreamId, parse_stream_id
 
@@ -191,6 +192,29 @@ def test_every_skip_reason_is_reachable() -> None:
     assert far == (StreamId(9_999_999_999_999, 0), Skip(SkipReason.STREAM_ID_OUT_OF_RANGE))
     seen.add(far[1].reason)
     assert seen == set(SkipReason)
+
+
+def test_skip_reasons_are_the_label_values_they_always_were() -> None:
+    """``SkipReason`` replaced a tuple of strings: the same values in the same order (the exporter's
+    series order), and each reads as its bare value wherever it is printed or serialised."""
+    assert [reason.value for reason in SkipReason] == [
+        "no_event_type",
+        "wrong_event_type",
+        "no_payload",
+        "payload_too_large",
+        "bad_json",
+        "payload_not_object",
+        "no_model_breakdown",
+        "breakdown_not_object",
+        "empty_model_breakdown",
+        "no_valid_votes",
+        "bad_stream_id",
+        "stream_id_out_of_range",
+    ]
+    for reason in SkipReason:
+        assert str(reason) == f"{reason}" == reason.value
+        assert json.dumps({reason: [reason]}) == f'{{"{reason.value}": ["{reason.value}"]}}'
+        assert dumps({reason: [reason]}, indent=False) == f'{{"{reason.value}":["{reason.value}"]}}'.encode()
 
 
 @pytest.mark.parametrize(
