@@ -42,7 +42,7 @@ from quantum_gate.contract import Event, Skip
 from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
 from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
-from quantum_gate.gate import INSUFFICIENT, GateResult
+from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
@@ -68,6 +68,7 @@ from quantum_gate.stream import (
     stream_info,
 )
 from quantum_gate.streamids import SEQ_BITS, StreamId
+from quantum_gate.verdicts import Verdict
 from quantum_gate.webconfig import WebConfig, load_web_config
 from quantum_gate.windows import Window, frozen_pair
 
@@ -918,7 +919,7 @@ class Daemon:
     def _evaluation_failed(self, exc: Exception) -> None:
         with self.lock:
             self.evaluation_errors_total += 1
-            if self.result is not None and self.result.verdict != INSUFFICIENT:
+            if self.result is not None and self.result.verdict != Verdict.INSUFFICIENT_DATA:
                 self.result = None
                 self.document = None
         log.error("gate.evaluation_failed", error=type(exc).__name__, detail=str(exc)[:300], exc_info=exc)

@@ -21,18 +21,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from quantum_gate.checks import check_thresholds, readable
 from quantum_gate.config import HttpSettings, Settings
 from quantum_gate.connection import Endpoint
 from quantum_gate.contract import SkipReason
 from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
 from quantum_gate.formatting import TIDY_DIGITS, tidy
-from quantum_gate.gate import FAIL, PASS, VERDICTS, GateResult, ModelStats, check_thresholds, readable
+from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram
 from quantum_gate.httpserver import HardenedServer
 from quantum_gate.ledger import LedgerError, LedgerState, read_history
+from quantum_gate.modelstats import ModelStats
 from quantum_gate.report import dumps
 from quantum_gate.retention import RISK_KINDS, Retention
+from quantum_gate.verdicts import Verdict
 from quantum_gate.webconfig import WebConfig
 
 P = "quantum_gate_"
@@ -300,7 +303,7 @@ class GateCollector(Collector):
         """Only ``result`` and the (frozen) settings may feed these families: ``render`` caches their
         text per evaluation."""
         verdict = _gauge("verdict", "the gate verdict, one-hot", labels=("verdict",))
-        for name in VERDICTS:
+        for name in Verdict:
             verdict.add_metric([name.lower()], int(result.verdict == name))
         yield verdict
         progress = result.progress
@@ -346,7 +349,7 @@ class GateCollector(Collector):
             gated.add_metric([name], int(report.gated))
             sporadic.add_metric([name], int(report.sporadic))
             if report.gated:
-                for verdict_name in VERDICTS:
+                for verdict_name in Verdict:
                     model_verdict.add_metric(
                         [name, verdict_name.lower()], int(report.verdict == verdict_name)
                     )
@@ -636,7 +639,9 @@ def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
         return 503, "application/json", b'{"error": "no evaluation yet"}\n'
     require = dict(parse_qsl(path.partition("?")[2])).get("require")
     verdict = snap.document["verdict"]
-    unmet = (require == "pass" and verdict != PASS) or (require == "not_fail" and verdict == FAIL)
+    unmet = (require == "pass" and verdict != Verdict.PASS) or (
+        require == "not_fail" and verdict == Verdict.FAIL
+    )
     return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
 
 

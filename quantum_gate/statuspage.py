@@ -17,19 +17,25 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from quantum_gate.checks import CHECK_SPECS, CHECKS, plain_number, readable
 from quantum_gate.cutover import Rollout
 from quantum_gate.exporter import Snapshot
 from quantum_gate.formatting import duration
 from quantum_gate.formatting import num as _num
 from quantum_gate.formatting import pct as _pct
-from quantum_gate.gate import CHECK_SPECS, CHECKS, FAIL, INSUFFICIENT, PASS, plain_number, readable
 from quantum_gate.histograms import Histogram
 from quantum_gate.history import HEADER as HISTORY_HEADER
 from quantum_gate.history import cells as history_cells
+from quantum_gate.verdicts import Verdict
 
 NO_EVALUATION = "NO EVALUATION YET"
 # CSS class per verdict; looked up, never built from input.
-VERDICT_CLASS = {PASS: "pass", FAIL: "fail", INSUFFICIENT: "insufficient", NO_EVALUATION: "none"}
+VERDICT_CLASS = {
+    Verdict.PASS: "pass",
+    Verdict.FAIL: "fail",
+    Verdict.INSUFFICIENT_DATA: "insufficient",
+    NO_EVALUATION: "none",
+}
 # Shown in percent, headed by their titles, in the gate's order: all from the one table of checks.
 SHARE_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.share)
 COUNT_CHECKS = frozenset(spec.name for spec in CHECK_SPECS if spec.count)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from quantum_gate.columns import INVALID, NO_ACTION, SHADOW
 from quantum_gate.contract import Skip, SkipReason, Vote
-from quantum_gate.gate import model_stats
+from quantum_gate.modelstats import model_stats
 from quantum_gate.streamids import StreamId
 from quantum_gate.vocabulary import OTHER_LABEL, LabelTable, ModelTable, Vocabulary
 from quantum_gate.windows import Window, window_pair
