@@ -42,7 +42,7 @@ import numpy as np
 import redis
 
 from bench.kit import RedisServer
-from quantum_gate.demo import PRODUCER_TAIL_KEYS
+from quantum_gate.demo_engine import PRODUCER_TAIL_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"

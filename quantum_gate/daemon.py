@@ -31,7 +31,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from quantum_gate import __version__, logs
-from quantum_gate.config import DaemonSettings, Settings, parse_listen, resolve_redis_password
+from quantum_gate.config import DaemonSettings, Settings, parse_listen
+from quantum_gate.config_loading import resolve_redis_password
 from quantum_gate.connection import (
     Endpoint,
     cluster_endpoint,
@@ -39,23 +40,24 @@ from quantum_gate.connection import (
     sentinel_endpoint_current,
 )
 from quantum_gate.contract import Event, Skip
-from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
-from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout
+from quantum_gate.cutover_sources import cutover_source
+from quantum_gate.exporter import Snapshot
 from quantum_gate.failover import EndpointWatch, ReplicaStatus, detect_rollback, replica_status
 from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram, window_histograms
-from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerWriter, default_ledger_path
+from quantum_gate.httpapp import HttpApp, HttpServer
+from quantum_gate.ledger import CutoverHistory, LedgerRow, default_ledger_path
+from quantum_gate.ledger_writer import LedgerWriter
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
 from quantum_gate.redis_state import describe_redis_error, is_wrong_type, key_type, wrong_type_message
-from quantum_gate.report import prune_reports, write_report
+from quantum_gate.report_files import prune_reports, write_report
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import (
     Backfill,
-    GapTracker,
     RawEntry,
-    StreamInfo,
     entry_id,
     fill_baseline,
     fill_post,
@@ -67,6 +69,7 @@ from quantum_gate.stream import (
     revrange_pages,
     stream_info,
 )
+from quantum_gate.stream_gaps import GapTracker, StreamInfo
 from quantum_gate.streamids import SEQ_BITS, StreamId
 from quantum_gate.verdicts import Verdict
 from quantum_gate.webconfig import WebConfig, load_web_config

@@ -30,8 +30,10 @@ from typing import Any
 
 import structlog
 
+from quantum_gate.basicauth import BasicAuth
 from quantum_gate.config import HttpSettings
-from quantum_gate.webconfig import BasicAuth, TlsSource, WebConfig, peer_allowed
+from quantum_gate.tlscontext import TlsSource, peer_allowed
+from quantum_gate.webconfig import WebConfig
 
 log = structlog.get_logger("quantum_gate.httpserver")
 

@@ -20,7 +20,8 @@ from quantum_gate.checks import CHECK_SPECS, CHECKS, model_checks, model_verdict
 from quantum_gate.config import GateSettings, Settings
 from quantum_gate.exporter import GateCollector
 from quantum_gate.modelstats import ModelStats, model_stats
-from quantum_gate.statuspage import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS, render_status_page
+from quantum_gate.statuspage import render_status_page
+from quantum_gate.statuspage_html import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS
 from quantum_gate.verdicts import Verdict
 
 # The contract, written out once more on purpose: the ``check`` label -> the setting it is held to.

@@ -31,13 +31,14 @@ from test_cli import as_json, check
 
 from quantum_gate import daemon as daemon_module
 from quantum_gate.breakdown import report_depth
-from quantum_gate.cli import evaluate_once
 from quantum_gate.config import GateSettings
 from quantum_gate.contract import ContractLimits, Event, Skip, SkipReason, Vote, parse_entry
 from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
-from quantum_gate.exporter import HttpApp, make_registry
+from quantum_gate.exporter import make_registry
 from quantum_gate.gate import evaluate
+from quantum_gate.httpapp import HttpApp
+from quantum_gate.oneshot import evaluate_once
 from quantum_gate.report import dumps, gate_document
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import read_after

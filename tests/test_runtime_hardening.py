@@ -38,11 +38,12 @@ from redis.retry import Retry
 from structlog.testing import capture_logs
 from test_gate_http import Served, request, serve, snapshot_for  # noqa: F401 - `serve` is a fixture
 
-from quantum_gate.config import load_settings, redact_url
+from quantum_gate.config import redact_url
+from quantum_gate.config_loading import load_settings
 from quantum_gate.daemon import Daemon, ReportFiles, hook_environment
-from quantum_gate.exporter import health
+from quantum_gate.httpapp import health
 from quantum_gate.redis_state import describe_redis_error
-from quantum_gate.report import prune_reports, report_stamp, reports_to_remove
+from quantum_gate.report_files import prune_reports, report_stamp, reports_to_remove
 
 FAST: dict[str, Any] = {
     "redis": {"block_ms": 200, "backoff_max_seconds": 0.5},
