@@ -7,7 +7,7 @@ snapshot source yields ``quantum_gate_up 0``-style gauges, never an exception in
 The families themselves live by job: ``metrics_live`` (the daemon, Redis, the stream: per scrape) and
 ``metrics_gate`` (one evaluation: per evaluation). Names and labels are documented in docs/metrics.md;
 label sets are bounded (model keys are capped by the contract limits, actions by the label table,
-reasons by ``SKIP_REASONS``, checks by ``checks.CHECK_SPECS``). The HTTP app is ``httpapp``.
+reasons by ``SkipReason``, checks by ``checks.CHECK_SPECS``). The HTTP app is ``httpapp``.
 """
 
 from __future__ import annotations

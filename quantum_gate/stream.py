@@ -17,10 +17,11 @@ import redis
 
 from quantum_gate.config import Settings
 from quantum_gate.connection import connect
-from quantum_gate.contract import ContractLimits, Event, Skip, parse_entry
+from quantum_gate.contract import ContractLimits, Event, Skip, SkipReason, parse_entry
 from quantum_gate.stream_gaps import StreamInfo
 from quantum_gate.streamids import StreamId
-from quantum_gate.windows import Vocabulary, Window
+from quantum_gate.vocabulary import Vocabulary
+from quantum_gate.windows import Window
 
 RawEntry = tuple[bytes, dict[bytes, bytes]]
 MAX_SEQ = 2**64 - 1
@@ -53,7 +54,7 @@ def previous_id(stream_id: StreamId) -> StreamId:
 def parse_raw(raw: RawEntry, limits: ContractLimits) -> tuple[StreamId | None, Event | Skip]:
     stream_id = entry_id(raw[0])
     if stream_id is None:
-        return None, Skip("bad_stream_id")
+        return None, Skip(SkipReason.BAD_STREAM_ID)
     fields = raw[1] if isinstance(raw[1], dict) else {}
     return stream_id, parse_entry(stream_id, fields, limits)
 
@@ -248,7 +249,7 @@ def fill_newest(  # noqa: PLR0912 - the backfill's inlined hot loop, one branch 
     return result
 
 
-_BAD_STREAM_ID = Skip("bad_stream_id")
+_BAD_STREAM_ID = Skip(SkipReason.BAD_STREAM_ID)
 
 
 def fill_post(
