@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import generate_latest as text_latest
 from prometheus_client.core import Metric
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector
 
 from quantum_gate.config import Settings
@@ -96,27 +98,32 @@ class GateCollector(Collector):
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
-        self._gate_text: tuple[GateResult, bytes] | None = None
+        # The process's own families (CPU, RSS, open fds, GC, python_info), as every exporter has
+        # them, in a registry of their own: a test's or an embedding program's registry stays clean.
+        self._runtime = CollectorRegistry(auto_describe=False)
+        for runtime in (ProcessCollector, PlatformCollector, GCCollector):
+            runtime(registry=self._runtime)
+        self._gate_text: dict[bool, tuple[GateResult, bytes]] = {}  # per format: text or OpenMetrics
 
-    def render(self) -> bytes:
-        """The exposition text of ``collect()``, byte for byte, for ``/metrics``. The gate families are
-        a function of the evaluation alone, so their text is kept per evaluation (keyed by the result
-        object) and only the live counters are formatted per scrape: 50 concurrent scrapers cost the
-        tail thread a fraction of the GIL time (tests/test_hardening_load.py)."""
+    def render(self, *, openmetrics: bool = False) -> bytes:
+        """The exposition of ``collect()``, byte for byte, in the text format (0.0.4) or OpenMetrics
+        1.0 (what Prometheus asks for first). The gate families are a function of the evaluation
+        alone, so their text is kept per evaluation (keyed by the result object) and only the live
+        counters are formatted per scrape: 50 concurrent scrapers cost the tail thread a fraction of
+        the GIL time (tests/test_hardening_load.py)."""
         try:
             snap = self._snapshot()
         except Exception:  # broad on purpose: a scrape must answer even if the daemon state is broken
-            return generate_latest(Families([gauge("snapshot_up", SNAPSHOT_UP_DOC, 0)]))
-        live = [gauge("snapshot_up", SNAPSHOT_UP_DOC, 1), *live_families(snap)]
-        text = generate_latest(Families(live))
+            return _format([gauge("snapshot_up", SNAPSHOT_UP_DOC, 0)], openmetrics, end=True)
+        live = [gauge("snapshot_up", SNAPSHOT_UP_DOC, 1), *live_families(snap), *self._runtime_families()]
         result = snap.result
         if result is None:
-            return text
-        cached = self._gate_text
+            return _format(live, openmetrics, end=True)
+        cached = self._gate_text.get(openmetrics)
         if cached is None or cached[0] is not result:
-            cached = (result, generate_latest(Families(list(gate_families(result, snap.settings.gate)))))
-            self._gate_text = cached
-        return text + cached[1]
+            gate = list(gate_families(result, snap.settings.gate))
+            cached = self._gate_text[openmetrics] = (result, _format(gate, openmetrics, end=True))
+        return _format(live, openmetrics, end=False) + cached[1]
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -126,8 +133,24 @@ class GateCollector(Collector):
             return
         yield gauge("snapshot_up", SNAPSHOT_UP_DOC, 1)
         yield from live_families(snap)
+        yield from self._runtime_families()
         if snap.result is not None:
             yield from gate_families(snap.result, snap.settings.gate)
+
+    def _runtime_families(self) -> list[Metric]:
+        # ProcessCollector answers nothing (no exception) where /proc cannot be read.
+        return list(self._runtime.collect())
+
+
+_OPENMETRICS_END = b"# EOF\n"
+
+
+def _format(families: list[Metric], openmetrics: bool, *, end: bool) -> bytes:
+    """The families in one format; OpenMetrics ends once, after the last part (``end``)."""
+    if not openmetrics:
+        return text_latest(Families(families))
+    text: bytes = openmetrics_latest(Families(families))  # type: ignore[no-untyped-call]
+    return text if end else text.removesuffix(_OPENMETRICS_END)
 
 
 def make_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
 from quantum_gate.config import HttpSettings
 from quantum_gate.exporter import GateCollector, Snapshot
@@ -80,6 +81,22 @@ def query_problem(route: str, query: str) -> str | None:
     return None
 
 
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an Accept header lists OpenMetrics (Prometheus puts it first) with a weight above 0;
+    anything else, or no header, gets the text format 0.0.4, as prometheus_client decides it."""
+    for accepted in accept.split(","):
+        media, *parameters = (part.strip() for part in accepted.split(";"))
+        if media.lower() != "application/openmetrics-text":
+            continue
+        weights = [value for name, _, value in (p.partition("=") for p in parameters) if name == "q"]
+        try:
+            if not weights or float(weights[0]) > 0:
+                return True
+        except ValueError:  # a malformed weight: as if it were absent
+            return True
+    return False
+
+
 class HttpApp:
     """Routes for the daemon's listener; ``render_index`` draws ``/`` (the status page)."""
 
@@ -96,12 +113,14 @@ class HttpApp:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
 
-    def handle(self, path: str) -> tuple[int, str, bytes]:  # noqa: PLR0911 - one return per route
+    def handle(self, path: str, accept: str = "") -> tuple[int, str, bytes]:  # noqa: PLR0911 - one return per route
         route, _, query = path.partition("?")
         checked = "/reports/" if route.startswith("/reports/") else route
         if checked in ROUTE_PARAMETERS and (problem := query_problem(checked, query)) is not None:
             return 400, "text/plain; charset=utf-8", problem.encode("utf-8") + b"\n"
         if route == "/metrics":
+            if wants_openmetrics(accept):
+                return 200, OPENMETRICS_CONTENT_TYPE, self.collector.render(openmetrics=True)
             return 200, CONTENT_TYPE_LATEST, self.collector.render()
         snap = self.snapshot()
         if route == "/gate":
@@ -190,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, with_body: bool) -> None:
         try:
-            status, content_type, body = self.app.handle(self.path)
+            status, content_type, body = self.app.handle(self.path, self.headers.get("Accept", ""))
         except Exception:  # broad on purpose: answer 500, keep serving
             status, content_type, body = 500, "text/plain; charset=utf-8", b"internal error\n"
         self.send_response(status)

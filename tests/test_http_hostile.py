@@ -268,14 +268,14 @@ def test_the_worker_pool_is_bounded(listener: Callable[..., int]) -> None:
     snap = snapshot_for("PASS")
 
     class Blocking(HttpApp):
-        def handle(self, path: str) -> tuple[int, str, bytes]:
+        def handle(self, path: str, accept: str = "") -> tuple[int, str, bytes]:
             with lock:
                 running[0] += 1
                 running[1] = max(running[1], running[0])
             release.wait(10)
             with lock:
                 running[0] -= 1
-            return super().handle(path)
+            return super().handle(path, accept)
 
     port = listener(Blocking(lambda: snap, lambda: NOW, render_status_page), workers=2)
     statuses: list[int] = []
