@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import RedisServer
 from hardening_kit import COMPACT_VARIANTS, DaemonProcess, Metrics, xadd_many
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from quantum_gate.checks import CHECKS
@@ -308,12 +308,13 @@ def decoded(raw: bytes) -> Any:
 
 def spec_vote(value: Any) -> tuple[str, float, str | None] | None:
     """The contract (docs/contract.md, "Votes") for one model's vote, written independently: the action
-    in its normal form (whitespace stripped, case folded, upper-case), limits on the normal form."""
+    in its normal form (whitespace stripped, case folded, upper-case), limits on the normal form; an
+    unprintable action makes the vote invalid, an unprintable variant is absent."""
     if not isinstance(value, dict):
         return None
     action, confidence = value.get("action"), value.get("confidence")
     action = action.strip().casefold().upper() if isinstance(action, str) else ""
-    if not 0 < len(action) <= LIMITS.max_key_length:
+    if not 0 < len(action) <= LIMITS.max_key_length or not action.isprintable():
         return None
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
         return None
@@ -324,7 +325,7 @@ def spec_vote(value: Any) -> tuple[str, float, str | None] | None:
     if not math.isfinite(number):
         return None
     variant = value.get("model")
-    keep = isinstance(variant, str) and 0 < len(variant) <= LIMITS.max_key_length
+    keep = isinstance(variant, str) and 0 < len(variant) <= LIMITS.max_key_length and variant.isprintable()
     return action, number, variant if keep else None
 
 
@@ -340,7 +341,12 @@ def check_against_spec(fields: Mapping[bytes, bytes], result: Event | Skip) -> N
     payload = decoded(raw)
     assert isinstance(payload, dict) and isinstance(payload.get("model_breakdown"), dict)
     breakdown: dict[str, Any] = payload["model_breakdown"]
-    considered = [key for key in breakdown if key != "fallback" and len(key) <= LIMITS.max_key_length]
+    # Refused: a key too long or not one printable line (docs/contract.md, "Refused model keys").
+    considered = [
+        key
+        for key in breakdown
+        if key != "fallback" and len(key) <= LIMITS.max_key_length and key.isprintable()
+    ]
     considered = considered[: LIMITS.max_models_per_entry]
     expected = {key: spec_vote(breakdown[key]) for key in considered}
     got = {vote.model: (vote.action, vote.confidence, vote.variant) for vote in result.votes}
@@ -360,6 +366,14 @@ def check_against_spec(fields: Mapping[bytes, bytes], result: Event | Skip) -> N
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(entry_fields())
+# Found by Hypothesis (the spec here had not learnt that an unprintable variant is absent):
+@example(
+    {
+        b"event_type": b"trade.intent",
+        b"payload": b'{"model_breakdown": {"lgbm": {"action": "BUY", '
+        b'"confidence": 0.5, "model": "\\u001f"}, "x\\ny": {"action": "BUY", "confidence": 0.5}}}',
+    }
+)
 def test_fuzz_parse_entry_deep_huge_binary_matches_the_contract(fields: dict[bytes, bytes]) -> None:
     result = parse_entry(StreamId(1_768_023_795_000, 7), fields, LIMITS)
     check_against_spec(fields, result)
