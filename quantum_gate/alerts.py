@@ -14,6 +14,8 @@ log = structlog.get_logger("quantum_gate")
 
 
 class Alerts:
+    """Each alert's state; ``update`` logs only the changes (raised, cleared)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.active: dict[str, bool] = {"low_event_rate": False, "collapse": False}

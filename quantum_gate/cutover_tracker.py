@@ -47,6 +47,9 @@ class CutoverState:
 
 
 class CutoverTracker:
+    """The cutover source and the cutover's life: found (pending), adopted (in ``windows.cutover``),
+    moved on in place (a rollout). Adopting needs Redis, so the tail thread calls ``adopt_pending``."""
+
     def __init__(
         self,
         settings: Settings,

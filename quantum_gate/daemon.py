@@ -44,6 +44,8 @@ log = structlog.get_logger("quantum_gate")
 
 
 class Daemon:
+    """The service: the parts, wired once, and the lifecycle phases ``run`` calls in order."""
+
     def __init__(
         self,
         settings: Settings,

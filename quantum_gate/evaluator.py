@@ -71,6 +71,9 @@ class EvaluatorState:
 
 
 class Evaluator:
+    """The scheduler's evaluation and what follows it. It is handed callables (``inputs``) rather than
+    the tracker and the tail, so it reads them only under the lock, with the windows' copy."""
+
     def __init__(
         self,
         settings: Settings,

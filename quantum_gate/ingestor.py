@@ -73,6 +73,9 @@ class IngestorState:
 
 
 class Ingestor:
+    """The tail thread and what it routes. It never evaluates: it tells the evaluator what arrived
+    (``events_arrived``) and asks for the first evaluation once caught up (``request_evaluation``)."""
+
     def __init__(
         self,
         settings: Settings,

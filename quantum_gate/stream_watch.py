@@ -26,6 +26,8 @@ log = structlog.get_logger("quantum_gate")
 
 
 class StreamWatch:
+    """XINFO, resets, rewinds and rollbacks: the position's bookkeeping against the stream itself."""
+
     def __init__(
         self,
         settings: Settings,

@@ -93,7 +93,7 @@ def add_entry(client: redis.Redis, key: str, fields: Mapping[str, str], stream_i
 @contextmanager
 def tailing(daemon: Daemon, timeout: float = 30.0) -> Iterator[Daemon]:
     """The daemon's start phase and tail thread, without HTTP, scheduler or signal handlers: tests
-    drive ``evaluation_tick``/``watch_cutover`` themselves and read ``snapshot()``."""
+    drive ``evaluator.tick``/``tracker.watch`` themselves and read ``snapshot()``."""
     daemon.tracker.initial_cutover()
     thread = threading.Thread(target=daemon.ingestor.tail_forever, name="test-tail", daemon=True)
     thread.start()

@@ -1,5 +1,5 @@
 """The daemon in process: a real Redis, the real tail thread, the stand-in systemctl; evaluation driven
-by the test (``evaluation_tick``/``watch_cutover``), metrics read through the project's registry and
+by the test (``evaluator.tick``/``tracker.watch``), metrics read through the project's registry and
 logs captured as data. The subprocess path is exercised in test_daemon_process.py.
 """
 
