@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from quantum_gate.gate import model_names
 from quantum_gate.histograms import Histogram, histogram
+from quantum_gate.modelstats import model_names
 from quantum_gate.windows import BASE_ACTIONS, OTHER_LABEL, ModelColumns, Window
 
 TRANSITION_LABELS = (*BASE_ACTIONS, "other")  # BUY, SELL, HOLD, other: every other action label

@@ -25,7 +25,7 @@ from quantum_gate.connection import connect
 from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
-from quantum_gate.gate import PASS, GateResult
+from quantum_gate.gate import GateResult
 from quantum_gate.history import render_history
 from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
 from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
@@ -35,6 +35,7 @@ from quantum_gate.report import dumps, render_table, write_report
 from quantum_gate.retention import retention_for_windows
 from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
 from quantum_gate.streamids import StreamIdError
+from quantum_gate.verdicts import Verdict
 from quantum_gate.windows import Window
 
 EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED, EXIT_REPORT_FAILED = 0, 1, 2, 3
@@ -332,7 +333,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             _fail(f"report not written: {where}: {exc.strerror or exc} (the verdict above stands)")
             return EXIT_REPORT_FAILED
         print(f"report written: {path} (and .md)", file=sys.stderr)
-    return EXIT_PASS if result.verdict == PASS else EXIT_BLOCKED
+    return EXIT_PASS if result.verdict == Verdict.PASS else EXIT_BLOCKED
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ from quantum_gate import __version__, logs
 from quantum_gate.config import Settings, parse_listen, resolve_redis_password
 from quantum_gate.cutover_tracker import CutoverTracker
 from quantum_gate.evaluator import EvaluationInputs, Evaluator
-from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.exporter import Snapshot
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.ingestor import Ingestor
 from quantum_gate.ledger_feed import LedgerFeed
 from quantum_gate.shared_windows import SharedWindows

@@ -16,24 +16,22 @@ dead zone at 0.5, xgb overconfident in a band of 0.93-0.999 too narrow for the s
 and the gate FAILs on all four models; it restarts with the patch (a new cutover); the post window fills
 with healthy events and PASSes at 200; it restarts again with nhits collapsed onto a rule constant and
 the gate FAILs 200 events later. Ctrl-C stops the daemon, the simulator and the server; exit 0.
+
+The entries come from ``demo_engine``, the unit, the acts and the simulator that plays them from
+``demo_story`` (``demo_kubernetes`` for ``--engine kubernetes``); this module runs the parts together
+and narrates on the console.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import shlex
 import shutil
 import socket
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,341 +41,10 @@ import redis
 from quantum_gate import logs
 from quantum_gate.config import Settings, parse_listen
 from quantum_gate.daemon import Daemon
+from quantum_gate.demo_kubernetes import KubernetesSimulator, SimulatedDeployment, banner_story
+from quantum_gate.demo_story import STREAM, UNIT, SimulatedUnit, Simulator, planned_times
 
-# The keys the producer appends after `regime` with these values in every fixture entry (RL and
-# sizing details). The gate ignores them; the demo and the benchmark write them so that payloads have
-# the producer's real size and shape.
-PRODUCER_TAIL_KEYS: dict[str, object] = {
-    "rl_influence_enabled": False,
-    "rl_gate_pass": False,
-    "rl_gate_reason": "rl_disabled",
-    "rl_action": None,
-    "rl_confidence": 0.0,
-    "rl_version": None,
-    "rl_policy_age_sec": None,
-    "rl_weight_effective": 0.0,
-    "rl_effect": "none",
-    "ai_leverage": 56.00000000000001,
-    "ai_size_usd": 152.00000000000003,
-    "ai_harvest_policy": {"mode": "swing", "trail_pct": 1.0, "max_time_sec": 3600, "partial_close_pct": 0.0},
-}
-
-
-STREAM = "quantum:stream:trade.intent"
-UNIT = "quantum-ai-engine.service"
-MAXLEN = 10_000  # the producer's own XADD ... MAXLEN ~ 10000
 MAX_SPEED = 1000.0
-
-SYMBOLS = {
-    "BTCUSDT": 71_474.94,
-    "ETHUSDT": 3_912.5,
-    "SOLUSDT": 187.31,
-    "BNBUSDT": 712.4,
-    "XRPUSDT": 2.418,
-    "DOGEUSDT": 0.3921,
-    "NEARUSDT": 1.465,
-    "A2ZUSDT": 0.000983,
-}
-
-STANDIN_SYSTEMCTL = """#!/bin/sh
-# quantum-gate demo: a stand-in for systemctl. It answers `systemctl show` for the simulated
-# quantum-ai-engine from a state file that the simulator rewrites on every restart.
-[ "$1" = show ] || {{ echo "demo systemctl: only 'show' is simulated" >&2; exit 1; }}
-exec cat {state}
-"""
-
-
-# ---- the unit: what `systemctl show` says -----------------------------------------------------------
-
-
-class SimulatedUnit:
-    """The engine's systemd unit as the stand-in ``systemctl`` reports it (unix timestamps)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.bin_dir = directory / "bin"
-        self.bin_dir.mkdir(parents=True, exist_ok=True)
-        self.state_file = directory / "unit-state"
-        script = self.bin_dir / "systemctl"
-        script.write_text(STANDIN_SYSTEMCTL.format(state=shlex.quote(str(self.state_file))), encoding="utf-8")
-        script.chmod(0o755)
-        self.restarts = -1
-        self.invocation = ""
-        self.entered = 0
-
-    def start(self, entered: int) -> None:
-        """A (re)start at ``entered`` (whole epoch seconds, as systemd reports it): a new InvocationID."""
-        self.restarts += 1
-        self.invocation = uuid.uuid4().hex
-        self.entered = entered
-        text = (
-            f"InvocationID={self.invocation}\n"
-            f"ActiveEnterTimestamp=@{entered}\n"
-            "ActiveState=active\n"
-            f"NRestarts={self.restarts}\n"
-        )
-        temporary = self.state_file.with_suffix(".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(self.state_file)
-
-
-# ---- the engine: entries in the producer's format ----------------------------------------------------
-
-HEALTHY = {  # model -> (variant, mean confidence, spread, action weights BUY/SELL/HOLD)
-    "xgb": ("xgboost", 0.66, 0.12, (0.37, 0.35, 0.28)),
-    "lgbm": ("lgbm", 0.61, 0.10, (0.36, 0.36, 0.28)),
-    "nhits": ("nhits", 0.58, 0.09, (0.34, 0.33, 0.33)),
-    "patchtst": ("patchtst", 0.56, 0.10, (0.33, 0.32, 0.35)),
-}
-ACTIONS = ("BUY", "SELL", "HOLD")
-
-
-class Engine:
-    """Builds entries the way quantum-ai-engine writes them; ``mode`` is the deployed behaviour."""
-
-    def __init__(self, seed: int = 7) -> None:
-        self.rng = random.Random(seed)  # noqa: S311 - simulated market data, not security
-
-    def vote(self, model: str, mode: str) -> dict[str, Any]:
-        rng = self.rng
-        if mode == "collapsed" and model == "lgbm":
-            roll = rng.random()
-            value = 0.75 if roll < 0.73 else 0.5 if roll < 0.88 else 0.65 if roll < 0.97 else 1.05
-            action = "BUY" if rng.random() < 0.8 else "SELL"
-            return {"action": action, "confidence": value, "model": "lgbm_fallback_rules"}
-        if mode == "collapsed" and model in {"nhits", "patchtst"}:
-            dead = rng.random() < (0.9 if model == "nhits" else 0.93)
-            action = "HOLD" if dead else rng.choice(("BUY", "SELL"))
-            value = 0.5 if dead else (0.65 if model == "nhits" else rng.uniform(0.45, 0.62))
-            if model == "nhits":
-                return {"action": action, "confidence": value, "model": "nhits_fallback_rules"}
-            return {"action": action, "confidence": value, "model": "patchtst_shadow", "shadow": True}
-        if mode == "collapsed" and model == "xgb":
-            # Overconfident, as the producer's own entries show xgb near 0.996: std ~0.02 and P10-P90 ~0.06,
-            # so xgb fails the std and P10-P90 checks in act 1 too (the banner and quickstart say so).
-            return {"action": rng.choice(ACTIONS), "confidence": rng.uniform(0.93, 0.999), "model": "xgboost"}
-        if mode == "regressed" and model == "nhits":
-            action = "BUY" if rng.random() < 0.88 else "SELL"
-            return {"action": action, "confidence": 0.65, "model": "nhits_fallback_rules"}
-        variant, mean, spread, weights = HEALTHY[model]
-        confidence = min(max(rng.gauss(mean, spread), 0.02), 0.995)
-        return {"action": rng.choices(ACTIONS, weights)[0], "confidence": confidence, "model": variant}
-
-    def ai_entry(self, mode: str, published: datetime) -> dict[str, str]:
-        """The AI-engine envelope: event_type, payload (Python json.dumps), trace_id, correlation_id,
-        a naive UTC publisher timestamp, source."""
-        rng = self.rng
-        breakdown = {model: self.vote(model, mode) for model in HEALTHY}
-        buys = [v for v in breakdown.values() if v["action"] == "BUY"]
-        sells = [v for v in breakdown.values() if v["action"] == "SELL"]
-        winners = buys if len(buys) > len(sells) else sells if len(sells) > len(buys) else []
-        if len(winners) >= 2:
-            side = winners[0]["action"]
-            confidence = sum(v["confidence"] for v in winners) / len(winners)
-            consensus = len(winners)
-        else:  # no consensus: the ensemble's rule fallback decides (0.68 or 0.72)
-            side = rng.choice(("BUY", "SELL"))
-            confidence = rng.choice((0.68, 0.72))
-            consensus = 1
-            breakdown["fallback"] = {
-                "action": side,
-                "confidence": confidence,
-                "reason": "consensus_not_met_or_hold_signal",
-                "triggered_by": rng.choice(("rsi_macd_rules", "testnet_hash_pattern")),
-            }
-        symbol = rng.choice(list(SYMBOLS))
-        price = SYMBOLS[symbol] * rng.uniform(0.98, 1.02)
-        stop, take = (0.99, 1.02) if side == "BUY" else (1.01, 0.98)
-        decided = published.timestamp() - rng.uniform(0.5, 40.0)
-        payload = {
-            "symbol": symbol,
-            "side": side,
-            "position_size_usd": 50.0,
-            "leverage": 5,
-            "entry_price": price,
-            "stop_loss": price * stop,
-            "take_profit": price * take,
-            "confidence": confidence,
-            "timestamp": datetime.fromtimestamp(decided, tz=UTC).isoformat(),
-            "model": "ensemble",
-            "meta_strategy": "default",
-            "consensus_count": consensus,
-            "total_models": 4,
-            "model_breakdown": breakdown,
-            "atr_value": round(rng.uniform(0.0, 0.05), 4),
-            "volatility_factor": 1.0,
-            "exchange_divergence": rng.uniform(0.0, 25.0),
-            "funding_rate": rng.uniform(-5e-5, 5e-5),
-            "regime": "unknown",
-            **PRODUCER_TAIL_KEYS,
-        }
-        return {
-            "event_type": "trade.intent",
-            "payload": json.dumps(payload),
-            "trace_id": "",
-            "correlation_id": str(uuid.uuid4()),
-            "timestamp": _naive_utc(published.timestamp() - rng.uniform(12.0, 23.0)),
-            "source": "ai-engine",
-        }
-
-    def other_entry(self, published: datetime) -> dict[str, str] | None:
-        """Now and then another producer shares the stream (skipped by the gate, and counted)."""
-        roll = self.rng.random()
-        symbol = self.rng.choice(list(SYMBOLS))
-        if roll < 0.04:  # the trading bot's envelope: no model_breakdown
-            body = {
-                "symbol": symbol,
-                "side": "BUY",
-                "confidence": 0.72,
-                "entry_price": SYMBOLS[symbol],
-                "position_size_usd": 200.0,
-                "leverage": 1,
-                "timestamp": _naive_utc(published.timestamp()),
-                "model": "ensemble",
-                "reason": "AI signal",
-            }
-            return {
-                "event_type": "trade.intent",
-                "payload": json.dumps(body),
-                "timestamp": _naive_utc(published.timestamp()),
-                "source": "trading-bot",
-            }
-        if roll < 0.05:  # the flat variant: no event_type at all
-            return {
-                "intent_type": "open",
-                "symbol": symbol,
-                "action": "BUY",
-                "side": "LONG",
-                "confidence": "0.7",
-            }
-        return None
-
-
-def _naive_utc(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None).isoformat()
-
-
-# ---- the story ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Act:
-    mode: str  # how the deployed engine behaves: collapsed | patched | regressed
-    events: int | None  # accepted (AI-engine) entries in this act; None = until stopped
-    per_second: float  # at --speed 1
-    restart: str | None = None  # the act opens with a restart of the unit, told like this
-    min_seconds: float = 0.0  # wall-clock floor, so that a short act stays visible at high --speed
-
-
-STORY = (
-    Act("collapsed", 24, 1.2),
-    Act("patched", 200, 2.5, restart="restarts with the patch"),
-    Act("patched", 60, 2.5, min_seconds=4.0),
-    Act(
-        "regressed",
-        200,
-        2.5,
-        restart="restarts with a regression: nhits falls back to its rules, pinned at 0.65",
-    ),
-    Act("regressed", None, 0.5),
-)
-RESTART_DOWNTIME = 2.0  # seconds at --speed 1 during which a restarting engine writes nothing
-BACKLOG_HEALTHY, BACKLOG_COLLAPSED, BACKLOG_SPACING = 150, 230, 25.0  # the history before the demo starts
-
-
-def planned_times(speed: float) -> list[float]:
-    """When each act starts, in seconds from the start (an estimate for the banner)."""
-    times, at = [], 0.0
-    for act in STORY:
-        if act.restart:
-            at += max(RESTART_DOWNTIME / speed, 1.0) + 0.5
-        times.append(at)
-        if act.events is not None:
-            at += max(act.events / (act.per_second * speed), act.min_seconds)
-    return times
-
-
-class Simulator(threading.Thread):
-    """Writes the backlog, then plays ``STORY`` live: XADDs at the act's rate, restarts the unit."""
-
-    backlog_modes = ("patched", "collapsed")  # the older deployment, then the one running at T0
-
-    def __init__(self, client: redis.Redis, unit: Any, speed: float, say: Callable[[str], None]) -> None:
-        super().__init__(name="demo-engine", daemon=True)
-        self.client = client
-        self.unit = unit
-        self.speed = speed
-        self.say = say
-        self.engine = Engine()
-        self.stop = threading.Event()
-        self.written = 0
-        self.error: BaseException | None = None
-        self.story: tuple[Act, ...] = STORY
-
-    def write_backlog(self, now: float) -> None:
-        """The history: a healthy older deployment, then the collapsed one still running (started at
-        T0, the first cutover the daemon finds). Explicit IDs in the past, oldest first."""
-        collapsed_from = now - BACKLOG_COLLAPSED * BACKLOG_SPACING - 30
-        t0 = int(collapsed_from) - 10
-        healthy_from = t0 - 30 - BACKLOG_HEALTHY * BACKLOG_SPACING
-        previous_ms = 0
-        older, running = self.backlog_modes
-        for mode, count, start in (
-            (older, BACKLOG_HEALTHY, healthy_from),
-            (running, BACKLOG_COLLAPSED, collapsed_from),
-        ):
-            for index in range(count):
-                at = start + index * BACKLOG_SPACING + self.engine.rng.uniform(0, BACKLOG_SPACING * 0.8)
-                ms = max(int(at * 1000), previous_ms + 1)
-                previous_ms = ms + 1
-                published = datetime.fromtimestamp(ms / 1000, tz=UTC)
-                other = self.engine.other_entry(published)
-                if other is not None:
-                    self._xadd(other, entry_id=f"{ms}-0")
-                self._xadd(self.engine.ai_entry(mode, published), entry_id=f"{ms}-1")
-        self.unit.start(t0)
-
-    def _xadd(self, fields: dict[str, str], entry_id: str = "*") -> None:
-        # redis-py types the field map invariantly over str | bytes | ...; a dict[str, str] is fine.
-        self.client.xadd(STREAM, fields, id=entry_id, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
-
-    def run(self) -> None:
-        try:
-            for act in self.story:
-                if self.stop.is_set():
-                    return
-                if act.restart:
-                    self._restart(act.restart)
-                self._play(act)
-        except redis.RedisError as exc:  # the server went away under us: the demo is ending
-            if not self.stop.is_set():
-                self.error = exc
-                self.say(f"simulated engine stopped: {exc}")
-
-    def _restart(self, story: str) -> None:
-        self.say(f"engine {story}: down for a moment, then a new InvocationID and ActiveEnterTimestamp")
-        self.stop.wait(max(RESTART_DOWNTIME / self.speed, 0.2))
-        entered = int(time.time()) + 1  # systemd reports whole seconds; nothing is written meanwhile
-        while not self.stop.is_set() and time.time() < entered + 0.02:
-            self.stop.wait(0.02)
-        self.unit.start(entered)
-
-    def _play(self, act: Act) -> None:
-        """XADD the act's accepted entries at its rate (plus the odd entry of another producer); an
-        act with ``min_seconds`` goes on at the same rate until that much wall-clock time has passed."""
-        rate = act.per_second * self.speed
-        deadline = time.monotonic() + act.min_seconds
-        written = 0
-        while not self.stop.is_set():
-            if act.events is not None and written >= act.events and time.monotonic() >= deadline:
-                return
-            now = datetime.now(UTC)
-            other = self.engine.other_entry(now)
-            if other is not None:
-                self._xadd(other)
-            self._xadd(self.engine.ai_entry(act.mode, now))
-            written += 1
-            self.written += 1
-            self.stop.wait(self.engine.rng.uniform(0.5, 1.5) / rate)
 
 
 class Narrator(threading.Thread):
@@ -489,8 +156,6 @@ def _banner(
         return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
     if engine == "kubernetes":
-        from quantum_gate.demo_kubernetes import banner_story  # noqa: PLC0415 - it imports this module
-
         story = banner_story(clock, times)
     else:
         story = [
@@ -604,11 +269,6 @@ def _engine(
 ) -> tuple[Any, Simulator]:
     """The simulated deployment (a systemd unit, or a Kubernetes Deployment) and its simulator."""
     if engine == "kubernetes":
-        from quantum_gate.demo_kubernetes import (  # noqa: PLC0415 - it imports this module
-            KubernetesSimulator,
-            SimulatedDeployment,
-        )
-
         deployment = SimulatedDeployment(workdir)
         return deployment, KubernetesSimulator(client, deployment, speed, say)
     unit = SimulatedUnit(workdir)

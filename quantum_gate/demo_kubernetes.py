@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from quantum_gate.demo import Act, Simulator
+from quantum_gate.demo_story import Act, Simulator
 
 NAMESPACE, NAME, REPLICAS = "quantum-trader", "ai-engine", 2
 TARGET = f"{NAMESPACE}/{NAME}"

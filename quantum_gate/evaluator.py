@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from quantum_gate.alerts import Alerts
 from quantum_gate.config import Settings
 from quantum_gate.cutover import Cutover
-from quantum_gate.gate import INSUFFICIENT, GateResult
+from quantum_gate.gate import GateResult
 from quantum_gate.gate_hook import run_hook
 from quantum_gate.histograms import Histogram, window_histograms
 from quantum_gate.ledger_feed import LedgerFeed
@@ -37,6 +37,7 @@ from quantum_gate.retention import Retention
 from quantum_gate.shared_windows import SharedWindows
 from quantum_gate.streamids import StreamId
 from quantum_gate.systemd_notify import sd_notify
+from quantum_gate.verdicts import Verdict
 
 log = structlog.get_logger("quantum_gate")
 
@@ -242,7 +243,7 @@ class Evaluator:
     def _evaluation_failed(self, exc: Exception) -> None:
         with self.lock:
             self.evaluation_errors_total += 1
-            if self.result is not None and self.result.verdict != INSUFFICIENT:
+            if self.result is not None and self.result.verdict != Verdict.INSUFFICIENT_DATA:
                 self.result = None
                 self.document = None
         log.error("gate.evaluation_failed", error=type(exc).__name__, detail=str(exc)[:300], exc_info=exc)

@@ -42,7 +42,7 @@ def duration(seconds: float | None, *, missing: str = "-", days: bool = True) ->
 def tidy(value: float) -> float:
     """A statistic as a gauge or a JSON number: 12 significant digits, so float noise (a mean of
     0.6500000000000001, a P10-P90 of 0.15000000000000002, a constant model's std of 1.1e-16) reads as
-    what it means. Check values go through ``gate.readable`` instead, so that a failing value never
+    what it means. Check values go through ``checks.readable`` instead, so that a failing value never
     reads as its threshold; timestamps and counts are exact and left alone."""
     if not math.isfinite(value):
         return value

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from quantum_gate.gate import model_names
+from quantum_gate.modelstats import model_names
 from quantum_gate.windows import Window
 
 # The page's default: 22 bins 0.05 wide over [0, 1.1], so 1.0 is a bin edge and the known constants

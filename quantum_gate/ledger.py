@@ -27,7 +27,8 @@ from typing import Any
 import structlog
 
 from quantum_gate.cutover import Cutover
-from quantum_gate.gate import INSUFFICIENT, GateResult
+from quantum_gate.gate import GateResult
+from quantum_gate.verdicts import Verdict
 
 log = structlog.get_logger("quantum_gate.ledger")
 
@@ -187,7 +188,7 @@ class CutoverHistory:
         row = self.current
         if row is None or result.cutover is None or cutover_identity(result.cutover) != row.identity:
             return []
-        models = {report.name: report.verdict for report in result.gated()}
+        models: dict[str, str] = {report.name: report.verdict for report in result.gated()}
         borderline = tuple(f"{model} {check.name}" for model, check in result.borderline())
         reasons = tuple(result.reasons[:MAX_REASONS_PER_ROW])
         updated = replace(
@@ -230,7 +231,9 @@ def _with_report(row: LedgerRow, path: Path | str) -> LedgerRow:
 
 def _complete(result: GateResult) -> bool:
     """The automatic gate's moment: min_events reached and a verdict that is not INSUFFICIENT_DATA."""
-    return result.progress.events >= result.progress.min_events and result.verdict != INSUFFICIENT
+    return (
+        result.progress.events >= result.progress.min_events and result.verdict != Verdict.INSUFFICIENT_DATA
+    )
 
 
 def _same_but_time(first: LedgerRow, second: LedgerRow) -> bool:

@@ -13,12 +13,16 @@ from typing import Any
 
 import orjson
 
+from quantum_gate.checks import plain_number, readable
+from quantum_gate.compare import delta
 from quantum_gate.depth_markdown import depth_markdown, provenance_markdown
 from quantum_gate.formatting import duration
 from quantum_gate.formatting import num as _num
 from quantum_gate.formatting import pct as _pct
-from quantum_gate.gate import GateResult, delta, plain_number, readable, votes
+from quantum_gate.gate import GateResult
+from quantum_gate.modelstats import votes
 from quantum_gate.streamids import ms_to_iso
+from quantum_gate.verdicts import Verdict
 
 SCHEMA = "quantum-gate/gate/v1"
 
@@ -91,10 +95,10 @@ def recommendation(document: dict[str, Any]) -> str:
     events = document["progress"]["events"]
     borderline = document.get("borderline") or []
     shaky = ", ".join(f"{item['model']} {item['name']}" for item in borderline)
-    if verdict == "INSUFFICIENT_DATA":
+    if verdict == Verdict.INSUFFICIENT_DATA:
         why = document["reasons"][0] if document["reasons"] else "not enough data"
         return f"INSUFFICIENT_DATA: {why}. No recommendation until the gate can decide."
-    if verdict == "PASS":
+    if verdict == Verdict.PASS:
         changes = _largest_changes(document)
         if not borderline:
             return (
@@ -277,7 +281,7 @@ def render_table(document: dict[str, Any]) -> str:
             f"borderline: {item['model']} {item['name']} {item['value']:.4g}, 95% interval {low:.4g} to "
             f"{high:.4g} straddles {item['threshold']:g}"
         )
-    if document.get("recommendation") and document["verdict"] != "INSUFFICIENT_DATA":
+    if document.get("recommendation") and document["verdict"] != Verdict.INSUFFICIENT_DATA:
         lines += ["", f"recommendation: {document['recommendation']}"]
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ the thresholds say (fail-closed semantics never change), but a check whose inter
 threshold is *borderline*, and the document, ``/gate``, the reports, the page and the metrics say so.
 
 * Shares (majority, HOLD, out-of-range, invalid votes): the Wilson score interval of count / n. Which
-  check takes which interval is a column of ``gate.CHECK_SPECS``.
+  check takes which interval is a column of ``checks.CHECK_SPECS``.
 * Confidence std: the large-sample interval for the variance from the sample's own fourth moment,
   s**2 +- z sqrt((m4 - s**4) / n), square-rooted. It assumes no distribution (unlike the chi-square
   interval, which is only right for normal data and is far too narrow for the bimodal confidences these
@@ -13,7 +13,7 @@ threshold is *borderline*, and the document, ``/gate``, the reports, the page an
 * P10-P90: distribution-free order-statistic intervals for P10 and for P90, each at 97.5 % (Bonferroni,
   so the pair holds at >= 95 %), combined as [lower P90 - upper P10, upper P90 - lower P10].
 
-Every interval costs O(1) on top of the statistics ``gate.model_stats`` already computes, plus one pass
+Every interval costs O(1) on top of the statistics ``modelstats.model_stats`` already computes, plus one pass
 over the (already sorted) confidences for the fourth moment: `make bench` (section ``intervals``) measured
 +1.8 ms for a whole evaluation of 4 models at 2,000 + 2,000 events (docs/benchmarks.md).
 """

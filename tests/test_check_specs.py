@@ -1,4 +1,4 @@
-"""Issue 13.3: checks as data. One table (``gate.CHECK_SPECS``) names each check's statistic, comparator,
+"""Issue 13.3: checks as data. One table (``checks.CHECK_SPECS``) names each check's statistic, comparator,
 threshold setting and roles; the gate, the verdict, the exporter and the page derive from it, so the
 order of the table cannot mislabel a metric or change a verdict."""
 
@@ -13,23 +13,16 @@ from eventkit import healthy_vote
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from test_gate import single_model_window
-from test_statuspage import build_windows, snapshot
+from test_statuspage import NOW, build_windows, snapshot
 
-from quantum_gate import gate
+from quantum_gate import checks as check_table
+from quantum_gate.checks import CHECK_SPECS, CHECKS, model_checks, model_verdict
 from quantum_gate.config import GateSettings, Settings
 from quantum_gate.exporter import GateCollector
-from quantum_gate.gate import (
-    CHECK_SPECS,
-    CHECKS,
-    FAIL,
-    INSUFFICIENT,
-    PASS,
-    ModelStats,
-    model_checks,
-    model_stats,
-    model_verdict,
-)
-from quantum_gate.statuspage import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS
+from quantum_gate.modelstats import ModelStats, model_stats
+from quantum_gate.statuspage import render_status_page
+from quantum_gate.statuspage_html import CHECK_TITLES, COUNT_CHECKS, SHARE_CHECKS
+from quantum_gate.verdicts import Verdict
 
 # The contract, written out once more on purpose: the ``check`` label -> the setting it is held to.
 THRESHOLD_SETTING = {
@@ -89,7 +82,7 @@ def test_exported_thresholds_are_the_setting_of_each_check_by_name() -> None:
 
 def test_a_reordered_table_cannot_mislabel_a_threshold_or_a_check(monkeypatch: pytest.MonkeyPatch) -> None:
     reordered = tuple(reversed(CHECK_SPECS))
-    monkeypatch.setattr(gate, "CHECK_SPECS", reordered)
+    monkeypatch.setattr(check_table, "CHECK_SPECS", reordered)
     exported = exported_thresholds(Settings(gate=DISTINCT))
     assert exported == {name: float(getattr(DISTINCT, field)) for name, field in THRESHOLD_SETTING.items()}
     stats = model_stats(single_model_window([healthy_vote(i) for i in range(300)]), "m", (0.5,))
@@ -101,16 +94,16 @@ def test_a_reordered_table_cannot_mislabel_a_threshold_or_a_check(monkeypatch: p
 
 @pytest.mark.parametrize("order", [CHECK_SPECS, tuple(reversed(CHECK_SPECS))], ids=["table", "reversed"])
 def test_the_verdict_finds_min_samples_by_its_role_not_its_place(
-    monkeypatch: pytest.MonkeyPatch, order: tuple[gate.CheckSpec, ...]
+    monkeypatch: pytest.MonkeyPatch, order: tuple[check_table.CheckSpec, ...]
 ) -> None:
-    monkeypatch.setattr(gate, "CHECK_SPECS", order)
+    monkeypatch.setattr(check_table, "CHECK_SPECS", order)
     healthy = model_stats(single_model_window([healthy_vote(i) for i in range(300)]), "m", (0.5,))
     few = dataclasses.replace(healthy, samples=10, hold_share=1.0)
-    assert model_verdict(model_checks(few, GateSettings())) == INSUFFICIENT
-    assert model_verdict(model_checks(dataclasses.replace(few, samples=200), GateSettings())) == FAIL
-    assert model_verdict(model_checks(healthy, GateSettings())) == PASS
+    assert model_verdict(model_checks(few, GateSettings())) == Verdict.INSUFFICIENT_DATA
+    assert model_verdict(model_checks(dataclasses.replace(few, samples=200), GateSettings())) == Verdict.FAIL
+    assert model_verdict(model_checks(healthy, GateSettings())) == Verdict.PASS
     # Whatever order the checks come in, too few samples is INSUFFICIENT_DATA, never FAIL.
-    assert model_verdict(tuple(reversed(model_checks(few, GateSettings())))) == INSUFFICIENT
+    assert model_verdict(tuple(reversed(model_checks(few, GateSettings())))) == Verdict.INSUFFICIENT_DATA
 
 
 def test_constant_holds_both_of_its_bounds_and_reports_the_second_in_detail() -> None:
@@ -127,7 +120,45 @@ def test_the_page_takes_titles_and_units_from_the_table() -> None:
     assert set(CHECK_TITLES) == set(CHECKS)
     assert set(SHARE_CHECKS) == {"majority", "hold", "out_of_range", "invalid_votes"}
     assert set(COUNT_CHECKS) == {"min_samples"}
-    assert gate.COLLAPSE_CHECKS == ("majority", "hold", "std", "p10_p90", "constant")
+    assert check_table.COLLAPSE_CHECKS == ("majority", "hold", "std", "p10_p90", "constant")
+
+
+# The page's checks table under DISTINCT, written out once more: each check's column heading (its title)
+# and the threshold shown under it, so a title or threshold shifted into another check's column shows.
+PAGE_COLUMNS = {
+    "min_samples": ("samples", "≥ 201"),
+    "majority": ("majority", "≤ 61%"),
+    "hold": ("HOLD", "≤ 52%"),
+    "std": ("std", "≥ 0.13"),
+    "p10_p90": ("P10-P90", "≥ 0.3"),
+    "constant": ("constant", "≥ 0.011"),
+    "out_of_range": ("out of range", "≤ 1%"),
+    "invalid_votes": ("invalid votes", "≤ 2%"),
+}
+HEADING = re.compile(r"<th>([^<]+)<span class=sub>([^<]+)</span></th>")
+ROW = re.compile(r"<tr data-model='([a-z]+)'>(.*?)</tr>")
+CELL_CHECK = re.compile(r"data-check='([a-z0-9_]+)'")
+
+
+@pytest.mark.parametrize("order", [CHECK_SPECS, tuple(reversed(CHECK_SPECS))], ids=["table", "reversed"])
+def test_the_page_shows_every_check_under_its_own_title_and_threshold(
+    monkeypatch: pytest.MonkeyPatch, order: tuple[check_table.CheckSpec, ...]
+) -> None:
+    """Every row of the table reaches the page's checks table, each cell and threshold in its own
+    check's column, looked up by name: the document's checks may come in any order."""
+    monkeypatch.setattr(check_table, "CHECK_SPECS", order)
+    post, pre = build_windows({"xgb": "healthy", "lgbm": "pinned"})
+    snap = snapshot(post, pre, settings=Settings(gate=DISTINCT))
+    assert snap.document is not None
+    assert [check["name"] for check in snap.document["models"]["xgb"]["checks"]] == [s.name for s in order]
+    page = render_status_page(snap, NOW)
+    table = page[page.index("<table id=checks>") : page.index("</table>", page.index("<table id=checks>"))]
+    assert set(PAGE_COLUMNS) == set(CHECKS)
+    assert HEADING.findall(table) == [PAGE_COLUMNS[name] for name in CHECKS]
+    rows = dict(ROW.findall(table))
+    assert set(rows) == {"xgb", "lgbm"}
+    for model, cells in rows.items():
+        assert CELL_CHECK.findall(cells) == list(CHECKS), model
 
 
 def test_the_metrics_reference_lists_every_check_with_its_setting_and_comparator() -> None:
@@ -137,7 +168,7 @@ def test_the_metrics_reference_lists_every_check_with_its_setting_and_comparator
     rows = re.findall(r"^\| `([a-z0-9_]+)` \| (.+?) \| `gate\.([a-z0-9_]+)` \|$", text, re.MULTILINE)
     assert [name for name, _, _ in rows] == list(CHECKS)
     for name, passes_when, setting in rows:
-        spec = gate.CHECK_SPEC_BY_NAME[name]
+        spec = check_table.CHECK_SPEC_BY_NAME[name]
         assert setting == spec.bound.threshold, name
         assert f"{spec.comparator} threshold" in passes_when, name
         for extra in spec.also:

@@ -36,10 +36,10 @@ from quantum_gate.cutover import (
     query_container,
     rollout_state,
 )
-from quantum_gate.gate import FAIL, INSUFFICIENT, PASS
 from quantum_gate.report import gate_document, render_markdown
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId
+from quantum_gate.verdicts import Verdict
 
 __all__ = ["fake_cluster", "fake_docker"]  # pytest fixtures, imported to be found
 
@@ -204,13 +204,13 @@ def test_a_rollout_in_progress_is_never_pass(rollout: Rollout, reason: str) -> N
     cutover = Cutover(StreamId(START * 1000, 0), source="kubernetes", identity_key="r", rollout=rollout)
     start = START * 1000
     healthy = run_gate(healthy_events(300, start), cutover=cutover)
-    assert healthy.verdict == INSUFFICIENT and healthy.reasons == (reason,)
+    assert healthy.verdict == Verdict.INSUFFICIENT_DATA and healthy.reasons == (reason,)
     # collapsed votes mid-rollout may be the old pods': INSUFFICIENT_DATA too, never a verdict on the new
     collapsed = [event(start + i, {"xgb": collapsed_vote(i), "lgbm": collapsed_vote(i)}) for i in range(300)]
-    assert run_gate(collapsed, cutover=cutover).verdict == INSUFFICIENT
+    assert run_gate(collapsed, cutover=cutover).verdict == Verdict.INSUFFICIENT_DATA
     done = Cutover(cutover.stream_id, source="kubernetes", identity_key="r", rollout=Rollout(2, 2, 0, True))
-    assert run_gate(healthy_events(300, start), cutover=done).verdict == PASS
-    assert run_gate(collapsed, cutover=done).verdict == FAIL
+    assert run_gate(healthy_events(300, start), cutover=done).verdict == Verdict.PASS
+    assert run_gate(collapsed, cutover=done).verdict == Verdict.FAIL
     thin = run_gate(healthy_events(50, start), cutover=cutover)  # the other reasons stay visible
     assert thin.reasons[0] == reason and "post window holds 50 of 200 events" in thin.reasons
 

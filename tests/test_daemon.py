@@ -33,8 +33,9 @@ from structlog.testing import capture_logs
 
 from quantum_gate import ingestor as ingestor_module
 from quantum_gate.daemon import Daemon
-from quantum_gate.exporter import HttpApp, make_registry
+from quantum_gate.exporter import make_registry
 from quantum_gate.gate_hook import run_hook
+from quantum_gate.httpapp import HttpApp
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import SEQ_BITS, StreamId
 

@@ -19,7 +19,9 @@ import fakeredis
 from conftest import REPO, free_port, require_tool
 
 from quantum_gate.cutover import fixed_cutover
-from quantum_gate.demo import HEALTHY, SimulatedUnit, Simulator, _banner, demo_settings
+from quantum_gate.demo import _banner, demo_settings
+from quantum_gate.demo_engine import HEALTHY
+from quantum_gate.demo_story import SimulatedUnit, Simulator
 from quantum_gate.gate import evaluate
 from quantum_gate.pipeline import new_windows
 from quantum_gate.stream import load_windows

@@ -24,25 +24,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
+from quantum_gate.checks import CHECKS, holds, model_checks, model_verdict, plain_number, readable
+from quantum_gate.compare import compare
 from quantum_gate.config import GateSettings
 from quantum_gate.contract import Event, Vote
-from quantum_gate.gate import (
-    CHECKS,
-    FAIL,
-    INSUFFICIENT,
-    PASS,
-    ModelStats,
-    compare,
-    ensemble_stats,
-    event_rate_per_minute,
-    holds,
-    model_checks,
-    model_stats,
-    model_verdict,
-    plain_number,
-    progress,
-    readable,
-)
+from quantum_gate.gate import event_rate_per_minute, progress
+from quantum_gate.modelstats import ModelStats, ensemble_stats, model_stats
+from quantum_gate.verdicts import Verdict
 from quantum_gate.windows import Vocabulary, Window
 
 SUSPECTS = (0.5, 0.65, 0.68, 0.72, 0.75)
@@ -259,9 +247,12 @@ def test_checks_report_value_threshold_and_comparator() -> None:
 
 def test_model_verdict_needs_samples_first() -> None:
     collapsed = dataclasses.replace(base_stats(), hold_share=1.0, samples=10)
-    assert model_verdict(model_checks(collapsed, GateSettings())) == INSUFFICIENT
-    assert model_verdict(model_checks(dataclasses.replace(collapsed, samples=200), GateSettings())) == FAIL
-    assert model_verdict(model_checks(base_stats(), GateSettings())) == PASS
+    assert model_verdict(model_checks(collapsed, GateSettings())) == Verdict.INSUFFICIENT_DATA
+    assert (
+        model_verdict(model_checks(dataclasses.replace(collapsed, samples=200), GateSettings()))
+        == Verdict.FAIL
+    )
+    assert model_verdict(model_checks(base_stats(), GateSettings())) == Verdict.PASS
 
 
 # ---- verdict rules ---------------------------------------------------------------------------------
@@ -269,29 +260,29 @@ def test_model_verdict_needs_samples_first() -> None:
 
 def test_healthy_post_window_passes() -> None:
     result = run_gate(healthy_events(250, POST_MS))
-    assert result.verdict == PASS
+    assert result.verdict == Verdict.PASS
     assert result.reasons == ()
     assert sorted(result.models) == ["lgbm", "xgb"]
-    assert all(report.verdict == PASS and report.gated for report in result.models.values())
+    assert all(report.verdict == Verdict.PASS and report.gated for report in result.models.values())
     assert result.collapsed_models() == []
 
 
 def test_no_data_is_never_pass() -> None:
     result = run_gate([])
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert "post window holds 0 of 200 events" in result.reasons
     assert "no gated model in the post window" in result.reasons
 
 
 def test_no_cutover_is_never_pass() -> None:
     result = run_gate(healthy_events(250, POST_MS), cutover=None)
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert result.reasons == ("cutover unknown",)
 
 
 def test_too_few_events_is_insufficient_even_when_healthy() -> None:
     result = run_gate(healthy_events(199, POST_MS))
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert "post window holds 199 of 200 events" in result.reasons
 
 
@@ -305,10 +296,10 @@ def test_gated_model_below_min_samples_blocks_pass() -> None:
         for index, item in enumerate(events)
     ]
     result = run_gate(events)
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert result.reasons == ("tft: 150 of 200 samples",)
-    assert result.models["tft"].verdict == INSUFFICIENT
-    assert result.models["xgb"].verdict == PASS
+    assert result.models["tft"].verdict == Verdict.INSUFFICIENT_DATA
+    assert result.models["xgb"].verdict == Verdict.PASS
 
 
 def test_fail_beats_insufficient_and_lists_every_failure() -> None:
@@ -321,11 +312,11 @@ def test_fail_beats_insufficient_and_lists_every_failure() -> None:
         for index in range(210)
     ]
     result = run_gate(events, cutover=None)  # no cutover and a model short of samples: FAIL still wins
-    assert result.verdict == FAIL
-    assert result.models["xgb"].verdict == PASS
-    assert result.models["lgbm"].verdict == FAIL
-    assert result.models["nhits"].verdict == FAIL
-    assert result.models["tft"].verdict == INSUFFICIENT
+    assert result.verdict == Verdict.FAIL
+    assert result.models["xgb"].verdict == Verdict.PASS
+    assert result.models["lgbm"].verdict == Verdict.FAIL
+    assert result.models["nhits"].verdict == Verdict.FAIL
+    assert result.models["tft"].verdict == Verdict.INSUFFICIENT_DATA
     failed = {(reason.split(":")[0], reason.split(":")[1].split()[0]) for reason in result.reasons}
     assert failed == {
         ("lgbm", "majority"),
@@ -345,8 +336,8 @@ def test_fail_beats_insufficient_and_lists_every_failure() -> None:
 def test_collapse_below_min_samples_is_insufficient_not_fail() -> None:
     events = [event(POST_MS + index, {"lgbm": collapsed_vote(index)}) for index in range(50)]
     result = run_gate(events)
-    assert result.verdict == INSUFFICIENT
-    assert result.models["lgbm"].verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
+    assert result.models["lgbm"].verdict == Verdict.INSUFFICIENT_DATA
 
 
 def test_out_of_range_and_invalid_votes_fail_the_gate() -> None:
@@ -354,7 +345,7 @@ def test_out_of_range_and_invalid_votes_fail_the_gate() -> None:
     events[7] = events[7]._replace(votes=(Vote("xgb", "SELL", 1.05, "lgbm_fallback_rules", False, False),))
     events[9] = events[9]._replace(invalid_models=("lgbm",))
     result = run_gate(events)
-    assert result.verdict == FAIL
+    assert result.verdict == Verdict.FAIL
     assert {reason.split(" (")[0] for reason in result.reasons} == {
         f"xgb: out_of_range {1 / 250:.4g}",
         f"lgbm: invalid_votes {1 / 250:.4g}",
@@ -366,11 +357,11 @@ def test_exclude_models() -> None:
         event(POST_MS + index, {"xgb": healthy_vote(index), "lgbm": collapsed_vote(index)})
         for index in range(250)
     ]
-    assert run_gate(events).verdict == FAIL
+    assert run_gate(events).verdict == Verdict.FAIL
     excluded = run_gate(events, settings=GateSettings(exclude_models=("lgbm",)))
-    assert excluded.verdict == PASS
+    assert excluded.verdict == Verdict.PASS
     assert excluded.models["lgbm"].gated is False
-    assert excluded.models["lgbm"].verdict == FAIL  # still evaluated and reported
+    assert excluded.models["lgbm"].verdict == Verdict.FAIL  # still evaluated and reported
     assert excluded.collapsed_models() == []
 
 
@@ -380,25 +371,25 @@ def test_include_models() -> None:
         for index in range(250)
     ]
     only_xgb = run_gate(events, settings=GateSettings(include_models=("xgb",)))
-    assert only_xgb.verdict == PASS
+    assert only_xgb.verdict == Verdict.PASS
     assert [report.name for report in only_xgb.gated()] == ["xgb"]
     only_lgbm = run_gate(events, settings=GateSettings(include_models=("lgbm",)))
-    assert only_lgbm.verdict == FAIL
+    assert only_lgbm.verdict == Verdict.FAIL
     both = run_gate(events, settings=GateSettings(include_models=("xgb", "lgbm"), exclude_models=("lgbm",)))
-    assert both.verdict == PASS  # exclude wins
+    assert both.verdict == Verdict.PASS  # exclude wins
 
 
 def test_included_model_missing_from_post_window_never_passes() -> None:
     """An operator who gates on ``tft`` must not get a PASS when tft never voted after the cutover."""
     result = run_gate(healthy_events(250, POST_MS), settings=GateSettings(include_models=("xgb", "tft")))
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert any(reason.startswith("tft: 0 of 200 samples") for reason in result.reasons)
 
 
 def test_model_only_in_the_baseline_is_reported_not_gated() -> None:
     pre = [event(PRE_MS + index, {"old": collapsed_vote(index)}) for index in range(30)]
     result = run_gate(healthy_events(250, POST_MS), pre)
-    assert result.verdict == PASS
+    assert result.verdict == Verdict.PASS
     assert result.models["old"].gated is False
     assert result.models["old"].pre.samples == 30
 
@@ -408,7 +399,7 @@ def test_regression_fallback_pseudo_key_never_blocks_a_healthy_deployment() -> N
     constant 0.68/0.72 confidences failed the gate and a healthy deployment could never pass."""
     events = healthy_events(250, POST_MS, fallback_every=1)
     result = run_gate(events)
-    assert result.verdict == PASS
+    assert result.verdict == Verdict.PASS
     assert "fallback" not in result.models
     assert result.ensemble_post.fallback_share == 1.0
 
@@ -424,7 +415,7 @@ def test_regression_confidence_above_one_is_counted_not_reshaped() -> None:
     assert lgbm.max == 1.05
     assert lgbm.out_of_range == 100 and lgbm.out_of_range_share == 0.5
     assert lgbm.top_value == 1.05 and lgbm.top_value_share == 0.5
-    assert result.verdict == FAIL
+    assert result.verdict == Verdict.FAIL
     assert any(reason.startswith("lgbm: out_of_range 0.5") for reason in result.reasons)
 
 
@@ -455,7 +446,7 @@ def test_pre_vs_post_delta_and_tests() -> None:
 
 
 def test_delta_is_post_minus_pre_for_every_number() -> None:
-    from quantum_gate.gate import delta
+    from quantum_gate.compare import delta
 
     result = run_gate(healthy_events(250, POST_MS), shifted_pre_events(300))
     xgb = result.models["xgb"]

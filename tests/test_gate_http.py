@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pytest
 from test_statuspage import NOW, build_windows, snapshot
 
-from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.exporter import Snapshot
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.statuspage import render_status_page
 
 VERDICTS = {

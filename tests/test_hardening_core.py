@@ -44,12 +44,14 @@ from quantum_gate.config import GateSettings
 from quantum_gate.contract import ContractLimits, Event, Skip, Vote, parse_entry
 from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
-from quantum_gate.exporter import HttpApp, make_registry
-from quantum_gate.gate import FAIL, PASS, VERDICTS, evaluate
+from quantum_gate.exporter import make_registry
+from quantum_gate.gate import evaluate
+from quantum_gate.httpapp import HttpApp
 from quantum_gate.report import dumps, gate_document
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import read_after
 from quantum_gate.streamids import PACKED_MS_MAX, StreamId
+from quantum_gate.verdicts import Verdict
 from quantum_gate.windows import window_pair
 
 MAX_ID = "18446744073709551615-18446744073709551615"
@@ -100,7 +102,7 @@ def test_check_answers_on_a_stream_with_far_future_ids(redis_server: RedisServer
     assert "Traceback" not in result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
     document = as_json(result)
-    assert document["verdict"] == PASS
+    assert document["verdict"] == Verdict.PASS
     assert document["windows"]["post"]["events"] == 250
     assert document["windows"]["post"]["skipped"] == {"stream_id_out_of_range": 3}
 
@@ -181,11 +183,11 @@ def test_one_bad_entry_fails_the_gate_only_while_the_window_spans_it() -> None:
     for item in events[5:8]:
         post.add(item)
     gate = GateSettings(min_events=5, min_samples=5)
-    assert evaluate(post, pre, CUTOVER, gate, now=0.0, rate_per_minute=None).verdict == FAIL
+    assert evaluate(post, pre, CUTOVER, gate, now=0.0, rate_per_minute=None).verdict == Verdict.FAIL
     for item in events[8:]:
         post.add(item)
     result = evaluate(post, pre, CUTOVER, gate, now=0.0, rate_per_minute=None)
-    assert result.verdict == PASS, result.reasons
+    assert result.verdict == Verdict.PASS, result.reasons
     assert result.models["xgb"].post.invalid_votes == 0
 
 
@@ -229,7 +231,7 @@ def test_model_cap_releases_models_that_left_both_windows() -> None:
     assert post.notes().refused_keys == 0  # the refusals aged out with their events
     result = evaluate(post, pre, CUTOVER, SMALL_GATE, now=0.0, rate_per_minute=None)
     assert result.models["newmodel"].gated
-    assert result.verdict == FAIL  # the collapsed new model is gated, not waved through
+    assert result.verdict == Verdict.FAIL  # the collapsed new model is gated, not waved through
     assert any(reason.startswith("newmodel: hold") for reason in result.reasons)
 
 
@@ -269,7 +271,7 @@ def test_a_refused_model_key_fails_the_gate_with_a_reason_naming_it() -> None:
     fill(post, healthy_events(20, CUTOVER_MS))
     post.add(event(CUTOVER_MS + 50_000, {"xgb": ("BUY", 0.5), "brand_new": ("HOLD", 0.5)}))
     result = evaluate(post, pre, CUTOVER, SMALL_GATE, now=0.0, rate_per_minute=None)
-    assert result.verdict == FAIL
+    assert result.verdict == Verdict.FAIL
     assert result.post.refused_models == {"brand_new": 1}
     assert any("1 model key(s) refused" in reason and "'brand_new'" in reason for reason in result.reasons)
 
@@ -280,7 +282,7 @@ def test_a_key_refused_by_the_contract_fails_the_gate_too() -> None:
         post.add(item)
     post.add(event(CUTOVER_MS + 60_000, {"xgb": ("BUY", 0.5)}, refused=1))  # e.g. a 65-character key
     result = evaluate(post, pre, CUTOVER, SMALL_GATE, now=0.0, rate_per_minute=None)
-    assert result.verdict == FAIL
+    assert result.verdict == Verdict.FAIL
     assert result.post.refused_model_keys == 1
 
 
@@ -590,14 +592,14 @@ def test_fuzz_parse_window_gate(
     document = gate_document(
         result, stream="fuzz", extra=report_depth(post, pre, top_symbols=3, histogram_bins=5)
     )
-    assert json.loads(dumps(document))["verdict"] in VERDICTS
+    assert json.loads(dumps(document))["verdict"] in tuple(Verdict)
     assert len(post) <= capacity and len(pre) <= capacity
     assert len(post.models()) + len(pre.models()) <= 2 * max_models
     assert sum(result.post.skipped.values()) <= min(skipped.total(), capacity)
     if result.post.refused_model_keys:
-        assert result.verdict != PASS
+        assert result.verdict != Verdict.PASS
     if not len(post):
-        assert result.verdict != PASS
+        assert result.verdict != Verdict.PASS
 
 
 def test_daemon_process_starts_on_a_poisoned_stream_and_keeps_tailing(

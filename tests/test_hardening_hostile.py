@@ -20,9 +20,10 @@ from hardening_kit import COMPACT_VARIANTS, DaemonProcess, Metrics, xadd_many
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from quantum_gate.checks import CHECKS
 from quantum_gate.contract import SKIP_REASONS, ContractLimits, Event, Skip, parse_entry
-from quantum_gate.gate import CHECKS, VERDICTS
 from quantum_gate.streamids import StreamId
+from quantum_gate.verdicts import Verdict
 
 Fields = dict[bytes, bytes]
 LIMITS = ContractLimits()
@@ -206,7 +207,7 @@ def test_hostile_entries_by_the_thousand_are_all_counted_and_bounded(
     assert labels["reason"] <= set(SKIP_REASONS)  # --after: no systemd error reasons either
     assert labels["window"] <= {"pre", "post"}
     assert labels.get("check", set()) <= set(CHECKS)
-    assert labels["verdict"] <= {verdict.lower() for verdict in VERDICTS}
+    assert labels["verdict"] <= {verdict.lower() for verdict in Verdict}
     assert max(len(value) for values in labels.values() for value in values) <= MAX_KEY
     assert len(final.text) < 512 * 1024, "the /metrics page grew with the poison"
     assert final.value("model_keys_refused_total") > 0

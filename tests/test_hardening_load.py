@@ -25,7 +25,7 @@ from prometheus_client import generate_latest
 from quantum_gate.config import Settings
 from quantum_gate.connection import connect
 from quantum_gate.daemon import Daemon
-from quantum_gate.exporter import HttpApp
+from quantum_gate.httpapp import HttpApp
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import read_after
 

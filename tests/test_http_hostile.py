@@ -28,7 +28,7 @@ from test_statuspage import NOW
 from tlskit import PASSWORD, USER, Pki, htpasswd_hash, write_yaml
 
 from quantum_gate.config import HttpSettings
-from quantum_gate.exporter import HttpApp, HttpServer
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.statuspage import render_status_page
 
 SERVERS: list[HttpServer] = []
@@ -326,7 +326,7 @@ sys.path.insert(0, sys.argv[1])
 from test_gate_http import snapshot_for
 from test_statuspage import NOW
 from quantum_gate.config import HttpSettings
-from quantum_gate.exporter import HttpApp, HttpServer
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.statuspage import render_status_page
 snap = snapshot_for("PASS")
 server = HttpServer(HttpApp(lambda: snap, lambda: NOW, render_status_page), "127.0.0.1", 0, HttpSettings())

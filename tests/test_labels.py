@@ -46,10 +46,11 @@ from quantum_gate.contract import (
 )
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
-from quantum_gate.gate import FAIL, INSUFFICIENT, PASS, evaluate, is_sporadic
+from quantum_gate.gate import evaluate, is_sporadic
 from quantum_gate.report import gate_document, render_markdown, render_table
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId
+from quantum_gate.verdicts import Verdict
 from quantum_gate.windows import Window, window_pair
 
 LIMITS = ContractLimits()
@@ -87,7 +88,7 @@ def test_regression_hold_spelled_four_ways_fails_majority_and_hold_in_the_pure_g
     """Regression (issue 17.1): four spellings at 25 % each cleared majority (<= 70 %) and HOLD (<= 85 %)."""
     post, pre = parsed_windows(respelled_hold_fields(300))
     result = evaluate(post, pre, CUTOVER, GateSettings(), now=NOW, rate_per_minute=2.0)
-    assert result.verdict == FAIL
+    assert result.verdict == Verdict.FAIL
     xgb = result.models["xgb"]
     assert xgb.post.action_counts == {"HOLD": 300}
     assert xgb.post.hold_share == 1.0 and xgb.post.majority_share == 1.0
@@ -283,7 +284,7 @@ def test_regression_one_stray_vote_of_a_typo_model_does_not_block_a_pass() -> No
     """Regression (issue 17.3): ``typo_modl`` with 1 vote was gated with 1 of 200 samples, and the
     verdict stayed INSUFFICIENT_DATA for the whole cutover (no report, no hook)."""
     result = run_gate(with_typo(healthy_events(300, POST_MS), at=150))
-    assert result.verdict == PASS, result.reasons
+    assert result.verdict == Verdict.PASS, result.reasons
     typo = result.models["typo_modl"]
     assert typo.sporadic and not typo.gated
     assert typo.post.samples == 1
@@ -304,7 +305,7 @@ def test_a_stray_vote_that_is_invalid_is_sporadic_too() -> None:
     events = healthy_events(300, POST_MS)
     events[10] = events[10]._replace(invalid_models=("typo_modl",))
     result = run_gate(events)
-    assert result.verdict == PASS, result.reasons
+    assert result.verdict == Verdict.PASS, result.reasons
     assert result.models["typo_modl"].sporadic and result.models["typo_modl"].post.invalid_votes == 1
 
 
@@ -315,11 +316,11 @@ def test_a_real_new_model_that_collapses_fails_once_it_has_enough_votes() -> Non
         for index in range(260)
     ]
     early = run_gate(events[:150], settings=GateSettings(min_events=100))
-    assert early.verdict == INSUFFICIENT
+    assert early.verdict == Verdict.INSUFFICIENT_DATA
     assert early.models["newm"].gated and not early.models["newm"].sporadic
     assert "newm: 150 of 200 samples" in early.reasons
     late = run_gate(events)
-    assert late.verdict == FAIL
+    assert late.verdict == Verdict.FAIL
     assert "newm: hold 1 (must be <= 0.85)" in late.reasons
     assert late.collapsed_models() == ["newm"]
 
@@ -333,7 +334,7 @@ def test_a_new_model_with_a_few_votes_above_the_share_blocks_the_gate() -> None:
         for index, item in enumerate(healthy_events(250, POST_MS))
     ]
     result = run_gate(events)
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert result.reasons == ("newm: 15 of 200 samples",)
     assert not result.models["newm"].sporadic
 
@@ -359,13 +360,13 @@ def test_a_model_that_voted_regularly_before_the_cutover_and_rarely_after_stays_
     ]
     pre = healthy_events(100, CUTOVER_MS - 200_000, models=("xgb", "lgbm", "tft"))
     result = run_gate(post, pre)
-    assert result.verdict == INSUFFICIENT
+    assert result.verdict == Verdict.INSUFFICIENT_DATA
     assert result.reasons == ("tft: 2 of 200 samples",)
     assert result.models["tft"].gated and not result.models["tft"].sporadic
     stray_before = [pre[0], *healthy_events(99, CUTOVER_MS - 99_000)]  # 1 tft vote in 100 baseline events
     typo = run_gate(post, stray_before)
     assert typo.models["tft"].pre.samples == 1
-    assert typo.verdict == PASS and typo.models["tft"].sporadic
+    assert typo.verdict == Verdict.PASS and typo.models["tft"].sporadic
 
 
 def test_a_rare_model_with_min_samples_votes_is_gated_whatever_its_share() -> None:
@@ -383,20 +384,20 @@ def test_a_rare_model_with_min_samples_votes_is_gated_whatever_its_share() -> No
     result = evaluate(post, pre, CUTOVER, GateSettings(), now=NOW, rate_per_minute=None)
     assert result.models["rare"].post.samples == 200
     assert result.models["rare"].gated and not result.models["rare"].sporadic
-    assert result.verdict == FAIL
+    assert result.verdict == Verdict.FAIL
     assert "rare: hold 1 (must be <= 0.85)" in result.reasons
 
 
 def test_included_models_are_never_sporadic_and_zero_share_gates_every_model() -> None:
     events = with_typo(healthy_events(300, POST_MS), at=3)
     included = run_gate(events, settings=GateSettings(include_models=("xgb", "lgbm", "typo_modl")))
-    assert included.verdict == INSUFFICIENT
+    assert included.verdict == Verdict.INSUFFICIENT_DATA
     assert included.reasons == ("typo_modl: 1 of 200 samples",)
     assert included.models["typo_modl"].gated and not included.models["typo_modl"].sporadic
     every = run_gate(events, settings=GateSettings(sporadic_share=0.0))
-    assert every.verdict == INSUFFICIENT and every.reasons == ("typo_modl: 1 of 200 samples",)
+    assert every.verdict == Verdict.INSUFFICIENT_DATA and every.reasons == ("typo_modl: 1 of 200 samples",)
     excluded = run_gate(events, settings=GateSettings(exclude_models=("typo_modl",)))
-    assert excluded.verdict == PASS
+    assert excluded.verdict == Verdict.PASS
     assert not excluded.models["typo_modl"].sporadic  # excluded, which says more than sporadic
 
 
@@ -412,7 +413,7 @@ def test_sporadic_models_reach_the_metrics_and_status_page() -> None:
     for item in with_typo(healthy_events(300, POST_MS), at=7):
         post.add(item)
     snap = snapshot(post, pre)
-    assert snap.document is not None and snap.document["verdict"] == PASS
+    assert snap.document is not None and snap.document["verdict"] == Verdict.PASS
     values = {
         (sample.name, sample.labels.get("model")): sample.value
         for family in make_registry(lambda: snap).collect()
@@ -472,7 +473,7 @@ def test_the_daemon_completes_the_automatic_gate_despite_a_stray_typo_vote(
     with capture_logs() as logs, tailing(daemon):
         daemon.evaluator.tick()
     completed = [entry for entry in logs if entry["event"] == "gate.completed"]
-    assert len(completed) == 1 and completed[0]["verdict"] == PASS
+    assert len(completed) == 1 and completed[0]["verdict"] == Verdict.PASS
     (report,) = tmp_path.glob("quality_gate_*.json")
     document = json.loads(report.read_text(encoding="utf-8"))
     assert document["sporadic_models"] == {"typo_modl": {"votes": 1, "share": 1 / 250}}
@@ -493,4 +494,4 @@ def test_the_daemon_and_check_count_the_same_label_variants(
     from_check = as_json(result)["models"]["xgb"]
     assert from_daemon["post"]["action_label_variants"] == from_check["post"]["action_label_variants"] == 225
     assert from_daemon["post"] == from_check["post"]
-    assert document_of(daemon)["verdict"] == FAIL
+    assert document_of(daemon)["verdict"] == Verdict.FAIL

@@ -20,7 +20,8 @@ from conftest import REPO
 from eventkit import CUTOVER_MS, healthy_events, run_gate
 
 from quantum_gate.cutover import Cutover
-from quantum_gate.exporter import Snapshot, history_response
+from quantum_gate.exporter import Snapshot
+from quantum_gate.httpapp import history_response
 from quantum_gate.ledger import (
     SCHEMA_VERSION,
     CutoverHistory,

@@ -40,8 +40,8 @@ from test_gate_http import Served, request, serve, snapshot_for  # noqa: F401 - 
 
 from quantum_gate.config import load_settings, redact_url
 from quantum_gate.daemon import Daemon
-from quantum_gate.exporter import health
 from quantum_gate.gate_hook import hook_environment, run_hook
+from quantum_gate.httpapp import health
 from quantum_gate.redis_state import describe_redis_error
 from quantum_gate.report import prune_reports, report_stamp, reports_to_remove
 from quantum_gate.report_files import ReportFiles

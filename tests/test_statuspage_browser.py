@@ -32,9 +32,10 @@ from hardening_kit import DaemonProcess
 from quantum_gate.config import Settings
 from quantum_gate.contract import Event, Vote
 from quantum_gate.cutover import Cutover
-from quantum_gate.exporter import HttpApp, HttpServer, Snapshot
+from quantum_gate.exporter import Snapshot
 from quantum_gate.gate import evaluate
 from quantum_gate.histograms import window_histograms
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.report import gate_document
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId

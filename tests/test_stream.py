@@ -19,7 +19,7 @@ from eventkit import (
 from quantum_gate.config import GateSettings, Settings, load_settings
 from quantum_gate.connection import connect
 from quantum_gate.contract import Skip
-from quantum_gate.gate import PASS, evaluate
+from quantum_gate.gate import evaluate
 from quantum_gate.stream import (
     entry_id,
     fill_newest,
@@ -32,6 +32,7 @@ from quantum_gate.stream import (
     stream_info,
 )
 from quantum_gate.streamids import StreamId, parse_stream_id
+from quantum_gate.verdicts import Verdict
 from quantum_gate.windows import Window, window_pair
 
 CUTOVER = StreamId(CUTOVER_MS, 0)
@@ -366,5 +367,5 @@ def test_healthy_stream_passes_end_to_end(
     from quantum_gate.cutover import Cutover
 
     result = evaluate(post, pre, Cutover(CUTOVER, "after"), settings.gate, now=0.0, rate_per_minute=None)
-    assert result.verdict == PASS, result.reasons
+    assert result.verdict == Verdict.PASS, result.reasons
     assert result.ensemble_post.fallback_share == pytest.approx(50 / 200)

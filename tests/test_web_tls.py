@@ -21,7 +21,7 @@ from test_statuspage import NOW
 from tlskit import PASSWORD, USER, Curl, Pki, curl, htpasswd_hash, peer_common_name, write_yaml
 
 from quantum_gate.config import HttpSettings
-from quantum_gate.exporter import HttpApp, HttpServer
+from quantum_gate.httpapp import HttpApp, HttpServer
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.webconfig import WebConfig, load_web_config
 

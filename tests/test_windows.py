@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_gate.contract import Skip, Vote
-from quantum_gate.gate import model_stats
+from quantum_gate.modelstats import model_stats
 from quantum_gate.streamids import StreamId
 from quantum_gate.windows import (
     INVALID,
