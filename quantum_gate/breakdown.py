@@ -27,7 +27,8 @@ import numpy.typing as npt
 
 from quantum_gate.histograms import Histogram, histogram
 from quantum_gate.modelstats import model_names
-from quantum_gate.windows import BASE_ACTIONS, OTHER_LABEL, ModelColumns, Window
+from quantum_gate.vocabulary import BASE_ACTIONS, OTHER_LABEL
+from quantum_gate.windows import ModelColumns, Window
 
 TRANSITION_LABELS = (*BASE_ACTIONS, "other")  # BUY, SELL, HOLD, other: every other action label
 OTHER_CATEGORY = len(TRANSITION_LABELS) - 1

@@ -20,23 +20,21 @@ import redis
 
 from quantum_gate import __version__
 from quantum_gate.breakdown import symbols_document, transitions_document
-from quantum_gate.config import ConfigError, Settings, load_settings
-from quantum_gate.connection import connect
-from quantum_gate.cutover import Cutover, CutoverUnavailable, cutover_source
+from quantum_gate.config import ConfigError, Settings
+from quantum_gate.config_loading import load_settings
+from quantum_gate.cutover import Cutover, CutoverUnavailable
+from quantum_gate.cutover_sources import cutover_source
 from quantum_gate.depth_markdown import diagnose_depth_text
 from quantum_gate.diagnosis import diagnose_window, render_diagnosis
-from quantum_gate.gate import GateResult
 from quantum_gate.history import render_history
-from quantum_gate.ledger import LedgerError, default_ledger_path, read_history
-from quantum_gate.pipeline import evaluate_document, new_windows, rate_from_windows
-from quantum_gate.provenance import capture_deployment_info
-from quantum_gate.redis_state import StreamMissing, StreamWrongType, is_wrong_type, key_type
-from quantum_gate.report import dumps, render_table, write_report
-from quantum_gate.retention import retention_for_windows
-from quantum_gate.stream import load_windows, load_windows_in_parallel, stream_info
+from quantum_gate.ledger import default_ledger_path
+from quantum_gate.ledger_store import LedgerError, read_history
+from quantum_gate.oneshot import check_document, evaluate_once, load_pair, missing_stream
+from quantum_gate.redis_state import StreamMissing, StreamWrongType
+from quantum_gate.report import dumps, render_table
+from quantum_gate.report_files import write_report
 from quantum_gate.streamids import StreamIdError
 from quantum_gate.verdicts import Verdict
-from quantum_gate.windows import Window
 
 EXIT_PASS, EXIT_ERROR, EXIT_BLOCKED, EXIT_REPORT_FAILED = 0, 1, 2, 3
 
@@ -213,85 +211,6 @@ def _flag_source(args: argparse.Namespace) -> str | None:
 def resolve_cutover(settings: Settings) -> Cutover:
     """A fixed ``after`` when set, else the configured source. Raises CutoverUnavailable / StreamIdError."""
     return cutover_source(settings.cutover).query()
-
-
-def load_pair(settings: Settings, cutover: Cutover) -> tuple[Window, Window]:
-    """Both windows read from Redis (in parallel for big windows); a key of another type in one line."""
-    post, pre = new_windows(settings)
-    parallel = settings.windows.parallel_min_events
-    try:
-        if parallel and min(post.capacity, pre.capacity) >= parallel:
-            _, pre = load_windows_in_parallel(settings, cutover.stream_id, post, pre)
-        else:
-            client = connect(settings)
-            try:
-                load_windows(client, settings, cutover.stream_id, post, pre)
-            finally:
-                client.close()
-    except redis.ResponseError as exc:
-        if is_wrong_type(exc):
-            raise StreamWrongType(settings.redis.stream, stream_key_type(settings)) from None
-        raise
-    return post, pre
-
-
-def evaluate_once(settings: Settings, cutover: Cutover, now: float) -> tuple[GateResult, Window, Window]:
-    post, pre = load_pair(settings, cutover)
-    result, _ = evaluate_document(post, pre, cutover, settings, now)
-    return result, post, pre
-
-
-def missing_stream(settings: Settings, post: Window, pre: Window) -> StreamMissing | None:
-    """For check and diagnose: empty windows from a key that does not exist (one TYPE, asked only
-    when both windows are empty) are said as such, not as an ordinary INSUFFICIENT_DATA."""
-    if len(post) or len(pre) or sum(post.counters.skipped.values()) or sum(pre.counters.skipped.values()):
-        return None
-    return StreamMissing(settings.redis.stream) if stream_key_type(settings) == "none" else None
-
-
-def stream_key_type(settings: Settings) -> str:
-    """TYPE of the stream key (``none`` when missing), to say what is wrong in one line."""
-    client = connect(settings)
-    try:
-        return key_type(client, settings.redis.stream)
-    finally:
-        client.close()
-
-
-def check_document(
-    settings: Settings, post: Window, pre: Window, cutover: Cutover, now: float, *, operator_note: str | None
-) -> tuple[GateResult, dict[str, Any]]:
-    """check's evaluation: the deployment command and XINFO run here, the rest is the pipeline's."""
-    report = settings.report
-    deployment = capture_deployment_info(
-        report.deployment_info,
-        timeout=report.deployment_info_timeout_seconds,
-        max_bytes=report.deployment_info_max_bytes,
-    )
-    client = connect(settings)
-    try:
-        info = stream_info(client, settings.redis.stream)
-    finally:
-        client.close()
-    retention = retention_for_windows(
-        info,
-        post=post,
-        pre=pre,
-        cutover=cutover,
-        min_events=settings.gate.min_events,
-        rate_per_minute=rate_from_windows(post, pre, now, settings.windows.rate_horizon_seconds),
-        now_ms=int(now * 1000),
-    )
-    return evaluate_document(
-        post,
-        pre,
-        cutover,
-        settings,
-        now,
-        deployment=deployment,
-        retention=retention,
-        operator_note=operator_note,
-    )
 
 
 def require_directory(path: Path | None, what: str) -> None:

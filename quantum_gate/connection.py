@@ -36,6 +36,8 @@ import redis
 from redis.cluster import ClusterNode
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+from quantum_gate.config_loading import MAX_PASSWORD_BYTES, read_small_text_file, resolve_redis_password
+
 if TYPE_CHECKING:
     from quantum_gate.config import Settings
 
@@ -215,8 +217,6 @@ def redact_multi_host(url: str) -> str:
 def resolve_sentinel_password(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
     """The sentinels' own password: ``redis.sentinel_password_file``, else the systemd credential
     ``redis-sentinel-password``, else ``QUANTUM_GATE_REDIS_SENTINEL_PASSWORD``; else None. Never logged."""
-    from quantum_gate.config import MAX_PASSWORD_BYTES, read_small_text_file  # noqa: PLC0415 - config imports us
-
     environ = os.environ if environ is None else environ
     explicit = settings.redis.sentinel_password_file
     candidates: list[tuple[Path, bool]] = [(explicit, True)] if explicit is not None else []
@@ -274,8 +274,6 @@ def sentinel_kwargs(settings: Settings, target: RedisTarget) -> dict[str, Any]:
 def open_client(settings: Settings) -> tuple[redis.Redis, Endpoint]:
     """A client for ``redis.url`` and the endpoint it reads. The data node's password comes from the
     URL, else from ``resolve_redis_password`` (file, credential, environment)."""
-    from quantum_gate.config import resolve_redis_password  # noqa: PLC0415 - config imports this module
-
     target = parse_redis_url(settings.redis.url)
     if target.topology == "direct":
         return _direct_client(settings)
@@ -288,8 +286,6 @@ def open_client(settings: Settings) -> tuple[redis.Redis, Endpoint]:
 
 def _direct_client(settings: Settings) -> tuple[redis.Redis, Endpoint]:
     """redis://, rediss://, unix://: exactly as before this module existed."""
-    from quantum_gate.config import resolve_redis_password  # noqa: PLC0415 - config imports this module
-
     password = resolve_redis_password(settings)
     # XREAD BLOCK must not outlive the socket timeout, or every idle block would look like an outage.
     timeout = max(settings.redis.socket_timeout_seconds, settings.redis.block_ms / 1000 + 5)

@@ -2,7 +2,7 @@
 
 Pure and total: any mapping of bytes to bytes yields one of the two, never an exception (a hypothesis
 test holds us to that). Only the AI-engine envelope with a ``model_breakdown`` object feeds the gate;
-every other entry is skipped under a reason from ``SKIP_REASONS`` so it is counted, never dropped.
+every other entry is skipped under a ``SkipReason`` so it is counted, never dropped.
 See docs/contract.md (and the producer's own contract, docs/reference/producer-contract.md).
 """
 
@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
@@ -22,20 +23,24 @@ from quantum_gate.streamids import PACKED_MS_MAX, StreamId
 EVENT_TYPE = b"trade.intent"
 FALLBACK_KEY = "fallback"
 
-SKIP_REASONS = (
-    "no_event_type",
-    "wrong_event_type",
-    "no_payload",
-    "payload_too_large",
-    "bad_json",
-    "payload_not_object",
-    "no_model_breakdown",
-    "breakdown_not_object",
-    "empty_model_breakdown",
-    "no_valid_votes",
-    "bad_stream_id",
-    "stream_id_out_of_range",
-)
+
+class SkipReason(StrEnum):
+    """Why an entry was skipped: the ``reason`` label of ``events_skipped_total``, in the contract's
+    order. An enum so a misspelt reason is a type error, never a counted or exported label; each value
+    is the label itself (a ``str``), so documents, metrics and logs read exactly as the strings did."""
+
+    NO_EVENT_TYPE = "no_event_type"
+    WRONG_EVENT_TYPE = "wrong_event_type"
+    NO_PAYLOAD = "no_payload"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    BAD_JSON = "bad_json"
+    PAYLOAD_NOT_OBJECT = "payload_not_object"
+    NO_MODEL_BREAKDOWN = "no_model_breakdown"
+    BREAKDOWN_NOT_OBJECT = "breakdown_not_object"
+    EMPTY_MODEL_BREAKDOWN = "empty_model_breakdown"
+    NO_VALID_VOTES = "no_valid_votes"
+    BAD_STREAM_ID = "bad_stream_id"
+    STREAM_ID_OUT_OF_RANGE = "stream_id_out_of_range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,7 @@ class Event(NamedTuple):
 
 
 class Skip(NamedTuple):
-    reason: str
+    reason: SkipReason
     invalid_models: tuple[str, ...] = ()
     refused_keys: int = 0
 
@@ -81,33 +86,33 @@ def parse_entry(  # noqa: PLR0911 - one return per named skip reason, in the con
         return _OUT_OF_RANGE
     event_type = fields.get(b"event_type")
     if event_type is None:
-        return Skip("no_event_type")
+        return Skip(SkipReason.NO_EVENT_TYPE)
     if event_type != EVENT_TYPE:
-        return Skip("wrong_event_type")
+        return Skip(SkipReason.WRONG_EVENT_TYPE)
     raw_payload = fields.get(b"payload")
     if raw_payload is None or raw_payload == b"":
-        return Skip("no_payload")
+        return Skip(SkipReason.NO_PAYLOAD)
     if len(raw_payload) > limits.max_payload_bytes:
-        return Skip("payload_too_large")
+        return Skip(SkipReason.PAYLOAD_TOO_LARGE)
     try:
         payload = _orjson_loads(raw_payload)  # decode_json inlined: its fast path
     except _OrjsonError:
         payload = decode_json(raw_payload)
         if payload is _BAD_JSON:
-            return Skip("bad_json")
+            return Skip(SkipReason.BAD_JSON)
     if not isinstance(payload, dict):
-        return Skip("payload_not_object")
+        return Skip(SkipReason.PAYLOAD_NOT_OBJECT)
     breakdown = payload.get("model_breakdown")
     if breakdown is None:
-        return Skip("no_model_breakdown")
+        return Skip(SkipReason.NO_MODEL_BREAKDOWN)
     if not isinstance(breakdown, dict):
-        return Skip("breakdown_not_object")
+        return Skip(SkipReason.BREAKDOWN_NOT_OBJECT)
     if not breakdown:
-        return Skip("empty_model_breakdown")
+        return Skip(SkipReason.EMPTY_MODEL_BREAKDOWN)
     return _event_from_breakdown(stream_id, payload, breakdown, limits)
 
 
-_OUT_OF_RANGE = Skip("stream_id_out_of_range")
+_OUT_OF_RANGE = Skip(SkipReason.STREAM_ID_OUT_OF_RANGE)
 
 
 def normal_label(label: str) -> str:
@@ -183,7 +188,7 @@ def _event_from_breakdown(  # noqa: PLR0912 - the inlined hot loop; _vote is its
         else:
             votes.append(vote)
     if not votes:
-        return Skip("no_valid_votes", tuple(invalid), refused)
+        return Skip(SkipReason.NO_VALID_VOTES, tuple(invalid), refused)
     symbol = payload.get("symbol")
     if (
         type(symbol) is not str

@@ -19,7 +19,8 @@ import structlog
 
 from quantum_gate.backfill import Stopping, backfill
 from quantum_gate.config import Settings
-from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout, cutover_source
+from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout
+from quantum_gate.cutover_sources import cutover_source
 from quantum_gate.ledger_feed import LedgerFeed
 from quantum_gate.logfields import cutover_fields
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json

@@ -28,7 +28,8 @@ from types import FrameType
 import structlog
 
 from quantum_gate import __version__, logs
-from quantum_gate.config import Settings, parse_listen, resolve_redis_password
+from quantum_gate.config import Settings, parse_listen
+from quantum_gate.config_loading import resolve_redis_password
 from quantum_gate.cutover_tracker import CutoverTracker
 from quantum_gate.evaluator import EvaluationInputs, Evaluator
 from quantum_gate.exporter import Snapshot

@@ -32,7 +32,7 @@ from quantum_gate.ledger_feed import LedgerFeed
 from quantum_gate.logfields import cutover_fields
 from quantum_gate.pipeline import evaluate_document
 from quantum_gate.provenance import DeploymentInfo
-from quantum_gate.report_files import ReportFiles
+from quantum_gate.report_folder import ReportFiles
 from quantum_gate.retention import Retention
 from quantum_gate.shared_windows import SharedWindows
 from quantum_gate.streamids import StreamId

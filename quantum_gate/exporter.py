@@ -7,7 +7,7 @@ snapshot source yields ``quantum_gate_up 0``-style gauges, never an exception in
 The families themselves live by job: ``metrics_live`` (the daemon, Redis, the stream: per scrape) and
 ``metrics_gate`` (one evaluation: per evaluation). Names and labels are documented in docs/metrics.md;
 label sets are bounded (model keys are capped by the contract limits, actions by the label table,
-reasons by ``SKIP_REASONS``, checks by ``checks.CHECK_SPECS``). The HTTP app is ``httpapp``.
+reasons by ``SkipReason``, checks by ``checks.CHECK_SPECS``). The HTTP app is ``httpapp``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from quantum_gate.cutover import Cutover
 from quantum_gate.failover import ReplicaStatus
 from quantum_gate.gate import GateResult
 from quantum_gate.histograms import Histogram
-from quantum_gate.ledger import LedgerState
+from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.metrics_families import Families, gauge
 from quantum_gate.metrics_gate import gate_families
 from quantum_gate.metrics_live import live_families

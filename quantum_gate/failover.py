@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quantum_gate.connection import Endpoint
-from quantum_gate.stream import StreamInfo
+from quantum_gate.stream_gaps import StreamInfo
 from quantum_gate.streamids import StreamId
 
 

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from quantum_gate.config import HttpSettings
 from quantum_gate.exporter import GateCollector, Snapshot
 from quantum_gate.httpserver import HardenedServer
-from quantum_gate.ledger import LedgerError, read_history
+from quantum_gate.ledger_store import LedgerError, read_history
 from quantum_gate.report import dumps
 from quantum_gate.verdicts import Verdict
 from quantum_gate.webconfig import WebConfig

@@ -30,8 +30,11 @@ from typing import Any
 
 import structlog
 
+from quantum_gate.basicauth import BasicAuth
 from quantum_gate.config import HttpSettings
-from quantum_gate.webconfig import BasicAuth, TlsSource, WebConfig, peer_allowed
+from quantum_gate.request_head import examine_head, refusal_bytes
+from quantum_gate.tlscontext import TlsSource, peer_allowed
+from quantum_gate.webconfig import WebConfig
 
 log = structlog.get_logger("quantum_gate.httpserver")
 
@@ -329,35 +332,14 @@ class HardenedServer:
 
     def _examine_head(self, connection: _Connection) -> tuple[int, str] | None:
         """A refusal for a cap, or None; sets ``needed`` once the head is complete."""
-        limits, buffer = self.limits, connection.buffer
-        line_end = buffer.find(b"\n")
-        if line_end > limits.max_request_line_bytes or (
-            line_end == -1 and len(buffer) > limits.max_request_line_bytes
-        ):
-            return 414, "URI Too Long"
-        head_end = _head_end(buffer)
-        if head_end is None or head_end > limits.max_header_bytes:
-            if len(buffer) > limits.max_header_bytes:
-                return 431, "Request Header Fields Too Large"
-            return None
-        length = _content_length(bytes(buffer[:head_end]))
-        if length is not None and length > limits.max_body_bytes:
-            return 413, "Content Too Large"
-        # No length, or a malformed one: the handler answers (400 for a bad one) without a body.
-        connection.needed = head_end + (length or 0)
-        return None
+        refusal, needed = examine_head(connection.buffer, self.limits)
+        connection.needed = needed
+        return refusal
 
     def _refuse(self, connection: _Connection, status: int, reason: str) -> bool:
-        body = f"{status} {reason}\n".encode("ascii")
-        lines = [
-            f"HTTP/1.0 {status} {reason}",
-            "Content-Type: text/plain; charset=utf-8",
-            f"Content-Length: {len(body)}",
-            "Connection: close",
-            *(f"{name}: {value}" for name, value in self._handler.guard.headers),  # type: ignore[attr-defined]
-        ]
+        headers = self._handler.guard.headers  # type: ignore[attr-defined]
         with contextlib.suppress(OSError, ValueError):  # best effort: non-blocking, and the answer is small
-            connection.sock.send(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
+            connection.sock.send(refusal_bytes(status, reason, headers))
         self._drop(connection)
         return True
 
@@ -399,18 +381,3 @@ class HardenedServer:
         sock.close()
         with self._lock:
             self._in_flight -= 1
-
-
-def _head_end(buffer: bytearray) -> int | None:
-    """Where the request head ends (after its blank line), or None while it is incomplete."""
-    ends = [index + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (index := buffer.find(mark)) != -1]
-    return min(ends) if ends else None
-
-
-def _content_length(head: bytes) -> int | None:
-    for line in head.split(b"\n")[1:]:
-        name, sep, value = line.partition(b":")
-        if sep and name.strip().lower() == b"content-length":
-            text = value.strip()
-            return int(text) if text.isdigit() else None
-    return None

@@ -12,7 +12,8 @@ from pathlib import Path
 from quantum_gate.config import Settings
 from quantum_gate.cutover import Cutover
 from quantum_gate.gate import GateResult
-from quantum_gate.ledger import CutoverHistory, LedgerRow, LedgerState, LedgerWriter, default_ledger_path
+from quantum_gate.ledger import CutoverHistory, LedgerRow, default_ledger_path
+from quantum_gate.ledger_writer import LedgerState, LedgerWriter
 
 
 class LedgerFeed:

@@ -2,7 +2,7 @@
 are doing now (counters, health, retention, the ledger), read from one ``Snapshot`` per scrape.
 
 Unlike the gate's families (``metrics_gate``) these change between evaluations, so they are formatted
-on every scrape. Label sets are bounded: reasons by ``SKIP_REASONS``, alerts by ``ALERTS``, retention
+on every scrape. Label sets are bounded: reasons by ``SkipReason``, alerts by ``ALERTS``, retention
 risks by ``RISK_KINDS``.
 """
 
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
-from quantum_gate.contract import SKIP_REASONS
+from quantum_gate.contract import SkipReason
 from quantum_gate.formatting import tidy
-from quantum_gate.ledger import LedgerState
+from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.metrics_families import counter, gauge
 from quantum_gate.retention import RISK_KINDS, Retention
 
@@ -118,7 +118,7 @@ def _daemon(snap: Snapshot) -> Iterator[Metric]:
 def _stream(snap: Snapshot) -> Iterator[Metric]:
     yield counter("events_accepted_total", "entries accepted into the gate", snap.accepted_total)
     skipped = counter("events_skipped_total", "entries skipped, by reason", labels=("reason",))
-    for reason in SKIP_REASONS:
+    for reason in SkipReason:
         skipped.add_metric([reason], snap.skipped_total.get(reason, 0))
     yield skipped
     yield counter("entries_read_total", "stream entries read", snap.entries_read_total)

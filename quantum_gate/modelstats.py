@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from quantum_gate.windows import INACTIVE, RESPELLED, SHADOW, ModelColumns, Window
+from quantum_gate.columns import INACTIVE, RESPELLED, SHADOW
+from quantum_gate.contract import SkipReason
+from quantum_gate.windows import ModelColumns, Window
 
 REFUSED_NAMED = 10  # refused model keys named in a document (hostile keys: bounded)
 
@@ -71,7 +73,7 @@ class EnsembleStats:
 class WindowSummary:
     events: int
     capacity: int
-    skipped: dict[str, int]
+    skipped: dict[SkipReason, int]
     refused_model_keys: int
     refused_models: dict[str, int]  # keys refused by the max_models cap -> votes (at most 10 named)
     first_id_ms: int | None

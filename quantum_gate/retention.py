@@ -32,7 +32,7 @@ from quantum_gate.windows import Window
 
 if TYPE_CHECKING:
     from quantum_gate.cutover import Cutover
-    from quantum_gate.stream import StreamInfo
+    from quantum_gate.stream_gaps import StreamInfo
 
 RISK_KINDS = ("baseline", "post_window")
 log = structlog.get_logger("quantum_gate")

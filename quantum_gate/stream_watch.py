@@ -18,7 +18,8 @@ from quantum_gate.failover import detect_rollback
 from quantum_gate.redis_link import RedisLink
 from quantum_gate.retention import Retention, RetentionWatch, retention_for_windows
 from quantum_gate.shared_windows import SharedWindows
-from quantum_gate.stream import GapTracker, StreamInfo, entry_id, previous_id, revrange_pages, stream_info
+from quantum_gate.stream import entry_id, previous_id, revrange_pages, stream_info
+from quantum_gate.stream_gaps import GapTracker, StreamInfo
 from quantum_gate.streamids import StreamId
 from quantum_gate.tail_progress import TailProgress
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from quantum_gate.contract import Event, Skip
-from quantum_gate.stream import GapTracker
+from quantum_gate.stream_gaps import GapTracker
 from quantum_gate.streamids import SEQ_BITS, StreamId
 from quantum_gate.windows import Window
 

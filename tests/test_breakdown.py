@@ -22,7 +22,7 @@ from quantum_gate.breakdown import (
 )
 from quantum_gate.contract import Event, Vote
 from quantum_gate.retention import Retention, RetentionWatch, assess_retention
-from quantum_gate.stream import StreamInfo
+from quantum_gate.stream_gaps import StreamInfo
 from quantum_gate.streamids import StreamId
 from quantum_gate.windows import Window, window_pair
 

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from quantum_gate.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-    parse_listen,
-    redact_url,
-    resolve_redis_password,
-)
+from quantum_gate.config import ConfigError, Settings, parse_listen, redact_url
+from quantum_gate.config_loading import load_settings, resolve_redis_password
 from quantum_gate.connection import resolve_sentinel_password
 
 

@@ -12,7 +12,8 @@ from conftest import REPO, RedisServer
 from daemonkit import make_settings, tailing, write_atomically
 from eventkit import healthy_entries
 
-from quantum_gate.config import ENV_PREFIX, Settings, load_settings
+from quantum_gate.config import Settings
+from quantum_gate.config_loading import ENV_PREFIX, load_settings
 from quantum_gate.connection import connect
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry

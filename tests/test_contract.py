@@ -12,15 +12,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantum_gate.contract import (
-    SKIP_REASONS,
+    FALLBACK_KEY,
     ContractLimits,
     Event,
     Skip,
+    SkipReason,
     Vote,
+    _short_string,
+    _vote,
     as_bytes_fields,
+    decode_json,
     normal_label,
     parse_entry,
 )
+from quantum_gate.report import dumps
 from quantum_gate.stream import parse_raw
 from quantum_gate.streamids import StreamId, parse_stream_id
 
@@ -99,18 +104,18 @@ def test_fixture_trading_bot_entries_have_no_model_breakdown() -> None:
     bot = [entry for entry in FIXTURES if entry["fields"].get("source") == "trading-bot"]
     assert len(bot) == 2
     for entry in bot:
-        assert fixture_parse(entry) == Skip("no_model_breakdown")
+        assert fixture_parse(entry) == Skip(SkipReason.NO_MODEL_BREAKDOWN)
 
 
 def test_fixture_flat_variant_has_no_event_type() -> None:
     flat = fixture("SYSTEM_DIAGNOSTIC_REPORT_FEB8_2026.md")
     assert "id" not in flat
-    assert fixture_parse(flat) == Skip("no_event_type")
+    assert fixture_parse(flat) == Skip(SkipReason.NO_EVENT_TYPE)
 
 
 def test_fixture_abridged_patchtst_shadow_doc_entry() -> None:
     entry = fixture("PATCHTST_SHADOW_MODE_PROOF_PACK.md")
-    assert fixture_parse(entry) == Skip("no_event_type")  # the doc did not show the envelope
+    assert fixture_parse(entry) == Skip(SkipReason.NO_EVENT_TYPE)  # the doc did not show the envelope
     event = fixture_parse(entry, {"event_type": "trade.intent"})
     assert isinstance(event, Event)
     votes = votes_by_model(event)
@@ -139,7 +144,7 @@ def test_fixture_cutover_doc_entry_keeps_lgbm_1_05_raw() -> None:
 
 def test_fixture_forensic_doc_entry_five_models_and_fallback() -> None:
     entry = fixture("VPS_FORENSIC_AUDIT_2026-03-03.md")
-    assert fixture_parse(entry) == Skip("no_event_type")
+    assert fixture_parse(entry) == Skip(SkipReason.NO_EVENT_TYPE)
     event = fixture_parse(entry, {"event_type": "trade.intent"})
     assert isinstance(event, Event)
     votes = votes_by_model(event)
@@ -179,14 +184,37 @@ def test_every_skip_reason_is_reachable() -> None:
     too_large = ContractLimits(max_payload_bytes=1024)
     seen.add(skipped(raw_envelope(payload({"xgb": ("BUY", 0.8)}, symbol="X" * 2000)), too_large).reason)
     bad_id = parse_raw((b"not-an-id", {b"event_type": b"trade.intent"}), LIMITS)
-    assert bad_id == (None, Skip("bad_stream_id"))
+    assert bad_id == (None, Skip(SkipReason.BAD_STREAM_ID))
     seen.add(bad_id[1].reason)
     far = parse_raw(
         (b"9999999999999-0", as_bytes_fields(raw_envelope(payload({"xgb": ("BUY", 0.8)})))), LIMITS
     )
-    assert far == (StreamId(9_999_999_999_999, 0), Skip("stream_id_out_of_range"))
+    assert far == (StreamId(9_999_999_999_999, 0), Skip(SkipReason.STREAM_ID_OUT_OF_RANGE))
     seen.add(far[1].reason)
-    assert seen == set(SKIP_REASONS)
+    assert seen == set(SkipReason)
+
+
+def test_skip_reasons_are_the_label_values_they_always_were() -> None:
+    """``SkipReason`` replaced a tuple of strings: the same values in the same order (the exporter's
+    series order), and each reads as its bare value wherever it is printed or serialised."""
+    assert [reason.value for reason in SkipReason] == [
+        "no_event_type",
+        "wrong_event_type",
+        "no_payload",
+        "payload_too_large",
+        "bad_json",
+        "payload_not_object",
+        "no_model_breakdown",
+        "breakdown_not_object",
+        "empty_model_breakdown",
+        "no_valid_votes",
+        "bad_stream_id",
+        "stream_id_out_of_range",
+    ]
+    for reason in SkipReason:
+        assert str(reason) == f"{reason}" == reason.value
+        assert json.dumps({reason: [reason]}) == f'{{"{reason.value}": ["{reason.value}"]}}'
+        assert dumps({reason: [reason]}, indent=False) == f'{{"{reason.value}":["{reason.value}"]}}'.encode()
 
 
 @pytest.mark.parametrize(
@@ -263,7 +291,7 @@ def test_entry_with_only_invalid_votes_is_no_valid_votes_and_names_them() -> Non
             }
         )
     )
-    assert result == Skip("no_valid_votes", ("xgb", "lgbm"), 0)
+    assert result == Skip(SkipReason.NO_VALID_VOTES, ("xgb", "lgbm"), 0)
 
 
 def test_nan_in_python_json_payload_is_an_invalid_vote_not_bad_json() -> None:
@@ -400,7 +428,7 @@ def test_invalid_votes_count_towards_the_entry_cap() -> None:
 def test_refused_keys_are_reported_even_when_the_entry_is_skipped() -> None:
     limits = ContractLimits(max_key_length=4)
     result = skipped(breakdown_envelope({"toolong": {"action": "BUY", "confidence": 0.6}}), limits)
-    assert result == Skip("no_valid_votes", (), 1)
+    assert result == Skip(SkipReason.NO_VALID_VOTES, (), 1)
 
 
 # ---- labels must survive every output (JSON, UTF-8 Markdown, Prometheus) ---------------------------
@@ -449,7 +477,7 @@ def test_any_bytes_mapping_is_an_event_or_a_skip(fields: dict[bytes, bytes]) -> 
     result = parse_entry(SID, fields, LIMITS)
     assert isinstance(result, Event | Skip)
     if isinstance(result, Skip):
-        assert result.reason in SKIP_REASONS
+        assert isinstance(result.reason, SkipReason)
 
 
 json_scalars = (
@@ -531,4 +559,72 @@ def test_any_json_payload_is_an_event_or_a_skip(value: Any, encoding: str) -> No
                 raw = value["model_breakdown"][vote.model]["action"]
                 assert vote.respelled == (raw != vote.action)
     else:
-        assert result.reason in SKIP_REASONS
+        assert isinstance(result.reason, SkipReason)
+
+
+# ---- the inlined hot path against the reference parser (hypothesis) --------------------------------
+
+
+def reference_parse(text: bytes, limits: ContractLimits) -> Event | Skip | None:
+    """``parse_entry`` after the envelope checks, written with the reference ``_vote`` for every key
+    (None when the payload is no breakdown object at all: those skips are not the loop's)."""
+    decoded = decode_json(text)
+    breakdown = decoded.get("model_breakdown") if isinstance(decoded, dict) else None
+    if not isinstance(breakdown, dict) or not breakdown:
+        return None
+    votes: list[Vote] = []
+    invalid: list[str] = []
+    refused, room, fallback = 0, limits.max_models_per_entry, False
+    for key, value in breakdown.items():
+        if key == FALLBACK_KEY:
+            fallback = True
+        elif room <= 0 or len(key) > limits.max_key_length or not key.isprintable():
+            refused += 1
+        else:
+            room -= 1
+            vote = _vote(key, value, limits)
+            if vote is None:
+                invalid.append(key)
+            else:
+                votes.append(vote)
+    if not votes:
+        return Skip(SkipReason.NO_VALID_VOTES, tuple(invalid), refused)
+    side = decoded.get("side")
+    side = _short_string(normal_label(side) if isinstance(side, str) else side, limits.max_key_length)
+    symbol = _short_string(decoded.get("symbol"), limits.max_symbol_length)
+    return Event(SID, symbol, side, fallback, tuple(votes), tuple(invalid), refused)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.text(max_size=8) | st.sampled_from(["xgb", "lgbm", "fallback", "k" * 65, "bad\nkey"]),
+        votes_strategy
+        | st.fixed_dictionaries(
+            {"action": spelt_action(), "confidence": st.floats(allow_nan=True, allow_infinity=True)},
+            optional={
+                "model": json_values | st.sampled_from(["v" * 64, "v" * 65, "a\nb", ""]),
+                "shadow": json_values,
+                "inactive": json_values,
+            },
+        ),
+        max_size=6,
+    ),
+    json_values,
+    json_values | spelt_action(),
+    st.integers(1, 4),
+)
+def test_the_inlined_hot_path_equals_the_reference_parser_on_any_breakdown(
+    breakdown: dict[str, Any], symbol: Any, side: Any, models_per_entry: int
+) -> None:
+    """``_event_from_breakdown`` inlines ``_vote`` for the exact types JSON produces; every shape (any
+    value, NaN and infinite confidences, key caps, fallback, symbol and side) must parse exactly as the
+    reference does, vote for vote (tests/test_labels.py holds the label spellings alike)."""
+    limits = ContractLimits(max_models_per_entry=models_per_entry)
+    text = json.dumps({"symbol": symbol, "side": side, "model_breakdown": breakdown}).encode()
+    expected = reference_parse(text, limits)
+    result = parse_entry(SID, {b"event_type": b"trade.intent", b"payload": text}, limits)
+    if expected is None:
+        assert isinstance(result, Skip)
+    else:
+        assert result == expected

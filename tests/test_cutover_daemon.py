@@ -26,7 +26,8 @@ from eventkit import healthy_entries
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from quantum_gate.cutover import KubernetesSource, Rollout
+from quantum_gate.cutover import Rollout
+from quantum_gate.cutover_kubernetes import KubernetesSource
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
 from quantum_gate.statuspage import render_status_page

@@ -18,24 +18,25 @@ from cutoverkit import DEPLOYMENT, NAMESPACE, FakeCluster, FakeDocker, fake_clus
 from eventkit import collapsed_vote, event, healthy_events, run_gate
 from test_statuspage import HOSTILE_MODEL, HOSTILE_UNIT, NOW, Page, build_windows, snapshot
 
-from quantum_gate.config import ConfigError, CutoverSettings, Settings, load_settings
+from quantum_gate.config import ConfigError, CutoverSettings, Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.cutover import (
     Cutover,
     CutoverUnavailable,
-    DockerSource,
     FixedSource,
-    KubernetesSource,
     Rollout,
     SystemdSource,
-    cutover_from_inspect,
+    parse_rfc3339,
+)
+from quantum_gate.cutover_docker import DockerSource, cutover_from_inspect, query_container
+from quantum_gate.cutover_kubernetes import (
+    KubernetesSource,
     cutover_from_rollout,
-    cutover_source,
     label_selector,
     owned_replicasets,
-    parse_rfc3339,
-    query_container,
     rollout_state,
 )
+from quantum_gate.cutover_sources import cutover_source
 from quantum_gate.report import gate_document, render_markdown
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import StreamId

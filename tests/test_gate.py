@@ -31,7 +31,8 @@ from quantum_gate.contract import Event, Vote
 from quantum_gate.gate import event_rate_per_minute, progress
 from quantum_gate.modelstats import ModelStats, ensemble_stats, model_stats
 from quantum_gate.verdicts import Verdict
-from quantum_gate.windows import Vocabulary, Window
+from quantum_gate.vocabulary import Vocabulary
+from quantum_gate.windows import Window
 
 SUSPECTS = (0.5, 0.65, 0.68, 0.72, 0.75)
 POST_MS = CUTOVER_MS + 1000

@@ -39,14 +39,14 @@ from test_cli import as_json, check
 
 from quantum_gate import ingestor as ingestor_module
 from quantum_gate.breakdown import report_depth
-from quantum_gate.cli import evaluate_once
 from quantum_gate.config import GateSettings
-from quantum_gate.contract import ContractLimits, Event, Skip, Vote, parse_entry
+from quantum_gate.contract import ContractLimits, Event, Skip, SkipReason, Vote, parse_entry
 from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
 from quantum_gate.gate import evaluate
 from quantum_gate.httpapp import HttpApp
+from quantum_gate.oneshot import evaluate_once
 from quantum_gate.report import dumps, gate_document
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.stream import read_after
@@ -80,7 +80,7 @@ def test_ids_beyond_the_packed_range_are_a_skip_reason() -> None:
         StreamId(9_999_999_999_999, 0),
         StreamId(2**64 - 1, 2**64 - 1),
     ):
-        assert parse_entry(stream_id, fields, LIMITS) == Skip("stream_id_out_of_range")
+        assert parse_entry(stream_id, fields, LIMITS) == Skip(SkipReason.STREAM_ID_OUT_OF_RANGE)
 
 
 def test_window_notes_an_out_of_range_event_instead_of_raising() -> None:
@@ -160,7 +160,7 @@ def test_daemon_keeps_tailing_past_far_future_ids_and_a_restart_builds_its_windo
 def test_skip_notes_age_out_with_the_events_around_them() -> None:
     post, _ = window_pair(3, 3)
     post.add(event(CUTOVER_MS, {"xgb": ("BUY", 0.5)}))
-    post.note_skip(Skip("no_valid_votes", ("xgb",)), StreamId(CUTOVER_MS + 1, 0))
+    post.note_skip(Skip(SkipReason.NO_VALID_VOTES, ("xgb",)), StreamId(CUTOVER_MS + 1, 0))
     post.add(event(CUTOVER_MS + 2, {"xgb": ("SELL", 0.6)}))
     columns = post.model("xgb")
     assert columns is not None and columns.invalid == 1
@@ -179,7 +179,7 @@ def test_one_bad_entry_fails_the_gate_only_while_the_window_spans_it() -> None:
     events = healthy_events(30, CUTOVER_MS)
     for item in events[:5]:
         post.add(item)
-    post.note_skip(Skip("no_valid_votes", ("xgb",)), StreamId(CUTOVER_MS + 4_500, 0))
+    post.note_skip(Skip(SkipReason.NO_VALID_VOTES, ("xgb",)), StreamId(CUTOVER_MS + 4_500, 0))
     for item in events[5:8]:
         post.add(item)
     gate = GateSettings(min_events=5, min_samples=5)
@@ -193,9 +193,9 @@ def test_one_bad_entry_fails_the_gate_only_while_the_window_spans_it() -> None:
 
 def test_cutover_moving_forward_keeps_the_notes_after_it() -> None:
     post, _ = window_pair(10, 10)
-    post.note_skip(Skip("bad_json"), StreamId(CUTOVER_MS + 1, 0))
+    post.note_skip(Skip(SkipReason.BAD_JSON), StreamId(CUTOVER_MS + 1, 0))
     post.add(event(CUTOVER_MS + 2, {"xgb": ("BUY", 0.5)}))
-    post.note_skip(Skip("wrong_event_type"), StreamId(CUTOVER_MS + 3, 0))
+    post.note_skip(Skip(SkipReason.WRONG_EVENT_TYPE), StreamId(CUTOVER_MS + 3, 0))
     post.retain_from(StreamId(CUTOVER_MS + 2, 0).packed())
     assert post.notes().skipped == {"wrong_event_type": 1}
 
@@ -203,7 +203,10 @@ def test_cutover_moving_forward_keeps_the_notes_after_it() -> None:
 def test_skip_notes_are_bounded_by_the_window_capacity_whatever_the_order() -> None:
     forward, _ = window_pair(4, 4)
     backward, _ = window_pair(4, 4)
-    skips = [(Skip("bad_json" if ms % 2 else "no_payload"), StreamId(ms, 0)) for ms in range(1, 40)]
+    skips = [
+        (Skip(SkipReason.BAD_JSON if ms % 2 else SkipReason.NO_PAYLOAD), StreamId(ms, 0))
+        for ms in range(1, 40)
+    ]
     for skip, stream_id in skips:
         forward.note_skip(skip, stream_id)
     for skip, stream_id in reversed(skips):

@@ -13,7 +13,7 @@ import redis
 from conftest import RedisServer
 from hardening_kit import COMPACT_VARIANTS, DaemonProcess, Metrics, xadd_many
 
-from quantum_gate.stream import GapTracker, StreamInfo
+from quantum_gate.stream_gaps import GapTracker, StreamInfo
 from quantum_gate.streamids import StreamId, parse_stream_id
 
 FAST_RECONNECT = {"QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "0.5"}

@@ -15,13 +15,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import RedisServer
 from hardening_kit import COMPACT_VARIANTS, DaemonProcess, Metrics, xadd_many
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantum_gate.checks import CHECKS
-from quantum_gate.contract import SKIP_REASONS, ContractLimits, Event, Skip, parse_entry
+from quantum_gate.contract import ContractLimits, Event, Skip, SkipReason, parse_entry
 from quantum_gate.streamids import StreamId
 from quantum_gate.verdicts import Verdict
 
@@ -144,6 +145,9 @@ def label_report(metrics: Metrics) -> dict[str, set[str]]:
     return metrics.label_values()
 
 
+# Its own waits add up to 330 s (30 + 2 x (120 + 30)); the suite-wide 120 s cut it short on a loaded
+# machine (CI run with other jobs: killed while parsing a scrape at 120 s, not stuck).
+@pytest.mark.timeout(360)
 def test_hostile_entries_by_the_thousand_are_all_counted_and_bounded(
     redis_server: RedisServer, stream_key: str, tmp_path: Path
 ) -> None:
@@ -182,7 +186,7 @@ def test_hostile_entries_by_the_thousand_are_all_counted_and_bounded(
             accepted = seen.value("events_accepted_total")
             skipped = seen.family("events_skipped_total")
             assert accepted + sum(skipped.values()) == written, (accepted, skipped)
-            assert {labels[0][1] for labels in skipped} <= set(SKIP_REASONS)
+            assert {labels[0][1] for labels in skipped} <= set(SkipReason)
             assert seen.value("redis_up") == 1
             assert seen.value("evaluation_errors_total") == 0
         daemon.assert_alive()
@@ -204,7 +208,7 @@ def test_hostile_entries_by_the_thousand_are_all_counted_and_bounded(
         assert by_reason[reason] > 0, reason
     assert len(labels["model"]) <= MAX_MODELS
     assert len(labels["action"]) <= MAX_ACTIONS + 1
-    assert labels["reason"] <= set(SKIP_REASONS)  # --after: no systemd error reasons either
+    assert labels["reason"] <= set(SkipReason)  # --after: no systemd error reasons either
     assert labels["window"] <= {"pre", "post"}
     assert labels.get("check", set()) <= set(CHECKS)
     assert labels["verdict"] <= {verdict.lower() for verdict in Verdict}
@@ -327,7 +331,7 @@ def spec_vote(value: Any) -> tuple[str, float, str | None] | None:
 def check_against_spec(fields: Mapping[bytes, bytes], result: Event | Skip) -> None:
     assert isinstance(result, Event | Skip)
     if isinstance(result, Skip):
-        assert result.reason in SKIP_REASONS
+        assert isinstance(result.reason, SkipReason)
         assert result.refused_keys >= 0
         return
     assert fields.get(b"event_type") == b"trade.intent"

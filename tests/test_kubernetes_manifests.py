@@ -21,7 +21,7 @@ import yaml
 from conftest import REPO, require_tool
 
 from quantum_gate.config import Settings, parse_listen
-from quantum_gate.cutover import split_deployment
+from quantum_gate.cutover_kubernetes import split_deployment
 
 HERE = REPO / "deploy" / "kubernetes"
 MANIFEST = HERE / "quantum-gate.yaml"

@@ -33,7 +33,8 @@ from structlog.testing import capture_logs
 from test_cli import CUTOVER_ISO, as_json, check
 from test_statuspage import NOW, Page, snapshot
 
-from quantum_gate.config import ConfigError, GateSettings, Settings, load_settings
+from quantum_gate.config import ConfigError, GateSettings, Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.contract import (
     ContractLimits,
     Event,

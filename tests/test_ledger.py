@@ -28,18 +28,9 @@ from eventkit import (
 from quantum_gate.cutover import Cutover
 from quantum_gate.gate import GateResult
 from quantum_gate.history import render_history
-from quantum_gate.ledger import (
-    CutoverHistory,
-    LedgerError,
-    LedgerRow,
-    LedgerWriter,
-    connect,
-    cutover_identity,
-    default_ledger_path,
-    read_history,
-    rows,
-    upsert,
-)
+from quantum_gate.ledger import CutoverHistory, LedgerRow, cutover_identity, default_ledger_path
+from quantum_gate.ledger_store import LedgerError, connect, read_history, rows, upsert
+from quantum_gate.ledger_writer import LedgerWriter
 from quantum_gate.streamids import StreamId
 
 

@@ -22,17 +22,9 @@ from eventkit import CUTOVER_MS, healthy_events, run_gate
 from quantum_gate.cutover import Cutover
 from quantum_gate.exporter import Snapshot
 from quantum_gate.httpapp import history_response
-from quantum_gate.ledger import (
-    SCHEMA_VERSION,
-    CutoverHistory,
-    LedgerError,
-    LedgerRow,
-    LedgerWriter,
-    connect,
-    cutover_identity,
-    read_history,
-    upsert,
-)
+from quantum_gate.ledger import CutoverHistory, LedgerRow, cutover_identity
+from quantum_gate.ledger_store import SCHEMA_VERSION, LedgerError, connect, read_history, upsert
+from quantum_gate.ledger_writer import LedgerWriter
 from quantum_gate.streamids import StreamId
 
 

@@ -12,11 +12,12 @@ import redis
 from conftest import RedisServer, envelope, payload
 from eventkit import CUTOVER_MS, event, write_entries
 
-from quantum_gate.cli import evaluate_once
-from quantum_gate.config import Settings, load_settings
+from quantum_gate.config import Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.connection import connect
 from quantum_gate.cutover import Cutover
 from quantum_gate.gate import evaluate
+from quantum_gate.oneshot import evaluate_once
 from quantum_gate.pipeline import new_windows
 from quantum_gate.report import gate_document
 from quantum_gate.stream import load_windows, load_windows_in_parallel

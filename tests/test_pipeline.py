@@ -16,7 +16,7 @@ from eventkit import CUTOVER, CUTOVER_MS, collapsed_entries, event, healthy_entr
 
 from quantum_gate import evaluator as evaluator_module
 from quantum_gate.config import Settings
-from quantum_gate.contract import Skip
+from quantum_gate.contract import Skip, SkipReason
 from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
 from quantum_gate.pipeline import evaluate_document, rate_from_windows
@@ -35,7 +35,7 @@ def busy_pair() -> tuple[Window, Window]:
     newer = healthy_events(30, CUTOVER_MS - 35_000, models=("xgb", "lgbm"))  # nhits ages out of the ring
     for index, item in enumerate([*older, *newer]):
         if index % 9 == 0:
-            pre.note_skip(Skip("bad_json"), StreamId(item.stream_id.ms, 1))
+            pre.note_skip(Skip(SkipReason.BAD_JSON), StreamId(item.stream_id.ms, 1))
         pre.add(item)
     later = healthy_events(50, CUTOVER_MS, models=("xgb", "tft"))  # tft: a fourth model takes nhits' row
     for index, item in enumerate(later):

@@ -25,7 +25,8 @@ from hardening_kit import (
 )
 from topology_kit import REDIS_TROUBLE, ClusterGroup, SentinelGroup, command
 
-from quantum_gate.config import ConfigError, load_settings
+from quantum_gate.config import ConfigError
+from quantum_gate.config_loading import load_settings
 from quantum_gate.connection import RedisTarget, node_kwargs, parse_redis_url, sentinel_kwargs
 
 FAST_RECONNECT = {"QUANTUM_GATE_REDIS_BACKOFF_MAX_SECONDS": "0.5"}

@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 from eventkit import CUTOVER_MS, collapsed_vote, event, healthy_events, run_gate
 
-from quantum_gate.report import (
-    dumps,
-    gate_document,
-    render_markdown,
-    render_table,
-    report_stamp,
-    write_report,
-)
+from quantum_gate.report import dumps, gate_document, render_markdown, render_table
+from quantum_gate.report_files import report_stamp, write_report
 
 POST_MS = CUTOVER_MS + 1000
 

@@ -38,13 +38,14 @@ from redis.retry import Retry
 from structlog.testing import capture_logs
 from test_gate_http import Served, request, serve, snapshot_for  # noqa: F401 - `serve` is a fixture
 
-from quantum_gate.config import load_settings, redact_url
+from quantum_gate.config import redact_url
+from quantum_gate.config_loading import load_settings
 from quantum_gate.daemon import Daemon
 from quantum_gate.gate_hook import hook_environment, run_hook
 from quantum_gate.httpapp import health
 from quantum_gate.redis_state import describe_redis_error
-from quantum_gate.report import prune_reports, report_stamp, reports_to_remove
-from quantum_gate.report_files import ReportFiles
+from quantum_gate.report_files import prune_reports, report_stamp, reports_to_remove
+from quantum_gate.report_folder import ReportFiles
 
 FAST: dict[str, Any] = {
     "redis": {"block_ms": 200, "backoff_max_seconds": 0.5},

@@ -16,7 +16,8 @@ from eventkit import (
     write_entries,
 )
 
-from quantum_gate.config import GateSettings, Settings, load_settings
+from quantum_gate.config import GateSettings, Settings
+from quantum_gate.config_loading import load_settings
 from quantum_gate.connection import connect
 from quantum_gate.contract import Skip
 from quantum_gate.gate import evaluate

@@ -17,8 +17,11 @@ from hardening_kit import quantum_gate_argv
 from structlog.testing import capture_logs
 from tlskit import PASSWORD, USER, Pki, htpasswd_hash, write_yaml
 
-from quantum_gate.config import ConfigError, load_settings
-from quantum_gate.webconfig import BasicAuth, TlsSource, load_web_config
+from quantum_gate.basicauth import BasicAuth
+from quantum_gate.config import ConfigError
+from quantum_gate.config_loading import load_settings
+from quantum_gate.tlscontext import TlsSource
+from quantum_gate.webconfig import load_web_config
 
 # A bcrypt hash of "pw" made once here (cost 4: these tests check the logic, not the cost).
 FAST_HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()

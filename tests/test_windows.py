@@ -8,20 +8,12 @@ from eventkit import event, fill
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantum_gate.contract import Skip, Vote
+from quantum_gate.columns import INVALID, NO_ACTION, SHADOW
+from quantum_gate.contract import Skip, SkipReason, Vote
 from quantum_gate.modelstats import model_stats
 from quantum_gate.streamids import StreamId
-from quantum_gate.windows import (
-    INVALID,
-    NO_ACTION,
-    OTHER_LABEL,
-    SHADOW,
-    LabelTable,
-    ModelTable,
-    Vocabulary,
-    Window,
-    window_pair,
-)
+from quantum_gate.vocabulary import OTHER_LABEL, LabelTable, ModelTable, Vocabulary
+from quantum_gate.windows import Window, window_pair
 
 
 def new_window(capacity: int, **limits: int) -> Window:
@@ -148,7 +140,7 @@ def test_model_cap_refuses_keys_beyond_it_and_counts() -> None:
 def test_refused_keys_from_the_contract_are_counted() -> None:
     window = new_window(3)
     window.add(event(1, {"a": ("BUY", 0.1)}, refused=3))
-    window.note_skip(Skip("no_valid_votes", ("x",), refused_keys=2), StreamId(2, 0))
+    window.note_skip(Skip(SkipReason.NO_VALID_VOTES, ("x",), refused_keys=2), StreamId(2, 0))
     assert window.counters.refused_keys == 5
     assert window.counters.skipped == {"no_valid_votes": 1}
     assert window.notes().refused_keys == 5
@@ -189,7 +181,7 @@ def test_invalid_and_shadow_flags() -> None:
     window = new_window(4)
     window.add(event(1, {"xgb": Vote("xgb", "BUY", 0.6, "patchtst_shadow", True, False)}, invalid=("lgbm",)))
     window.add(event(2, {"xgb": ("BUY", 0.7)}, invalid=("lgbm",)))
-    window.note_skip(Skip("no_valid_votes", ("lgbm",)), StreamId(3, 0))
+    window.note_skip(Skip(SkipReason.NO_VALID_VOTES, ("lgbm",)), StreamId(3, 0))
     xgb, lgbm = window.model("xgb"), window.model("lgbm")
     assert xgb is not None and lgbm is not None
     assert xgb.flags.tolist() == [SHADOW, 0]
