@@ -17,16 +17,21 @@ import redis
 from bench.kit import base_env, wait_until
 from bench.kit_daemon import DaemonProcess, running
 from quantum_gate.config import Settings
+from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
+from quantum_gate.gate import GateResult
 
 __all__ = [
     "DaemonProcess",
     "add_entry",
     "base_env",
+    "cutover_of",
     "daemon_process",
+    "document_of",
     "fast_config",
     "make_settings",
     "merge",
+    "result_of",
     "tailing",
     "wait_until",
     "write_atomically",
@@ -88,17 +93,38 @@ def add_entry(client: redis.Redis, key: str, fields: Mapping[str, str], stream_i
 @contextmanager
 def tailing(daemon: Daemon, timeout: float = 30.0) -> Iterator[Daemon]:
     """The daemon's start phase and tail thread, without HTTP, scheduler or signal handlers: tests
-    drive ``evaluation_tick``/``watch_cutover`` themselves and read ``snapshot()``."""
-    daemon.initial_cutover()
-    thread = threading.Thread(target=daemon.tail_forever, name="test-tail", daemon=True)
+    drive ``evaluator.tick``/``tracker.watch`` themselves and read ``snapshot()``."""
+    daemon.tracker.initial_cutover()
+    thread = threading.Thread(target=daemon.ingestor.tail_forever, name="test-tail", daemon=True)
     thread.start()
     try:
-        wait_until(daemon.ready.is_set, timeout, "the daemon to become ready")
+        wait_until(daemon.ingestor.ready.is_set, timeout, "the daemon to become ready")
         yield daemon
     finally:
         daemon.stopping.set()
         thread.join(timeout=5)
         assert not thread.is_alive(), "the tail thread did not stop within 5 s"
+
+
+def result_of(daemon: Daemon) -> GateResult:
+    """The result the daemon serves now; there must be one."""
+    result = daemon.evaluator.state().result
+    assert result is not None, "the daemon serves no evaluation"
+    return result
+
+
+def document_of(daemon: Daemon) -> dict[str, Any]:
+    """The gate document the daemon serves now; there must be one."""
+    document = daemon.evaluator.state().document
+    assert document is not None, "the daemon serves no gate document"
+    return document
+
+
+def cutover_of(daemon: Daemon) -> Cutover:
+    """The cutover the daemon has adopted; there must be one."""
+    cutover = daemon.tracker.state().cutover
+    assert cutover is not None, "the daemon has adopted no cutover"
+    return cutover
 
 
 # ---- as a subprocess -------------------------------------------------------------------------------

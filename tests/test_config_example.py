@@ -64,11 +64,11 @@ def test_metrics_doc_lists_every_exported_family(
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": "1020000-0"}})
     daemon = Daemon(settings)
     with tailing(daemon):
-        daemon._observe_stream(connect(settings))  # the XINFO reading the tail takes every 5 s, now
-        daemon.evaluation_tick()
-        with daemon.lock:
-            daemon.systemd_up = True
-            daemon.systemd_errors["no_bus"] += 1
+        daemon.ingestor.watch.observe(connect(settings))  # the XINFO reading the tail takes every 5 s, now
+        daemon.evaluator.tick()
+        with daemon.windows.lock:  # a source that failed once and answers now: both families present
+            daemon.tracker.systemd_up = True
+            daemon.tracker.systemd_errors["no_bus"] += 1
         names: set[str] = set()
         for family in make_registry(daemon.snapshot).collect():
             names.update(sample.name for sample in family.samples)

@@ -12,7 +12,16 @@ from pathlib import Path
 
 from conftest import RedisServer
 from cutoverkit import DEPLOYMENT, NAMESPACE, FakeCluster, FakeDocker, fake_cluster, fake_docker, rfc3339
-from daemonkit import daemon_process, make_settings, tailing, wait_until, write_atomically
+from daemonkit import (
+    cutover_of,
+    daemon_process,
+    document_of,
+    make_settings,
+    result_of,
+    tailing,
+    wait_until,
+    write_atomically,
+)
 from eventkit import healthy_entries
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
@@ -105,13 +114,13 @@ def test_daemon_follows_a_rollout_and_a_rollback(
     daemon = Daemon(settings, clock=lambda: clock[0])
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        wait_until(lambda: daemon.cutover is not None, 20, "the first cutover")
+        wait_until(lambda: daemon.tracker.state().cutover is not None, 20, "the first cutover")
         # poll 1 (at start): 1 of 2 pods updated
-        daemon.evaluation_tick()
-        assert daemon.cutover is not None and daemon.cutover.stream_id == StreamId(start * 1000, 0)
-        assert daemon.result is not None and daemon.result.verdict == "INSUFFICIENT_DATA"
-        assert daemon.result.reasons == ("rollout in progress: 1 of 2 pods updated",)
-        assert len(daemon.post) == 250  # enough events: only the rollout holds the gate
+        daemon.evaluator.tick()
+        assert cutover_of(daemon).stream_id == StreamId(start * 1000, 0)
+        assert result_of(daemon).verdict == "INSUFFICIENT_DATA"
+        assert result_of(daemon).reasons == ("rollout in progress: 1 of 2 pods updated",)
+        assert len(daemon.windows.post) == 250  # enough events: only the rollout holds the gate
         assert sample(registry, "quantum_gate_rollout_complete") == 0
         assert sample(registry, "quantum_gate_cutover_source_up", source="kubernetes") == 1
         page = render_status_page(daemon.snapshot(), clock[0])
@@ -120,25 +129,26 @@ def test_daemon_follows_a_rollout_and_a_rollback(
 
         # A rollout that moves on while its cutover is being adopted leaves a pending cutover with the
         # same identity: it is the same deployment, taken in place, not adopted (or counted) again.
-        adopted = daemon.cutover
-        with daemon.lock:
-            daemon.pending_cutover = replace(adopted, rollout=Rollout(2, 1, 1, True))
-        wait_until(lambda: daemon.pending_cutover is None, 20, "the newer state to be taken")
-        assert daemon.cutover is not None and daemon.cutover.rollout == Rollout(2, 1, 1, True)
+        adopted = cutover_of(daemon)
+        daemon.tracker.propose(replace(adopted, rollout=Rollout(2, 1, 1, True)))
+        wait_until(lambda: daemon.tracker.state().pending is None, 20, "the newer state to be taken")
+        assert cutover_of(daemon).rollout == Rollout(2, 1, 1, True)
         assert sample(registry, "quantum_gate_cutovers_total") == 1
-        assert len(daemon.post) == 250
+        assert len(daemon.windows.post) == 250
 
         fake_cluster.progress(updated=2, old_ready=1)  # poll 2
-        daemon.watch_cutover()
-        daemon.evaluation_tick()
-        assert daemon.result.reasons == ("rollout in progress: 2 of 2 pods updated, 1 old pod still ready",)
+        daemon.tracker.watch()
+        daemon.evaluator.tick()
+        assert result_of(daemon).reasons == (
+            "rollout in progress: 2 of 2 pods updated, 1 old pod still ready",
+        )
         assert sample(registry, "quantum_gate_cutovers_total") == 1  # progress is not a new cutover
         assert list((tmp_path / "reports").glob("quality_gate_*.json")) == []
 
         fake_cluster.complete()  # poll 3
-        daemon.watch_cutover()
-        daemon.evaluation_tick()
-        assert daemon.result.verdict == "PASS", daemon.result.reasons
+        daemon.tracker.watch()
+        daemon.evaluator.tick()
+        assert result_of(daemon).verdict == "PASS", result_of(daemon).reasons
         assert sample(registry, "quantum_gate_rollout_complete") == 1
         assert sample(registry, "quantum_gate_cutovers_total") == 1
         assert sample(registry, "quantum_gate_verdict", verdict="pass") == 1
@@ -153,14 +163,13 @@ def test_daemon_follows_a_rollout_and_a_rollback(
         clock[0] = float(now_s())
         fake_cluster.rollback(to=fake_cluster.replicasets[0])
         fake_cluster.progress(updated=1)
-        daemon.watch_cutover()
+        daemon.tracker.watch()
         wait_until(lambda: sample(registry, "quantum_gate_cutovers_total") == 2, 20, "the rollback's cutover")
-        assert daemon.cutover is not None
-        assert daemon.cutover.stream_id == StreamId(int(clock[0] * 1000), 0)
-        assert daemon.cutover.label == f"deployment {TARGET} revision 3"
-        daemon.evaluation_tick()
-        assert daemon.result.verdict == "INSUFFICIENT_DATA"
-        assert daemon.result.reasons[0] == "rollout in progress: 1 of 2 pods updated"
+        assert cutover_of(daemon).stream_id == StreamId(int(clock[0] * 1000), 0)
+        assert cutover_of(daemon).label == f"deployment {TARGET} revision 3"
+        daemon.evaluator.tick()
+        assert result_of(daemon).verdict == "INSUFFICIENT_DATA"
+        assert result_of(daemon).reasons[0] == "rollout in progress: 1 of 2 pods updated"
         assert sample(registry, "quantum_gate_rollout_complete") == 0
 
 
@@ -181,10 +190,10 @@ def test_daemon_with_a_forbidden_then_hanging_kubectl_fails_closed(
     daemon = Daemon(settings)
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        daemon.evaluation_tick()
-        assert daemon.result is not None and daemon.result.verdict == "INSUFFICIENT_DATA"
-        assert daemon.result.reasons[0] == "cutover unknown"
-        assert daemon.document is not None and "forbidden" in daemon.document["cutover"]["error"]
+        daemon.evaluator.tick()
+        assert result_of(daemon).verdict == "INSUFFICIENT_DATA"
+        assert result_of(daemon).reasons[0] == "cutover unknown"
+        assert "forbidden" in document_of(daemon)["cutover"]["error"]
         assert sample(registry, "quantum_gate_cutover_source_up", source="kubernetes") == 0
         assert (
             sample(
@@ -196,23 +205,26 @@ def test_daemon_with_a_forbidden_then_hanging_kubectl_fails_closed(
         assert sample(registry, "quantum_gate_rollout_complete") is None
 
         fake_cluster.heal()
-        daemon.watch_cutover()
-        wait_until(lambda: daemon.cutover is not None, 20, "the cutover once kubectl answers")
-        daemon.evaluation_tick()
-        assert daemon.result.verdict == "PASS"
+        daemon.tracker.watch()
+        wait_until(lambda: daemon.tracker.state().cutover is not None, 20, "the cutover once kubectl answers")
+        daemon.evaluator.tick()
+        assert result_of(daemon).verdict == "PASS"
         assert sample(registry, "quantum_gate_cutover_source_up", source="kubernetes") == 1
 
         fake_cluster.misbehave(hang=True)  # bounded by cutover.timeout_seconds; the cutover is kept
-        assert isinstance(daemon.source, KubernetesSource)
-        daemon.source.timeout = 0.5  # short only here: a loaded machine may start kubectl slowly
-        daemon.watch_cutover()
+        assert isinstance(daemon.tracker.source, KubernetesSource)
+        daemon.tracker.source.timeout = 0.5  # short only here: a loaded machine may start kubectl slowly
+        daemon.tracker.watch()
         assert (
             sample(
                 registry, "quantum_gate_cutover_source_errors_total", source="kubernetes", reason="timeout"
             )
             == 1
         )
-        assert daemon.cutover is not None and sample(registry, "quantum_gate_cutovers_total") == 1
+        assert (
+            daemon.tracker.state().cutover is not None
+            and sample(registry, "quantum_gate_cutovers_total") == 1
+        )
     unavailable = [entry for entry in logs if entry["event"] == "cutover.unavailable"]
     assert [entry["reason"] for entry in unavailable] == ["forbidden", "timeout"]
     assert unavailable[0]["source"] == "kubernetes" and unavailable[0]["target"] == TARGET

@@ -1,13 +1,15 @@
 """The daemon in process: a real Redis, the real tail thread, the stand-in systemctl; evaluation driven
-by the test (``evaluation_tick``/``watch_cutover``), metrics read through the project's registry and
+by the test (``evaluator.tick``/``tracker.watch``), metrics read through the project's registry and
 logs captured as data. The subprocess path is exercised in test_daemon_process.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,14 +18,23 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import FakeSystemd, RedisServer, envelope, free_port, payload
-from daemonkit import add_entry, make_settings, tailing, wait_until, write_atomically
+from daemonkit import (
+    add_entry,
+    cutover_of,
+    document_of,
+    make_settings,
+    tailing,
+    wait_until,
+    write_atomically,
+)
 from eventkit import collapsed_entries, healthy_entries
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from quantum_gate import daemon as daemon_module
+from quantum_gate import ingestor as ingestor_module
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
+from quantum_gate.gate_hook import run_hook
 from quantum_gate.httpapp import HttpApp
 from quantum_gate.statuspage import render_status_page
 from quantum_gate.streamids import SEQ_BITS, StreamId
@@ -71,10 +82,10 @@ def test_backlog_builds_both_windows_then_live_events_follow(
     daemon = Daemon(settings)
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        daemon.evaluation_tick()
+        daemon.evaluator.tick()
         # Post: everything at or after the cutover. Baseline: the newest 20 *before* it, not overall.
-        assert key_ms(daemon.post.keys()) == [cut + 1000 * i for i in range(30)]
-        assert key_ms(daemon.pre.keys()) == [cut - 100_000 + 1000 * i for i in range(30, 50)]
+        assert key_ms(daemon.windows.post.keys()) == [cut + 1000 * i for i in range(30)]
+        assert key_ms(daemon.windows.pre.keys()) == [cut - 100_000 + 1000 * i for i in range(30, 50)]
         assert sample(registry, "quantum_gate_window_events", window="post") == 30
         assert sample(registry, "quantum_gate_window_events", window="pre") == 20
         assert sample(registry, "quantum_gate_cutover_known") == 1
@@ -90,8 +101,8 @@ def test_backlog_builds_both_windows_then_live_events_follow(
         assert sample(registry, "quantum_gate_redis_up") == 1
         # Live events arrive through XREAD BLOCK.
         write_atomically(client, stream_key, healthy_entries(10, cut + 100_000, 1000))
-        wait_until(lambda: len(daemon.post) == 40, 5, "10 live events in the post window")
-        daemon.evaluation_tick()
+        wait_until(lambda: len(daemon.windows.post) == 40, 5, "10 live events in the post window")
+        daemon.evaluator.tick()
         assert sample(registry, "quantum_gate_model_samples", model="lgbm", window="post") == 40
         assert sample(registry, "quantum_gate_events_accepted_total") == 60
         assert sample(registry, "quantum_gate_last_event_timestamp_seconds") == (cut + 109_000) / 1000
@@ -114,18 +125,74 @@ def test_the_200th_event_requests_an_immediate_evaluation(
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": str(cut)}})
     daemon = Daemon(settings)
     with tailing(daemon):
-        daemon.evaluation_tick()
-        assert not daemon.evaluation_requested.is_set()
-        assert daemon.reports_written_total == 0
+        daemon.evaluator.tick()
+        assert not daemon.evaluator.state().requested
+        assert daemon.evaluator.state().reports_written_total == 0
         add_entry(client, stream_key, healthy_entries(1, cut + 300_000, 1)[0][1], f"{cut + 300_000}-0")
-        wait_until(daemon.evaluation_requested.is_set, 5, "the tail to request the automatic gate")
+        wait_until(lambda: daemon.evaluator.state().requested, 5, "the tail to request the automatic gate")
         with capture_logs() as logs:
-            daemon.evaluation_tick()
-            daemon.evaluation_tick()  # a second tick: no second completion
+            daemon.evaluator.tick()
+            daemon.evaluator.tick()  # a second tick: no second completion
     completed = named(logs, "gate.completed")
     assert len(completed) == 1 and completed[0]["verdict"] == "PASS" and completed[0]["post_events"] == 200
     reports = sorted(tmp_path.glob("quality_gate_*"))
     assert [p.suffix for p in reports] == [".json", ".md"]
+
+
+# ---- start-up: no evaluation request is lost before the scheduler runs --------------------------------
+
+
+def test_a_request_made_before_the_evaluation_job_exists_is_honoured(tmp_path: Path, stream_key: str) -> None:
+    """The tail asks for the first evaluation once its catch-up is done; a request that comes before
+    the scheduler's job exists is remembered and honoured when the job is made, not left to the first
+    interval (60 s here)."""
+    settings = make_settings(
+        f"redis://127.0.0.1:{free_port()}/0",
+        stream_key,
+        tmp_path,
+        {"daemon": {"interval_seconds": 60}, "cutover": {"after": "1000-0"}},
+    )
+    daemon = Daemon(settings)
+    daemon.evaluator.request()
+    daemon.evaluator.start(None, 1.0)
+    try:
+        wait_until(lambda: daemon.evaluator.state().evaluations_total == 1, 10, "the early request")
+    finally:
+        daemon.evaluator.stop()
+
+
+def test_startup_makes_the_evaluation_job_before_the_tail_starts(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phases in order (startup, main loop, shutdown): by the time the tail can ask for an
+    evaluation, the job it asks exists, so the first evaluation follows the backfill at once."""
+    cut = now_ms() - 600_000
+    write_atomically(redis_server.admin(), stream_key, healthy_entries(20, cut, 1000))
+    settings = make_settings(
+        redis_server.url,
+        stream_key,
+        tmp_path,
+        {"daemon": {"interval_seconds": 60}, "cutover": {"after": str(cut)}},
+    )
+    daemon = Daemon(settings)
+    monkeypatch.setattr(daemon, "_install_signals", lambda server: None)  # the test runner's stay
+    scheduled_first: list[bool] = []
+    start_tail = daemon.ingestor.start
+
+    def start() -> threading.Thread:
+        scheduled_first.append(daemon.evaluator.job is not None)
+        return start_tail()
+
+    monkeypatch.setattr(daemon.ingestor, "start", start)
+    assert daemon.startup()
+    try:
+        assert scheduled_first == [True]
+        wait_until(lambda: daemon.evaluator.state().evaluations_total >= 1, 10, "the first evaluation")
+    finally:
+        daemon.stopping.set()
+        daemon.main_loop()  # returns at once: asked to stop
+        daemon.shutdown()
+    assert daemon.snapshot().window_events == {"post": 20, "pre": 0}
 
 
 # ---- a restart of the unit -----------------------------------------------------------------------------
@@ -144,46 +211,46 @@ def test_unit_restart_moves_the_cutover(
     daemon = Daemon(settings)
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        assert len(daemon.post) == 20 and len(daemon.pre) == 20
+        assert len(daemon.windows.post) == 20 and len(daemon.windows.pre) == 20
         assert sample(registry, "quantum_gate_systemd_up") == 1
         assert sample(registry, "quantum_gate_cutovers_total") == 1
         write_atomically(client, stream_key, healthy_entries(10, base + 100_000, 1000))  # +100s .. +109s
-        wait_until(lambda: len(daemon.post) == 30, 5, "live events")
+        wait_until(lambda: len(daemon.windows.post) == 30, 5, "live events")
 
         # The unit restarts at +105 s: a new InvocationID and ActiveEnterTimestamp.
         c2 = c1 + 105
         fake_systemd.restart(entered=c2, invocation="inv-2", restarts=1)
-        daemon.watch_cutover()
-        wait_until(lambda: daemon.cutovers_total == 2, 5, "the restart to be adopted")
-        assert daemon.cutover is not None and daemon.cutover.stream_id == StreamId(c2 * 1000, 0)
-        assert daemon.cutover.invocation_id == "inv-2"
+        daemon.tracker.watch()
+        wait_until(lambda: daemon.tracker.state().cutovers_total == 2, 5, "the restart to be adopted")
+        assert cutover_of(daemon).stream_id == StreamId(c2 * 1000, 0)
+        assert cutover_of(daemon).invocation_id == "inv-2"
         # Post restarts at the new cutover and keeps the events already read with ID >= it ...
-        assert key_ms(daemon.post.keys()) == [base + 1000 * i for i in range(105, 110)]
+        assert key_ms(daemon.windows.post.keys()) == [base + 1000 * i for i in range(105, 110)]
         # ... and the baseline becomes the newest 20 events before it.
         expected_pre = [base + 1000 * i for i in range(5, 20)] + [base + 1000 * i for i in range(100, 105)]
-        assert key_ms(daemon.pre.keys()) == expected_pre
-        daemon.evaluation_tick()
+        assert key_ms(daemon.windows.pre.keys()) == expected_pre
+        daemon.evaluator.tick()
         assert sample(registry, "quantum_gate_cutovers_total") == 2
         assert sample(registry, "quantum_gate_cutover_timestamp_seconds") == c2
         assert sample(registry, "quantum_gate_window_events", window="post") == 5
-        assert daemon.document is not None and daemon.document["cutover"]["invocation_id"] == "inv-2"
+        assert document_of(daemon)["cutover"]["invocation_id"] == "inv-2"
 
         # Polling the same unit state again is not a restart.
-        daemon.watch_cutover()
-        assert daemon.pending_cutover is None and daemon.cutovers_total == 2
+        daemon.tracker.watch()
+        assert daemon.tracker.state().pending is None and daemon.tracker.state().cutovers_total == 2
 
         # A restart within the same second: only the InvocationID changes, still a new cutover.
         fake_systemd.restart(entered=c2, invocation="inv-3", restarts=2)
-        daemon.watch_cutover()
-        wait_until(lambda: daemon.cutovers_total == 3, 5, "the same-second restart")
-        assert len(daemon.post) == 5
+        daemon.tracker.watch()
+        wait_until(lambda: daemon.tracker.state().cutovers_total == 3, 5, "the same-second restart")
+        assert len(daemon.windows.post) == 5
 
         # A start time that moves backwards rebuilds both windows from Redis.
         fake_systemd.restart(entered=c1, invocation="inv-4", restarts=3)
-        daemon.watch_cutover()
-        wait_until(lambda: daemon.cutovers_total == 4, 5, "the backwards cutover")
-        assert key_ms(daemon.post.keys())[:1] == [base] and len(daemon.post) == 30
-        assert len(daemon.pre) == 20
+        daemon.tracker.watch()
+        wait_until(lambda: daemon.tracker.state().cutovers_total == 4, 5, "the backwards cutover")
+        assert key_ms(daemon.windows.post.keys())[:1] == [base] and len(daemon.windows.post) == 30
+        assert len(daemon.windows.pre) == 20
     detected = named(logs, "cutover.detected")
     assert [d["invocation_id"] for d in detected] == ["inv-1", "inv-2", "inv-3", "inv-4"]
     assert detected[1]["previous"] == f"{base}-0"
@@ -213,18 +280,18 @@ def test_without_systemd_the_daemon_runs_but_never_passes(
     daemon = Daemon(make_settings(redis_server.url, stream_key, tmp_path, extra))
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        daemon.evaluation_tick()
-        daemon.watch_cutover()  # a second failed poll: the same state, not logged again
+        daemon.evaluator.tick()
+        daemon.tracker.watch()  # a second failed poll: the same state, not logged again
         assert sample(registry, "quantum_gate_systemd_up") == 0
         assert sample(registry, "quantum_gate_cutover_known") == 0
         assert sample(registry, "quantum_gate_systemd_errors_total", reason=cause) == 2
         assert sample(registry, "quantum_gate_verdict", verdict="pass") == 0
         assert sample(registry, "quantum_gate_verdict", verdict="insufficient_data") == 1
-        assert daemon.document is not None and "cutover unknown" in daemon.document["reasons"]
-        assert daemon.document["cutover"]["error"]
+        assert "cutover unknown" in document_of(daemon)["reasons"]
+        assert document_of(daemon)["cutover"]["error"]
         # It keeps running: live events are still read.
         write_atomically(client, stream_key, healthy_entries(3, now_ms() - 5000, 1000))
-        wait_until(lambda: daemon.accepted_total == 3, 5, "live events without a cutover")
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 3, 5, "live events without a cutover")
         assert sample(registry, "quantum_gate_redis_up") == 1
 
         # systemd answers again: the cutover is adopted and the gate can pass.
@@ -232,16 +299,16 @@ def test_without_systemd_the_daemon_runs_but_never_passes(
             missing.parent.mkdir()
             shutil.copy(fake_systemd.bin_dir / "systemctl", missing)
         fake_systemd.restart(entered=start // 1000, invocation="inv-back")
-        daemon.watch_cutover()
-        wait_until(lambda: daemon.cutover is not None, 5, "the cutover once systemd answers")
-        daemon.evaluation_tick()
+        daemon.tracker.watch()
+        wait_until(lambda: daemon.tracker.state().cutover is not None, 5, "the cutover once systemd answers")
+        daemon.evaluator.tick()
         assert sample(registry, "quantum_gate_systemd_up") == 1
         assert sample(registry, "quantum_gate_verdict", verdict="pass") == 1
 
         # systemd goes away again: the last known cutover is kept.
         fake_systemd.set(stderr="Failed to connect to bus: Connection refused")
-        daemon.watch_cutover()
-        daemon.evaluation_tick()
+        daemon.tracker.watch()
+        daemon.evaluator.tick()
         assert sample(registry, "quantum_gate_systemd_up") == 0
         assert sample(registry, "quantum_gate_cutover_known") == 1
         assert sample(registry, "quantum_gate_verdict", verdict="pass") == 1
@@ -267,7 +334,7 @@ def test_healthz_is_200_only_with_redis_up_and_a_fresh_evaluation(
         status, _, body = app.handle("/healthz")
         assert (status, b"no evaluation yet" in body) == (503, True)
         assert app.handle("/gate")[0] == 503
-        daemon.evaluation_tick()
+        daemon.evaluator.tick()
         assert app.handle("/healthz")[0] == 200
         assert app.handle("/gate")[0] == 200
         status, content_type, page = app.handle("/")
@@ -280,7 +347,7 @@ def test_healthz_is_200_only_with_redis_up_and_a_fresh_evaluation(
     down = Daemon(make_settings(f"redis://127.0.0.1:{free_port()}/0", stream_key, tmp_path))
     down_app = HttpApp(down.snapshot, down.clock, render_status_page)
     with tailing(down):  # READY even with Redis down: it serves what it knows, redis_up says the rest
-        down.evaluation_tick()
+        down.evaluator.tick()
         status, _, body = down_app.handle("/healthz")
         assert status == 503 and b"redis unreachable" in body
         assert make_registry(down.snapshot).get_sample_value("quantum_gate_redis_up") == 0
@@ -301,8 +368,8 @@ def test_collapse_and_low_rate_alerts_are_state_changes(
     daemon = Daemon(settings)
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        daemon.evaluation_tick()
-        daemon.evaluation_tick()
+        daemon.evaluator.tick()
+        daemon.evaluator.tick()
         assert sample(registry, "quantum_gate_verdict", verdict="fail") == 1
         assert sample(registry, "quantum_gate_alert_active", alert="collapse") == 1
         assert sample(registry, "quantum_gate_alert_active", alert="low_event_rate") == 1
@@ -313,8 +380,8 @@ def test_collapse_and_low_rate_alerts_are_state_changes(
         assert sample(registry, "quantum_gate_event_rate_per_minute") == 0
         # 250 healthy events in the last few minutes replace the collapsed window and lift the rate.
         write_atomically(client, stream_key, healthy_entries(250, now_ms() - 260_000, 1000))
-        wait_until(lambda: daemon.accepted_total == 450, 5, "the healthy events")
-        daemon.evaluation_tick()
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 450, 5, "the healthy events")
+        daemon.evaluator.tick()
         assert sample(registry, "quantum_gate_verdict", verdict="pass") == 1
         assert sample(registry, "quantum_gate_alert_active", alert="collapse") == 0
         assert sample(registry, "quantum_gate_alert_active", alert="low_event_rate") == 0
@@ -331,7 +398,7 @@ def test_collapse_and_low_rate_alerts_are_state_changes(
 def test_stream_deleted_keeps_windows_counts_reset_and_goes_on(
     redis_server: RedisServer, stream_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(daemon_module, "XINFO_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(ingestor_module, "XINFO_EVERY_SECONDS", 0.05)
     client = redis_server.admin()
     cut = now_ms() - 600_000
     write_atomically(client, stream_key, healthy_entries(20, cut, 1000))
@@ -339,10 +406,10 @@ def test_stream_deleted_keeps_windows_counts_reset_and_goes_on(
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
         client.delete(stream_key)
-        wait_until(lambda: daemon.gaps.resets == 1, 5, "the reset to be noticed")
-        assert len(daemon.post) == 20
+        wait_until(lambda: daemon.ingestor.state().resets_total == 1, 5, "the reset to be noticed")
+        assert len(daemon.windows.post) == 20
         add_entry(client, stream_key, envelope(payload({"xgb": ("BUY", 0.6)})), f"{now_ms()}-0")
-        wait_until(lambda: len(daemon.post) == 21, 5, "the first event of the new stream")
+        wait_until(lambda: len(daemon.windows.post) == 21, 5, "the first event of the new stream")
         assert sample(registry, "quantum_gate_stream_resets_total") == 1
     assert len(named(logs, "stream.reset")) == 1
 
@@ -363,15 +430,15 @@ def test_tail_survives_a_password_file_that_disappears(
     )
     daemon = Daemon(settings)
     with capture_logs() as logs, tailing(daemon):
-        wait_until(lambda: daemon.redis_up, 5, "the first connection")
+        wait_until(lambda: daemon.ingestor.state().redis_up, 5, "the first connection")
         password_file.unlink()
         redis_server.admin().client_kill_filter(_type="normal", skipme=True)  # force a reconnect
         wait_until(lambda: named(logs, "stream.failed"), 5, "stream.failed")
-        assert daemon.redis_up is False
+        assert daemon.ingestor.state().redis_up is False
         password_file.write_text("", encoding="utf-8")
-        wait_until(lambda: daemon.redis_up, 5, "the reconnect once the file is back")
+        wait_until(lambda: daemon.ingestor.state().redis_up, 5, "the reconnect once the file is back")
         add_entry(redis_server.admin(), stream_key, envelope(payload({"xgb": ("BUY", 0.6)})), f"{now_ms()}-0")
-        wait_until(lambda: len(daemon.post) == 1, 5, "an event after the recovery")
+        wait_until(lambda: len(daemon.windows.post) == 1, 5, "an event after the recovery")
     failed = named(logs, "stream.failed")[0]
     assert failed["error"] == "ConfigError" and "redis.password_file" in failed["detail"]
 
@@ -397,7 +464,7 @@ def test_the_hook_gets_verdict_and_report_but_never_the_password(
         {"daemon": {"on_gate_complete": [sys.executable, str(hook), str(out)]}},
     )
     with capture_logs() as logs:
-        Daemon(settings)._run_hook(tmp_path / "quality_gate_x.json", "FAIL")
+        run_hook(settings.daemon, os.environ, tmp_path / "quality_gate_x.json", "FAIL")
         wait_until(lambda: named(logs, "hook.finished"), 10, "the hook")
     seen = json.loads(out.read_text(encoding="utf-8"))
     assert seen == {
@@ -419,10 +486,14 @@ def test_ready_and_redis_up_0_while_the_key_is_not_a_stream(
     )
     daemon = Daemon(settings)
     with capture_logs() as logs, tailing(daemon):  # READY must come, or systemd would kill it in a loop
-        assert daemon.redis_up is False
+        assert daemon.ingestor.state().redis_up is False
         client.delete(stream_key)
         add_entry(client, stream_key, envelope(payload({"xgb": ("SELL", 0.4)})), f"{now_ms()}-0")
-        wait_until(lambda: len(daemon.post) == 1, 5, "the event once the key is a stream")
-        wait_until(lambda: daemon.redis_up, 5, "redis_up 1 again (no reconnect happens after WRONGTYPE)")
+        wait_until(lambda: len(daemon.windows.post) == 1, 5, "the event once the key is a stream")
+        wait_until(
+            lambda: daemon.ingestor.state().redis_up,
+            5,
+            "redis_up 1 again (no reconnect happens after WRONGTYPE)",
+        )
     disconnected = named(logs, "stream.disconnected")
     assert len(disconnected) == 1 and "WRONGTYPE" in disconnected[0]["detail"]

@@ -42,10 +42,12 @@ def test_a_patch_loop_of_deployments_is_not_counted_as_flapping(tmp_path: Path) 
     verdicts = [found.verdict for found in sequence]
     assert verdicts == ["INSUFFICIENT_DATA", "FAIL"] * 2 + ["INSUFFICIENT_DATA", "PASS"]
     for found in sequence:
-        daemon._after_evaluation(found, gate_document(found, stream="s"))
-    assert daemon.verdict_changes_total == 3  # one per cutover, as each ledger row's verdict_changes says
+        daemon.evaluator.after_evaluation(found, gate_document(found, stream="s"))
+    assert (
+        daemon.evaluator.state().verdict_changes_total == 3
+    )  # one per cutover, as each ledger row's verdict_changes says
     # A verdict that really flips under one cutover is still counted every time.
     flips = [result(cutover(2), healthy=flag, count=200) for flag in (False, True, False)]
     for found in flips:
-        daemon._after_evaluation(found, gate_document(found, stream="s"))
-    assert daemon.verdict_changes_total == 6
+        daemon.evaluator.after_evaluation(found, gate_document(found, stream="s"))
+    assert daemon.evaluator.state().verdict_changes_total == 6

@@ -23,13 +23,21 @@ from typing import Any
 
 import pytest
 from conftest import RedisServer, envelope, payload
-from daemonkit import add_entry, daemon_process, make_settings, tailing, wait_until, write_atomically
+from daemonkit import (
+    add_entry,
+    daemon_process,
+    document_of,
+    make_settings,
+    tailing,
+    wait_until,
+    write_atomically,
+)
 from eventkit import CUTOVER, CUTOVER_MS, event, fill, healthy_entries, healthy_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import as_json, check
 
-from quantum_gate import daemon as daemon_module
+from quantum_gate import ingestor as ingestor_module
 from quantum_gate.breakdown import report_depth
 from quantum_gate.config import GateSettings
 from quantum_gate.contract import ContractLimits, Event, Skip, SkipReason, Vote, parse_entry
@@ -108,21 +116,22 @@ def test_daemon_keeps_tailing_past_far_future_ids_and_a_restart_builds_its_windo
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": str(cut)}})
     daemon = Daemon(settings)
     with tailing(daemon):
-        wait_until(lambda: daemon.accepted_total == 20, 10, "the backlog")
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 20, 10, "the backlog")
         add_entry(client, stream_key, vote_fields({"xgb": ("BUY", 0.6)}), FAR)
         add_entry(client, stream_key, vote_fields({"xgb": ("BUY", 0.6)}), "*")
         add_entry(client, stream_key, {"event_type": "other"}, "*")
         add_entry(client, stream_key, vote_fields({"xgb": ("BUY", 0.6)}), MAX_ID)
-        wait_until(lambda: daemon.entries_read_total == 24, 10, "the far-future entries to be read")
-        daemon.evaluation_tick()
+        wait_until(
+            lambda: daemon.ingestor.state().entries_read_total == 24, 10, "the far-future entries to be read"
+        )
+        daemon.evaluator.tick()
         snapshot = daemon.snapshot()
         assert snapshot.redis_up
         assert snapshot.skipped_total == {"stream_id_out_of_range": 4}  # the ID decides first
-        assert daemon.evaluation_errors_total == 0
-        assert daemon.document is not None
-        assert daemon.document["windows"]["post"]["skipped"] == {"stream_id_out_of_range": 4}
-        assert len(daemon.post) == 20
-        assert str(daemon.last_id) == MAX_ID
+        assert daemon.evaluator.state().evaluation_errors_total == 0
+        assert document_of(daemon)["windows"]["post"]["skipped"] == {"stream_id_out_of_range": 4}
+        assert len(daemon.windows.post) == 20
+        assert str(daemon.ingestor.state().last_id) == MAX_ID
         app = HttpApp(daemon.snapshot, daemon.clock, render_status_page)  # every face still answers
         for path in ("/metrics", "/gate", "/"):
             assert app.handle(path)[0] in {200, 503}, path
@@ -131,12 +140,18 @@ def test_daemon_keeps_tailing_past_far_future_ids_and_a_restart_builds_its_windo
     # A restart reads the same stream from scratch: the windows are built, the skips counted.
     restarted = Daemon(settings)
     with tailing(restarted):
-        wait_until(lambda: restarted.result is None and len(restarted.post) == 20, 10, "the backfill")
-        restarted.evaluation_tick()
-        assert restarted.redis_up and restarted.evaluation_errors_total == 0
-        assert restarted.skipped_total == {"stream_id_out_of_range": 4}
-        assert restarted.accepted_total == 20
-        assert restarted.document is not None and restarted.document["windows"]["post"]["events"] == 20
+        wait_until(
+            lambda: restarted.evaluator.state().result is None and len(restarted.windows.post) == 20,
+            10,
+            "the backfill",
+        )
+        restarted.evaluator.tick()
+        assert (
+            restarted.ingestor.state().redis_up and restarted.evaluator.state().evaluation_errors_total == 0
+        )
+        assert restarted.ingestor.state().skipped_total == {"stream_id_out_of_range": 4}
+        assert restarted.ingestor.state().accepted_total == 20
+        assert document_of(restarted)["windows"]["post"]["events"] == 20
 
 
 # ---- 16.2 window statistics are functions of the events in the window ------------------------------------
@@ -280,28 +295,34 @@ def test_a_key_refused_by_the_contract_fails_the_gate_too() -> None:
 def test_reset_to_lower_ids_rewinds_and_counts_the_new_stream_exactly(
     redis_server: RedisServer, stream_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(daemon_module, "XINFO_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(ingestor_module, "XINFO_EVERY_SECONDS", 0.05)
     client = redis_server.admin()
     cut = now_ms() - 600_000
     write_atomically(client, stream_key, healthy_entries(30, cut, 10_000))  # cut .. cut+290 s
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": str(cut)}})
     daemon = Daemon(settings)
     with tailing(daemon):
-        wait_until(lambda: daemon.accepted_total == 30, 10, "the backlog")
-        wait_until(lambda: daemon.gaps.synced_added == 30, 10, "XINFO to see the stream")
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 30, 10, "the backlog")
+        wait_until(lambda: daemon.ingestor.state().synced_added == 30, 10, "XINFO to see the stream")
         # A restore / a replica behind: the key recreated with IDs below the last one read, some before
         # the cutover (not re-read: the baseline's business) and 12 after it (plus one skipped entry).
         client.delete(stream_key)
         write_atomically(client, stream_key, healthy_entries(5, cut - 50_000, 1000))
         write_atomically(client, stream_key, healthy_entries(12, cut + 1, 1000))
         add_entry(client, stream_key, {"event_type": "other"}, f"{cut + 20_001}-0")  # no old ID reused
-        wait_until(lambda: daemon.accepted_total == 42, 10, "the new stream's entries after the cutover")
-        wait_until(lambda: daemon.gaps.synced_added == 18, 10, "XINFO to sync with the new stream")
-        assert daemon.entries_read_total == 43
-        assert daemon.skipped_total == {"wrong_event_type": 1}
-        assert daemon.gaps.resets == 1 and daemon.gaps.lost == 0
-        assert str(daemon.last_id) == f"{cut + 20_001}-0"
-        assert len(daemon.post) == 42  # the windows keep what they held (docs/architecture.md)
+        wait_until(
+            lambda: daemon.ingestor.state().accepted_total == 42,
+            10,
+            "the new stream's entries after the cutover",
+        )
+        wait_until(
+            lambda: daemon.ingestor.state().synced_added == 18, 10, "XINFO to sync with the new stream"
+        )
+        assert daemon.ingestor.state().entries_read_total == 43
+        assert daemon.ingestor.state().skipped_total == {"wrong_event_type": 1}
+        assert daemon.ingestor.state().resets_total == 1 and daemon.ingestor.state().lost_total == 0
+        assert str(daemon.ingestor.state().last_id) == f"{cut + 20_001}-0"
+        assert len(daemon.windows.post) == 42  # the windows keep what they held (docs/architecture.md)
 
 
 @pytest.mark.parametrize(
@@ -321,7 +342,7 @@ def test_reset_keeping_entries_already_read_counts_only_the_new_ones(
     kept: int,
     new: int,
 ) -> None:
-    monkeypatch.setattr(daemon_module, "XINFO_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(ingestor_module, "XINFO_EVERY_SECONDS", 0.05)
     client = redis_server.admin()
     cut = now_ms() - 600_000
     old = healthy_entries(30, cut, 10_000)  # cut .. cut+290 s
@@ -329,20 +350,24 @@ def test_reset_keeping_entries_already_read_counts_only_the_new_ones(
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": str(cut)}})
     daemon = Daemon(settings)
     with tailing(daemon):
-        wait_until(lambda: daemon.accepted_total == 30, 10, "the backlog")
-        wait_until(lambda: daemon.gaps.synced_added == 30, 10, "XINFO to see the stream")
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 30, 10, "the backlog")
+        wait_until(lambda: daemon.ingestor.state().synced_added == 30, 10, "XINFO to see the stream")
         client.delete(stream_key)
         write_atomically(client, stream_key, old[:kept])  # the same entries, same IDs
         newest_kept = int(old[kept - 1][0].split("-")[0])
         fresh = healthy_entries(new, newest_kept + 1, 1000)  # below the last ID read (cut+290 s)
         if fresh:
             write_atomically(client, stream_key, fresh)
-        wait_until(lambda: daemon.gaps.resets == 1, 10, "the reset")
-        wait_until(lambda: daemon.gaps.synced_added == kept + new, 10, "XINFO to sync with the new stream")
-        assert daemon.accepted_total == 30 + new  # nothing counted twice, nothing new missed
-        assert daemon.entries_read_total == 30 + new
-        assert len(daemon.post) == 30 + new
-        assert str(daemon.last_id) == (fresh[-1][0] if fresh else old[kept - 1][0])
+        wait_until(lambda: daemon.ingestor.state().resets_total == 1, 10, "the reset")
+        wait_until(
+            lambda: daemon.ingestor.state().synced_added == kept + new,
+            10,
+            "XINFO to sync with the new stream",
+        )
+        assert daemon.ingestor.state().accepted_total == 30 + new  # nothing counted twice, nothing new missed
+        assert daemon.ingestor.state().entries_read_total == 30 + new
+        assert len(daemon.windows.post) == 30 + new
+        assert str(daemon.ingestor.state().last_id) == (fresh[-1][0] if fresh else old[kept - 1][0])
 
 
 # ---- 17.2 each refusal counted once ----------------------------------------------------------------------
@@ -364,14 +389,14 @@ def test_refused_model_keys_are_counted_once(
     daemon = Daemon(settings)
     registry = make_registry(daemon.snapshot)
     with tailing(daemon):
-        wait_until(lambda: daemon.accepted_total == 5, 10, "the backlog")
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 5, 10, "the backlog")
         assert registry.get_sample_value("quantum_gate_model_keys_refused_total") == 5  # "c" x 5
         tail = [(f"{cut + 10 + i}-0", vote_fields({"a": ("BUY", 0.4), "d": ("SELL", 0.5)})) for i in range(4)]
         long_key = "k" * 65  # over contract.max_key_length: refused by the contract, in a skipped entry
         tail.append((f"{cut + 20}-0", vote_fields({long_key: ("BUY", 0.5)})))
         write_atomically(client, stream_key, tail)
-        wait_until(lambda: daemon.entries_read_total == 10, 10, "the tail")
-        assert daemon.skipped_total == {"no_valid_votes": 1}
+        wait_until(lambda: daemon.ingestor.state().entries_read_total == 10, 10, "the tail")
+        assert daemon.ingestor.state().skipped_total == {"no_valid_votes": 1}
         assert registry.get_sample_value("quantum_gate_model_keys_refused_total") == 5 + 4 + 1
 
 
@@ -500,20 +525,21 @@ def test_check_and_the_daemon_agree_on_any_stream(
         # The daemon: starts with part of the stream (backfill), tails the rest in XREAD batches.
         write_atomically(client, key, entries[:started_with]) if started_with else None
         daemon = Daemon(settings_, clock=lambda: now)
-        daemon.pending_cutover = cutover
-        daemon._catch_up(client)
+        daemon.tracker.propose(cutover)
+        daemon.ingestor.catch_up(client)
         write_atomically(client, key, entries[started_with:]) if entries[started_with:] else None
-        while batch := read_after(client, key, daemon.last_id or StreamId(0, 0), chunk, None):
-            daemon._ingest(batch)
-        daemon.evaluation_tick()
-        assert daemon.evaluation_errors_total == 0
-        assert daemon.document is not None
+        while batch := read_after(
+            client, key, daemon.ingestor.state().last_id or StreamId(0, 0), chunk, None
+        ):
+            daemon.ingestor.ingest(batch)
+        daemon.evaluator.tick()
+        assert daemon.evaluator.state().evaluation_errors_total == 0
         # check: the whole stream at once, newest first.
         result, post, pre = evaluate_once(settings_, cutover, now)
         report = settings_.report
         depth = report_depth(post, pre, top_symbols=report.top_symbols, histogram_bins=report.histogram_bins)
         checked = gate_document(result, stream=key, extra=depth)
-        assert_same(comparable(checked), comparable(daemon.document))
+        assert_same(comparable(checked), comparable(document_of(daemon)))
     finally:
         client.delete(key)
         client.close()

@@ -274,19 +274,20 @@ def test_metrics_render_is_the_registry_text_byte_for_byte_while_counters_move(
     xadd_many(admin, stream_key, 300)
     client = connect(settings)
     try:
-        daemon.initial_cutover()
-        daemon._catch_up(client)
-        daemon.evaluation_tick()
+        daemon.tracker.initial_cutover()
+        daemon.ingestor.catch_up(client)
+        daemon.evaluator.tick()
         first = app.handle("/metrics")[2]
         assert first == generate_latest(app.registry)
         assert b'quantum_gate_verdict{verdict="pass"} 1.0' in first
         xadd_many(admin, stream_key, 50)
-        assert daemon.last_id is not None
-        daemon._ingest(read_after(client, stream_key, daemon.last_id, 1000, None))  # no evaluation since
+        last_id = daemon.ingestor.state().last_id
+        assert last_id is not None
+        daemon.ingestor.ingest(read_after(client, stream_key, last_id, 1000, None))  # no evaluation since
         moved = app.handle("/metrics")[2]
         assert moved == generate_latest(app.registry)
         assert b"quantum_gate_events_accepted_total 350.0" in moved
-        daemon.evaluation_tick()
+        daemon.evaluator.tick()
         assert app.handle("/metrics")[2] == generate_latest(app.registry)
     finally:
         client.close()

@@ -104,7 +104,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_is_read_from_the_source() -> None:
     graph = package_imports()
     assert {"cli", "daemon", "pipeline", "gate", "windows"} <= set(graph)
-    assert "oneshot" in graph["cli"] and "pipeline" in graph["oneshot"] and "pipeline" in graph["daemon"]
+    assert "oneshot" in graph["cli"] and "pipeline" in graph["oneshot"]
+    assert "pipeline" in reachable(graph, "daemon") and "pipeline" in graph["evaluator"]
+    assert "pipeline" in graph["shared_windows"]
     assert "gate" in graph["pipeline"] and "windows" in graph["pipeline"]
 
 
@@ -138,6 +140,66 @@ def test_no_cycle_among_module_level_imports() -> None:
 )
 def test_lower_layers_never_reach_the_command_line(module: str) -> None:
     assert "cli" not in reachable(package_imports(), module)
+
+
+# The daemon's parts (docs/architecture.md, "Thread model") and which other parts each may import: the
+# daemon wires them, the ingestor drives the cutover tracker's adoption, and the evaluator is handed
+# callables, so it imports neither the tail's parts nor the tracker.
+DAEMON_PARTS: dict[str, set[str]] = {
+    "shared_windows": set(),
+    "tail_progress": set(),
+    "logfields": set(),
+    "systemd_notify": set(),
+    "ledger_feed": set(),
+    "alerts": set(),
+    "gate_hook": set(),
+    "report_folder": set(),
+    "redis_link": set(),
+    "backfill": {"shared_windows", "tail_progress", "logfields"},
+    "stream_watch": {"shared_windows", "tail_progress", "redis_link"},
+    "cutover_tracker": {"backfill", "ledger_feed", "logfields", "shared_windows", "tail_progress"},
+    "ingestor": {
+        "backfill",
+        "cutover_tracker",
+        "redis_link",
+        "shared_windows",
+        "stream_watch",
+        "tail_progress",
+    },
+    "evaluator": {
+        "alerts",
+        "gate_hook",
+        "ledger_feed",
+        "logfields",
+        "report_folder",
+        "shared_windows",
+        "systemd_notify",
+    },
+}
+
+
+@pytest.mark.parametrize("part", sorted(DAEMON_PARTS))
+def test_the_daemons_parts_import_only_the_parts_below_them(part: str) -> None:
+    graph = package_imports()
+    assert graph[part] & set(DAEMON_PARTS) <= DAEMON_PARTS[part]
+    assert not reachable(graph, part) & {"daemon", "cli", "demo"}  # only the daemon wires the parts
+
+
+def test_only_the_daemon_and_its_parts_import_the_parts() -> None:
+    graph = package_imports()
+    importers = {module for module, targets in graph.items() if targets & set(DAEMON_PARTS)}
+    assert importers <= {"daemon", *DAEMON_PARTS}
+
+
+def test_apscheduler_is_contained_in_the_evaluator() -> None:
+    users = set()
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if any(name.split(".")[0] == "apscheduler" for name in names):
+                users.add(path.stem)
+    assert users == {"evaluator"}
 
 
 @pytest.mark.parametrize(("base", "edges"), sorted(BASES_BELOW_THEIR_EDGES.items()))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 from conftest import RedisServer, envelope, payload
-from daemonkit import make_settings, tailing, write_atomically
+from daemonkit import document_of, make_settings, tailing, write_atomically
 from eventkit import (
     CUTOVER,
     CUTOVER_MS,
@@ -472,7 +472,7 @@ def test_the_daemon_completes_the_automatic_gate_despite_a_stray_typo_vote(
     write_atomically(redis_server.admin(), stream_key, typo_entries(250, cut))
     daemon = Daemon(make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": f"{cut}-0"}}))
     with capture_logs() as logs, tailing(daemon):
-        daemon.evaluation_tick()
+        daemon.evaluator.tick()
     completed = [entry for entry in logs if entry["event"] == "gate.completed"]
     assert len(completed) == 1 and completed[0]["verdict"] == Verdict.PASS
     (report,) = tmp_path.glob("quality_gate_*.json")
@@ -488,12 +488,11 @@ def test_the_daemon_and_check_count_the_same_label_variants(
     write_atomically(redis_server.admin(), stream_key, respelled_hold_fields(300, cut))
     daemon = Daemon(make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": f"{cut}-0"}}))
     with tailing(daemon):
-        daemon.evaluation_tick()
-        assert daemon.document is not None
-        from_daemon = daemon.document["models"]["xgb"]
+        daemon.evaluator.tick()
+        from_daemon = document_of(daemon)["models"]["xgb"]
     result = check(redis_server, stream_key, "--after", str(cut), "--json")
     assert result.returncode == 2
     from_check = as_json(result)["models"]["xgb"]
     assert from_daemon["post"]["action_label_variants"] == from_check["post"]["action_label_variants"] == 225
     assert from_daemon["post"] == from_check["post"]
-    assert daemon.document["verdict"] == Verdict.FAIL
+    assert document_of(daemon)["verdict"] == Verdict.FAIL

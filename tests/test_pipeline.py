@@ -14,7 +14,7 @@ from conftest import RedisServer, envelope, payload
 from daemonkit import make_settings, tailing, wait_until, write_atomically
 from eventkit import CUTOVER, CUTOVER_MS, collapsed_entries, event, healthy_entries, healthy_events
 
-from quantum_gate import daemon as daemon_module
+from quantum_gate import evaluator as evaluator_module
 from quantum_gate.config import Settings
 from quantum_gate.contract import Skip, SkipReason
 from quantum_gate.cutover import Cutover
@@ -139,17 +139,19 @@ def test_the_tail_thread_ingests_while_an_evaluation_is_in_flight(
         returned.set()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(daemon_module, "evaluate_document", slow)
+    monkeypatch.setattr(evaluator_module, "evaluate_document", slow)
     with tailing(daemon):
-        wait_until(lambda: daemon.accepted_total == 100, 10, "the backlog")
-        ticking = threading.Thread(target=daemon.evaluation_tick, name="test-evaluation", daemon=True)
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 100, 10, "the backlog")
+        ticking = threading.Thread(target=daemon.evaluator.tick, name="test-evaluation", daemon=True)
         ticking.start()
         try:
             wait_until(in_flight.is_set, 10, "the evaluation to start")
             fresh = [(f"{cut + 200_000 + i}-0", envelope(payload({"xgb": ("BUY", 0.7)}))) for i in range(25)]
             write_atomically(client, stream_key, fresh)
             # Read without the lock: a condition that took it would itself wait for the evaluation.
-            wait_until(lambda: daemon.accepted_total == 125, 10, "ingestion during the evaluation")
+            wait_until(
+                lambda: daemon.ingestor.state().accepted_total == 125, 10, "ingestion during the evaluation"
+            )
             assert not returned.is_set()  # it progressed while the evaluation was held
             assert daemon.snapshot().accepted_total == 125  # and the HTTP snapshot does not wait either
         finally:
@@ -183,19 +185,18 @@ def test_a_result_for_a_superseded_cutover_is_never_served(
     later = Cutover(StreamId(cut + 200_000), source="after")
 
     def moved_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        with daemon.lock:  # what adopting a cutover does, while this evaluation is outside the lock
-            daemon.cutover = later
-            daemon._drop_stale_result()
+        with daemon.windows.lock:  # what adopting a cutover does, while this evaluation is outside the lock
+            daemon.windows.set_cutover(later)
         return real(*args, **kwargs)
 
     with tailing(daemon):
-        wait_until(lambda: daemon.accepted_total == 250, 10, "the backlog")
-        daemon.evaluation_tick()
+        wait_until(lambda: daemon.ingestor.state().accepted_total == 250, 10, "the backlog")
+        daemon.evaluator.tick()
         served = daemon.snapshot()
         assert served.result is not None and served.result.verdict == "PASS"
-        monkeypatch.setattr(daemon_module, "evaluate_document", moved_meanwhile)
-        daemon.evaluation_tick()
+        monkeypatch.setattr(evaluator_module, "evaluate_document", moved_meanwhile)
+        daemon.evaluator.tick()
         snap = daemon.snapshot()
     assert snap.result is None and snap.document is None  # the old PASS withdrawn, the new result dropped
     assert snap.evaluations_total == 1
-    assert daemon.evaluation_due is not None  # and the evaluation asked for again
+    assert daemon.evaluator.state().due is not None  # and the evaluation asked for again

@@ -220,11 +220,11 @@ def test_diagnose_adds_symbols_and_transitions(
 @contextmanager
 def tailing(daemon: Daemon) -> Iterator[Daemon]:
     """The daemon's start phase and tail thread (no HTTP, scheduler or signals)."""
-    daemon.initial_cutover()
-    thread = threading.Thread(target=daemon.tail_forever, name="test-tail", daemon=True)
+    daemon.tracker.initial_cutover()
+    thread = threading.Thread(target=daemon.ingestor.tail_forever, name="test-tail", daemon=True)
     thread.start()
     try:
-        wait_until(daemon.ready.is_set, 10.0, "the daemon to become ready")
+        wait_until(daemon.ingestor.ready.is_set, 10.0, "the daemon to become ready")
         yield daemon
     finally:
         daemon.stopping.set()
@@ -258,9 +258,9 @@ def test_daemon_gate_document_carries_depth_provenance_and_retention_risks(
     daemon = Daemon(settings, clock=lambda: now)
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
-        wait_until(lambda: daemon.retention is not None, 10.0, "the first XINFO reading")
-        daemon.evaluation_tick()
-        document = daemon.document
+        wait_until(lambda: daemon.ingestor.state().retention is not None, 10.0, "the first XINFO reading")
+        daemon.evaluator.tick()
+        document = daemon.evaluator.state().document
         assert document is not None
         assert document["deployment"]["output"] == "a559ae5d"
         assert document["notes"] == {"config": "from config", "operator": None}

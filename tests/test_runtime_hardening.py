@@ -40,10 +40,12 @@ from test_gate_http import Served, request, serve, snapshot_for  # noqa: F401 - 
 
 from quantum_gate.config import redact_url
 from quantum_gate.config_loading import load_settings
-from quantum_gate.daemon import Daemon, ReportFiles, hook_environment
+from quantum_gate.daemon import Daemon
+from quantum_gate.gate_hook import hook_environment, run_hook
 from quantum_gate.httpapp import health
 from quantum_gate.redis_state import describe_redis_error
 from quantum_gate.report_files import prune_reports, report_stamp, reports_to_remove
+from quantum_gate.report_folder import ReportFiles
 
 FAST: dict[str, Any] = {
     "redis": {"block_ms": 200, "backoff_max_seconds": 0.5},
@@ -153,7 +155,7 @@ def test_the_hook_gets_only_what_it_needs(tmp_path: Path, monkeypatch: pytest.Mo
         {"daemon": {"on_gate_complete": [sys.executable, str(hook), str(out)]}},
     )
     with capture_logs() as logs:
-        Daemon(settings)._run_hook(tmp_path / "quality_gate_x.json", "PASS")
+        run_hook(settings.daemon, os.environ, tmp_path / "quality_gate_x.json", "PASS")
         wait_until(lambda: [e for e in logs if e["event"] == "hook.finished"], 10, "the hook")
     seen: dict[str, str] = json.loads(out.read_text(encoding="utf-8"))
     assert secret not in json.dumps(seen)
@@ -388,8 +390,8 @@ def test_busy_in_the_tail_reaches_healthz(own_redis: RedisServer, stream_key: st
 
         reason = wait_until(busy_reason, 10, "/healthz naming BUSY")
         runner.join(timeout=10)
-        wait_until(lambda: daemon.redis_up, 10, "Redis back once the script ended")
-        assert daemon.redis_condition is None
+        wait_until(lambda: daemon.ingestor.state().redis_up, 10, "Redis back once the script ended")
+        assert daemon.ingestor.state().redis_condition is None
     assert "unreachable" not in reason
 
 
@@ -529,23 +531,33 @@ def test_a_late_cutover_counts_the_backfilled_events_once(
     settings = make_settings(redis_server.url, stream_key, tmp_path, {"cutover": {"after": None}})
     daemon = Daemon(settings)  # systemd: the unit never started, so no cutover at start
     with tailing(daemon):
-        wait_until(lambda: daemon.systemd_up is False, 5, "systemd to be asked")
-        assert daemon.accepted_total == 0
+        wait_until(lambda: daemon.tracker.state().systemd_up is False, 5, "systemd to be asked")
+        assert daemon.ingestor.state().accepted_total == 0
         live = healthy_entries(20, now_ms() - 5_000, 100)
         write_atomically(admin, stream_key, live)
         write_atomically(admin, stream_key, [(f"{now_ms()}-0", bot)])
         write_atomically(admin, stream_key, [(f"{now_ms() + 1}-0", entry_fields(long_key))])
-        wait_until(lambda: daemon.accepted_total == 21 and daemon.skipped_total, 5, "the live entries")
-        assert daemon.refused_total == 1
+        wait_until(
+            lambda: daemon.ingestor.state().accepted_total == 21 and daemon.ingestor.state().skipped_total,
+            5,
+            "the live entries",
+        )
+        assert daemon.ingestor.state().refused_total == 1
         fake_systemd.restart(entered=cut_ms / 1000)
-        daemon.watch_cutover()
-        wait_until(lambda: daemon.cutover is not None and not daemon.pending_cutover, 10, "the cutover")
-        held = len(daemon.post) + len(daemon.pre)
-        assert (len(daemon.post), len(daemon.pre)) == (172, 300)
-        assert daemon.accepted_total == held == 472  # each event once: 21 live + 451 backfilled
-        assert sum(daemon.skipped_total.values()) == 6
-        assert daemon.entries_read_total == 478
-        assert daemon.refused_total == 2  # the live one and the backlog one, each once
+        daemon.tracker.watch()
+        wait_until(
+            lambda: daemon.tracker.state().cutover is not None and not daemon.tracker.state().pending,
+            10,
+            "the cutover",
+        )
+        held = len(daemon.windows.post) + len(daemon.windows.pre)
+        assert (len(daemon.windows.post), len(daemon.windows.pre)) == (172, 300)
+        assert (
+            daemon.ingestor.state().accepted_total == held == 472
+        )  # each event once: 21 live + 451 backfilled
+        assert sum(daemon.ingestor.state().skipped_total.values()) == 6
+        assert daemon.ingestor.state().entries_read_total == 478
+        assert daemon.ingestor.state().refused_total == 2  # the live one and the backlog one, each once
 
 
 # ---- 16.10: numpy warnings are JSON log lines -----------------------------------------------------------
