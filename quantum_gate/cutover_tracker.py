@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 import structlog
@@ -45,6 +46,7 @@ class CutoverState:
     systemd_reason: str | None
     systemd_errors: dict[str, int] = field(default_factory=dict)
     systemd_waiting_since: float | None = None
+    deployment_capturing: bool = False  # report.deployment_info runs for the adopted cutover
 
 
 class CutoverTracker:
@@ -80,6 +82,8 @@ class CutoverTracker:
         self.systemd_waiting_since: float | None = None
         # report.deployment_info's output, captured when a cutover is adopted, with that cutover's identity
         self.deployment: tuple[tuple[str | None, StreamId], DeploymentInfo] | None = None
+        # The identity whose deployment_info capture is running (on a thread of its own, never the tail)
+        self.capturing: tuple[str | None, StreamId] | None = None
 
     def state(self) -> CutoverState:
         with self.lock:
@@ -92,6 +96,7 @@ class CutoverTracker:
                 systemd_reason=self.error,
                 systemd_errors=dict(self.systemd_errors),
                 systemd_waiting_since=self.systemd_waiting_since,
+                deployment_capturing=self.capture_pending(),
             )
 
     def deployment_now(self) -> DeploymentInfo | None:
@@ -100,6 +105,12 @@ class CutoverTracker:
         captured = self.deployment
         current = self.windows.cutover.identity() if self.windows.cutover is not None else None
         return captured[1] if captured is not None and captured[0] == current else None
+
+    def capture_pending(self) -> bool:
+        """Whether deployment_info is still running for the current cutover (the automatic gate waits
+        for it, so the report it writes carries the deployment). Under the lock."""
+        cutover = self.windows.cutover
+        return cutover is not None and self.capturing == cutover.identity()
 
     def propose(self, cutover: Cutover) -> None:
         """Record ``cutover`` as pending, as the watcher does on finding one; the tail adopts it."""
@@ -199,12 +210,16 @@ class CutoverTracker:
 
     def adopt_pending(self, client: redis.Redis) -> None:
         """Adopt the pending cutover, if any."""
+        taken_in_place = False
         with self.lock:
             pending, cutover = self.pending, self.windows.cutover
             if pending is not None and cutover is not None and pending.identity() == cutover.identity():
                 # The deployment already adopted, in a newer state (a rollout moved on while it was
                 # being adopted): take the state, neither re-read nor count it again.
-                self.windows.cutover, self.pending, pending = pending, None, None
+                self.windows.set_cutover(pending)  # withdraws the verdict served for the older state
+                self.pending, pending, taken_in_place = None, None, pending != cutover
+        if taken_in_place:
+            self.request_evaluation()  # the new state's verdict, without waiting for the next tick
         if pending is not None:
             self._adopt(client, pending)
 
@@ -224,24 +239,53 @@ class CutoverTracker:
             )
         else:
             self._move_forward(client, old, new)
-        report = self.settings.report
-        deployment = capture_logged(
-            report.deployment_info,
-            timeout=report.deployment_info_timeout_seconds,
-            max_bytes=report.deployment_info_max_bytes,
-            cutover_id=str(new.stream_id),
-        )
-        provenance = {
-            "cutover": new.to_json(),
-            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
-        }
+        configured = bool(self.settings.report.deployment_info)
         with self.lock:
-            self.deployment = (new.identity(), deployment) if deployment is not None else None
             self.cutovers_total += 1
             self.pending = None if self.pending == new else self.pending
-            changed = self.ledger.history.adopt(new, self.clock(), provenance)
+            self.capturing = new.identity() if configured else None
+            changed = self.ledger.history.adopt(new, self.clock(), self._provenance(new, None))
         self.ledger.record(changed)
         self.request_evaluation()
+        if configured:
+            # A subprocess of up to deployment_info_timeout_seconds: never on the tail thread.
+            threading.Thread(
+                target=self._capture_deployment, args=(new,), name="deployment-info", daemon=True
+            ).start()
+
+    def _capture_deployment(self, cutover: Cutover) -> None:
+        """Run report.deployment_info for ``cutover``; keep what it printed only while that cutover is
+        still the one gated (a later one has its own capture), then evaluate again."""
+        report = self.settings.report
+        deployment = None
+        try:
+            deployment = capture_logged(
+                report.deployment_info,
+                timeout=report.deployment_info_timeout_seconds,
+                max_bytes=report.deployment_info_max_bytes,
+                cutover_id=str(cutover.stream_id),
+            )
+        finally:
+            with self.lock:
+                if self.capturing == cutover.identity():
+                    self.capturing = None
+                current = (
+                    self.windows.cutover is not None and self.windows.cutover.identity() == cutover.identity()
+                )
+                if current and deployment is not None:
+                    self.deployment = (cutover.identity(), deployment)
+                provenance = self._provenance(cutover, deployment)
+                changed = self.ledger.history.provenance_captured(cutover, provenance) if current else []
+        self.ledger.record(changed)
+        if current:
+            self.request_evaluation()
+
+    def _provenance(self, cutover: Cutover, deployment: DeploymentInfo | None) -> dict[str, Any]:
+        report = self.settings.report
+        return {
+            "cutover": cutover.to_json(),
+            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
+        }
 
     def _move_forward(self, client: redis.Redis, old: Cutover, new: Cutover) -> None:
         """The cutover moved forward: the post window keeps its events at or after the new one, the

@@ -92,6 +92,7 @@ class Daemon:
         return EvaluationInputs(
             cutover_error=self.tracker.error,
             deployment=self.tracker.deployment_now(),
+            deployment_pending=self.tracker.capture_pending(),
             retention=self.ingestor.watch.retention,
         )
 

@@ -49,6 +49,7 @@ class EvaluationInputs:
     cutover_error: str | None
     deployment: DeploymentInfo | None
     retention: Retention | None
+    deployment_pending: bool = False  # deployment_info still runs: the automatic gate waits for it
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ class Evaluator:
             return
         if pending is not None:
             self.request(delay=max(pending - time.monotonic(), 0.0))
-        self.after_evaluation(result, document)
+        self.after_evaluation(result, document, deployment_pending=inputs.deployment_pending)
         if os.environ.get("WATCHDOG_USEC"):
             sd_notify("WATCHDOG=1")
 
@@ -250,8 +251,11 @@ class Evaluator:
 
     # ---- what follows an evaluation ----------------------------------------------------------------
 
-    def after_evaluation(self, result: GateResult, document: dict[str, Any]) -> None:
-        """The ledger's row, verdict changes, alerts; the report and the hook once the gate completes."""
+    def after_evaluation(
+        self, result: GateResult, document: dict[str, Any], *, deployment_pending: bool = False
+    ) -> None:
+        """The ledger's row, verdict changes, alerts; the report and the hook once the gate completes
+        (not while deployment_info still runs: the report would say "not captured yet")."""
         self.ledger.evaluated(result)
         self._count_verdict(result)
         self.alerts.update(result)
@@ -262,6 +266,7 @@ class Evaluator:
         ready = (
             result.post.events >= self.settings.gate.min_events
             and not cutover.rollout_in_progress  # the automatic gate waits for the rollout
+            and not deployment_pending  # and for the deployment's description (at most its timeout)
             and bool(gated)
             and all(report.post.samples >= self.settings.gate.min_samples for report in gated)
         )

@@ -9,7 +9,7 @@ docs/ledger.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -136,17 +136,25 @@ class CutoverHistory:
         self.current = replace(updated, last_evaluated_at=now)
         return [self.current]
 
+    def provenance_captured(self, cutover: Cutover, provenance: Mapping[str, Any]) -> list[LedgerRow]:
+        """The deployment information, captured after the row was adopted (off the tail thread)."""
+        return self._update(cutover, lambda row: replace(row, provenance=dict(provenance)))
+
     def report_written(self, path: Path | str, cutover: Cutover) -> list[LedgerRow]:
         """The report goes to the row of the cutover it was evaluated for: the evaluation runs outside
         the lock, so the cutover may have been superseded (its row kept for resuming) in the meantime."""
+        return self._update(cutover, lambda row: _with_report(row, path))
+
+    def _update(self, cutover: Cutover, change: Callable[[LedgerRow], LedgerRow]) -> list[LedgerRow]:
+        """``change`` applied to the row of ``cutover``: the current one, or one superseded meanwhile."""
         identity = cutover_identity(cutover)
         if self.current is not None and self.current.identity == identity:
-            self.current = _with_report(self.current, path)
+            self.current = change(self.current)
             return [self.current]
         superseded = self._resumed.get(identity)
         if superseded is None:
             return []
-        self._resumed[identity] = _with_report(superseded, path)
+        self._resumed[identity] = change(superseded)
         return [self._resumed[identity]]
 
 

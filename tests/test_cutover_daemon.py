@@ -130,9 +130,12 @@ def test_daemon_follows_a_rollout_and_a_rollback(
         # A rollout that moves on while its cutover is being adopted leaves a pending cutover with the
         # same identity: it is the same deployment, taken in place, not adopted (or counted) again.
         adopted = cutover_of(daemon)
-        daemon.tracker.propose(replace(adopted, rollout=Rollout(2, 1, 1, True)))
+        assert adopted.rollout == Rollout(2, 1, 1, True)
+        daemon.tracker.propose(replace(adopted, rollout=Rollout(2, 1, 0, True)))  # the old pod went
         wait_until(lambda: daemon.tracker.state().pending is None, 20, "the newer state to be taken")
-        assert cutover_of(daemon).rollout == Rollout(2, 1, 1, True)
+        assert cutover_of(daemon).rollout == Rollout(2, 1, 0, True)
+        # The verdict served was for the older state: withdrawn until the new state is evaluated.
+        assert daemon.evaluator.state().result is None
         assert sample(registry, "quantum_gate_cutovers_total") == 1
         assert len(daemon.windows.post) == 250
 

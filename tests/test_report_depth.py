@@ -259,6 +259,7 @@ def test_daemon_gate_document_carries_depth_provenance_and_retention_risks(
     registry = make_registry(daemon.snapshot)
     with capture_logs() as logs, tailing(daemon):
         wait_until(lambda: daemon.ingestor.state().retention is not None, 10.0, "the first XINFO reading")
+        wait_until(lambda: not daemon.tracker.state().deployment_capturing, 10.0, "deployment_info")
         daemon.evaluator.tick()
         document = daemon.evaluator.state().document
         assert document is not None
@@ -327,3 +328,56 @@ def test_provenance_never_shows_another_cutovers_output() -> None:
     assert pending["deployment"]["error"] == "not captured yet for this cutover"
     assert pending["notes"] == {"config": None, "operator": None}
     assert provenance_json(None, "n", "o") == {"deployment": None, "notes": {"config": "n", "operator": "o"}}
+
+
+def test_a_slow_deployment_info_never_holds_the_tail_and_the_gate_waits_for_it(
+    redis_server: RedisServer, stream_key: str, tmp_path: Path
+) -> None:
+    """deployment_info runs on a thread of its own: while it takes its time the tail keeps reading, the
+    document says "not captured yet", and the automatic gate (report, hook) waits for it, so the report
+    it writes names the deployment; the ledger row gets the provenance when it arrives."""
+    client = redis_server.admin()
+    pre = [(f"{CUT - (80 - i) * MINUTE}-0", envelope(payload({"xgb": healthy(i, 0)}))) for i in range(80)]
+    write(
+        client,
+        stream_key,
+        pre + [(f"{CUT + i * MINUTE}-0", envelope(payload({"xgb": healthy(i, 1)}))) for i in range(10)],
+    )
+    gate_file = tmp_path / "gate-may-answer"
+    slow = (  # answers once the test lets it
+        f"import pathlib, time\nwhile not pathlib.Path({str(gate_file)!r}).exists(): time.sleep(0.05)\n"
+        "print('a559ae5d')"
+    )
+    settings = Settings.model_validate(
+        {
+            "redis": {"url": redis_server.url, "stream": stream_key, "block_ms": 100},
+            "cutover": {"after": f"{CUT}-0"},
+            "gate": {"min_events": 30, "min_samples": 30},
+            "daemon": {"report_dir": str(tmp_path / "reports")},
+            "report": {
+                "deployment_info": [sys.executable, "-c", slow],
+                "deployment_info_timeout_seconds": 30,
+            },
+        }
+    )
+    now = (CUT + 60 * MINUTE) / 1000
+    daemon = Daemon(settings, clock=lambda: now)
+    with tailing(daemon):
+        assert daemon.tracker.state().deployment_capturing  # the command waits for the file
+        later = [(f"{CUT + i * MINUTE}-0", envelope(payload({"xgb": healthy(i, 1)}))) for i in range(10, 40)]
+        write(client, stream_key, later)
+        wait_until(
+            lambda: len(daemon.windows.post) == 40, 10.0, "the tail to read on while deployment_info runs"
+        )
+        daemon.evaluator.tick()
+        document = daemon.evaluator.state().document
+        assert document is not None and document["windows"]["post"]["events"] == 40
+        assert document["deployment"]["error"] == "not captured yet for this cutover"
+        assert not list((tmp_path / "reports").glob("*.json"))  # the gate waits for the deployment
+        gate_file.touch()
+        wait_until(lambda: not daemon.tracker.state().deployment_capturing, 10.0, "deployment_info")
+        daemon.evaluator.tick()
+        [report] = (tmp_path / "reports").glob("*.json")
+        assert json.loads(report.read_text())["deployment"]["output"] == "a559ae5d"
+        row = daemon.ledger.history.current
+        assert row is not None and row.provenance["deployment"]["output"] == "a559ae5d"
