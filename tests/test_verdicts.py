@@ -18,6 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from test_statuspage import NOW, build_windows, snapshot
 
+from bench.kit import without_runtime_families
 from quantum_gate.exporter import GateCollector, Snapshot
 from quantum_gate.gate import GateResult
 from quantum_gate.report import dumps, gate_document, render_markdown, render_table
@@ -88,9 +89,10 @@ def with_plain_verdicts(result: GateResult) -> GateResult:
 
 
 def scrape(snap: Snapshot) -> bytes:
+    """The gate's families (the process's own move between two scrapes: CPU seconds, GC counts)."""
     registry = CollectorRegistry()
     registry.register(GateCollector(lambda: snap))
-    return generate_latest(registry)
+    return without_runtime_families(generate_latest(registry))
 
 
 @pytest.mark.parametrize("expected", list(SCENES), ids=[verdict.value for verdict in SCENES])
