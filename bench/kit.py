@@ -143,6 +143,21 @@ class RedisServer:
 # ---- the daemon as a child process ------------------------------------------------------------------
 
 
+RUNTIME_PREFIXES = (b"process_", b"python_")  # the process collector's, GC's and python_info
+
+
+def without_runtime_families(text: bytes) -> bytes:
+    """Exposition text without the process's own families, whose CPU seconds and GC counts move
+    between two renders: what is left is the gate's, a function of the daemon's state alone."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        parts = line.split(b" ", 3)
+        name = parts[2] if line.startswith(b"# ") and len(parts) > 2 else line
+        if not name.startswith(RUNTIME_PREFIXES):
+            kept.append(line)
+    return b"".join(kept)
+
+
 def quantum_gate_argv() -> list[str]:
     script = Path(sys.executable).parent / "quantum-gate"
     return [str(script)] if script.exists() else [sys.executable, "-m", "quantum_gate"]

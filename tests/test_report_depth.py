@@ -344,8 +344,9 @@ def test_a_slow_deployment_info_never_holds_the_tail_and_the_gate_waits_for_it(
         pre + [(f"{CUT + i * MINUTE}-0", envelope(payload({"xgb": healthy(i, 1)}))) for i in range(10)],
     )
     gate_file = tmp_path / "gate-may-answer"
-    slow = (  # answers once the test lets it
-        f"import pathlib, time\nwhile not pathlib.Path({str(gate_file)!r}).exists(): time.sleep(0.05)\n"
+    slow = (  # answers once the test lets it (or after 60 s, so a failed test leaves no process behind)
+        f"import pathlib, time\nend = time.time() + 60\n"
+        f"while not pathlib.Path({str(gate_file)!r}).exists() and time.time() < end: time.sleep(0.05)\n"
         "print('a559ae5d')"
     )
     settings = Settings.model_validate(

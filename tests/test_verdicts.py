@@ -18,6 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from test_statuspage import NOW, build_windows, snapshot
 
+from bench.kit import without_runtime_families
 from quantum_gate.exporter import GateCollector, Snapshot
 from quantum_gate.gate import GateResult
 from quantum_gate.report import dumps, gate_document, render_markdown, render_table
@@ -88,12 +89,10 @@ def with_plain_verdicts(result: GateResult) -> GateResult:
 
 
 def scrape(snap: Snapshot) -> bytes:
-    """The gate's own families (every ``quantum_gate_`` line): the process's (RSS, CPU, GC) change from
-    one scrape to the next whatever the snapshot, so two scrapes of it are never byte-identical."""
+    """The gate's families (the process's own move between two scrapes: CPU seconds, GC counts)."""
     registry = CollectorRegistry()
     registry.register(GateCollector(lambda: snap))
-    lines = generate_latest(registry).splitlines(keepends=True)
-    return b"".join(line for line in lines if b"quantum_gate_" in line)
+    return without_runtime_families(generate_latest(registry))
 
 
 @pytest.mark.parametrize("expected", list(SCENES), ids=[verdict.value for verdict in SCENES])
