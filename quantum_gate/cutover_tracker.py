@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -22,6 +21,7 @@ from quantum_gate.backfill import Stopping, backfill
 from quantum_gate.config import Settings
 from quantum_gate.cutover import Cutover, CutoverUnavailable, Rollout
 from quantum_gate.cutover_sources import cutover_source
+from quantum_gate.daemon_state import CutoverState
 from quantum_gate.ledger_feed import LedgerFeed
 from quantum_gate.logfields import cutover_fields
 from quantum_gate.provenance import DeploymentInfo, capture_logged, provenance_json
@@ -32,21 +32,6 @@ from quantum_gate.tail_progress import TailProgress
 from quantum_gate.windows import Window
 
 log = structlog.get_logger("quantum_gate")
-
-
-@dataclass(frozen=True)
-class CutoverState:
-    """The tracker's state for a snapshot: the adopted and pending cutovers and the source's health."""
-
-    source: str  # systemd, docker, kubernetes or fixed
-    cutover: Cutover | None
-    pending: Cutover | None
-    cutovers_total: int
-    systemd_up: bool | None
-    systemd_reason: str | None
-    systemd_errors: dict[str, int] = field(default_factory=dict)
-    systemd_waiting_since: float | None = None
-    deployment_capturing: bool = False  # report.deployment_info runs for the adopted cutover
 
 
 class CutoverTracker:

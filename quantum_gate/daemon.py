@@ -11,8 +11,8 @@ forces). The parts (docs/architecture.md, "Thread model"):
 * ``Evaluator``: the scheduler, the evaluation outside the lock, alerts, reports, the hook;
 * ``LedgerFeed``: the deployment ledger's current row and its writer thread.
 
-Each part exposes an immutable state; ``Daemon.snapshot`` assembles them into the exporter's
-``Snapshot`` under the lock.
+Each part exposes an immutable state (``daemon_state``); ``Daemon.snapshot`` composes them into the
+exporter's ``Snapshot`` under the lock.
 """
 
 from __future__ import annotations
@@ -99,52 +99,15 @@ class Daemon:
     # ---- snapshot for HTTP -------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        windows = self.windows
-        with windows.lock:
-            tail, cutovers, evaluation = self.ingestor.state(), self.tracker.state(), self.evaluator.state()
+        """The parts' frozen states, taken together under the lock (one consistent moment)."""
+        with self.windows.lock:
             return Snapshot(
                 version=__version__,
                 settings=self.settings,
-                redis_up=tail.redis_up,
-                redis_condition=tail.redis_condition,
-                stream_type=tail.stream_type,
-                systemd_waiting_since=cutovers.systemd_waiting_since,
-                systemd_up=cutovers.systemd_up,
-                systemd_reason=cutovers.systemd_reason,
-                cutover=cutovers.cutover,
-                cutovers_total=cutovers.cutovers_total,
-                accepted_total=tail.accepted_total,
-                skipped_total=tail.skipped_total,
-                entries_read_total=tail.entries_read_total,
-                lost_total=tail.lost_total,
-                resets_total=tail.resets_total,
-                refused_total=tail.refused_total,
-                window_events=windows.sizes(),
-                window_capacity=windows.capacities(),
-                result=evaluation.result,
-                document=evaluation.document,
-                rate_per_minute=windows.rate(self.clock),
-                last_event_ms=tail.last_event_ms,
-                last_entry_ms=tail.last_entry_ms,
-                last_evaluation_at=evaluation.last_evaluation_at,
-                evaluation_duration=evaluation.evaluation_duration,
-                evaluations_total=evaluation.evaluations_total,
-                evaluation_errors_total=evaluation.evaluation_errors_total,
-                alerts=evaluation.alerts,
-                reports_written_total=evaluation.reports_written_total,
-                report_errors_total=evaluation.report_errors_total,
-                reports_removed_total=evaluation.reports_removed_total,
-                stream_length=tail.stream_length,
-                post_window_truncated=tail.post_window_truncated,
-                systemd_errors_total=cutovers.systemd_errors,
-                cutover_source=cutovers.source,
-                histograms=evaluation.histograms,
-                retention=tail.retention,
-                endpoint=tail.endpoint,
-                failovers_total=tail.failovers_total,
-                rollbacks_total=tail.rollbacks_total,
-                replica=tail.replica,
-                verdict_changes_total=evaluation.verdict_changes_total,
+                tail=self.ingestor.state(),
+                cutovers=self.tracker.state(),
+                evaluation=self.evaluator.state(),
+                windows=self.windows.state(self.clock),
                 ledger=self.ledger.state(),
             )
 

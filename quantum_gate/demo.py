@@ -60,28 +60,28 @@ class Narrator(threading.Thread):
         cutovers, verdict, milestone = 0, None, 0
         while not self.stop.wait(0.25):
             snap = self.daemon_under_watch.snapshot()
-            if snap.cutovers_total != cutovers and snap.cutover is not None:
-                cutovers, milestone = snap.cutovers_total, 0
-                invocation = (snap.cutover.invocation_id or "")[:12]
-                who = snap.cutover.label or f"InvocationID {invocation}..."
+            if snap.cutovers.cutovers_total != cutovers and snap.cutovers.cutover is not None:
+                cutovers, milestone = snap.cutovers.cutovers_total, 0
+                invocation = (snap.cutovers.cutover.invocation_id or "")[:12]
+                who = snap.cutovers.cutover.label or f"InvocationID {invocation}..."
                 self.say(
-                    f"daemon adopted cutover #{cutovers}: {snap.cutover.timestamp} "
+                    f"daemon adopted cutover #{cutovers}: {snap.cutovers.cutover.timestamp} "
                     f"({who}; quantum_gate_cutovers_total {cutovers}); "
-                    f"post window {snap.window_events.get('post', 0)} events, "
-                    f"baseline {snap.window_events.get('pre', 0)}"
+                    f"post window {snap.windows.events.get('post', 0)} events, "
+                    f"baseline {snap.windows.events.get('pre', 0)}"
                 )
-            post = snap.window_events.get("post", 0)
+            post = snap.windows.events.get("post", 0)
             minimum = snap.settings.gate.min_events
             step = post * 4 // minimum if post < minimum else 4
             if cutovers > 1 and 0 < step < 4 and step > milestone:
                 milestone = step
-                rate = snap.rate_per_minute or 0.0
+                rate = snap.windows.rate_per_minute or 0.0
                 eta = (minimum - post) / rate * 60 if rate else None
                 self.say(
                     f"post window {post}/{minimum} events, {rate:.0f}/min"
                     + (f", gate in about {eta:.0f}s" if eta is not None else "")
                 )
-            result = snap.result
+            result = snap.evaluation.result
             if result is not None and result.verdict != verdict:
                 verdict = result.verdict
                 why = "; ".join(result.reasons[:3]) + (" ..." if len(result.reasons) > 3 else "")

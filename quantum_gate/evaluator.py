@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from quantum_gate.alerts import Alerts
 from quantum_gate.config import Settings
 from quantum_gate.cutover import Cutover
+from quantum_gate.daemon_state import EvaluatorState
 from quantum_gate.gate import GateResult
 from quantum_gate.gate_hook import run_hook
 from quantum_gate.histograms import Histogram, window_histograms
@@ -50,26 +51,6 @@ class EvaluationInputs:
     deployment: DeploymentInfo | None
     retention: Retention | None
     deployment_pending: bool = False  # deployment_info still runs: the automatic gate waits for it
-
-
-@dataclass(frozen=True)
-class EvaluatorState:
-    """The served result and the evaluator's counts, for a snapshot."""
-
-    result: GateResult | None
-    document: dict[str, Any] | None
-    last_evaluation_at: float | None
-    evaluation_duration: float | None
-    evaluations_total: int
-    evaluation_errors_total: int
-    reports_written_total: int
-    report_errors_total: int
-    reports_removed_total: int
-    verdict_changes_total: int
-    requested: bool  # an evaluation is asked for and has not started yet
-    due: float | None  # monotonic time of the earliest pending request
-    histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
-    alerts: dict[str, bool] = field(default_factory=dict)
 
 
 class Evaluator:

@@ -13,8 +13,7 @@ reasons by ``SkipReason``, checks by ``checks.CHECK_SPECS``). The HTTP app is ``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import generate_latest as text_latest
@@ -23,74 +22,29 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.registry import Collector
 
 from quantum_gate.config import Settings
-from quantum_gate.connection import Endpoint
-from quantum_gate.cutover import Cutover
-from quantum_gate.failover import ReplicaStatus
+from quantum_gate.daemon_state import CutoverState, EvaluatorState, IngestorState, WindowsState
 from quantum_gate.gate import GateResult
-from quantum_gate.histograms import Histogram
 from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.metrics_families import Families, gauge
 from quantum_gate.metrics_gate import gate_families
 from quantum_gate.metrics_live import live_families
-from quantum_gate.retention import Retention
 
 SNAPSHOT_UP_DOC = "1 when the daemon state could be read for this scrape"
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything a scrape, ``/gate`` or ``/healthz`` reads, taken under the daemon's lock."""
+    """Everything a scrape, ``/gate`` or ``/healthz`` reads: the daemon parts' frozen states
+    (``daemon_state``), taken together under the daemon's lock. A new metric is a field of its part's
+    state plus its family; nothing here changes."""
 
     version: str
     settings: Settings
-    redis_up: bool
-    systemd_up: bool | None
-    systemd_reason: str | None
-    cutover: Cutover | None
-    cutovers_total: int
-    accepted_total: int
-    skipped_total: dict[str, int]
-    entries_read_total: int
-    lost_total: int
-    resets_total: int
-    refused_total: int
-    window_events: dict[str, int]
-    window_capacity: dict[str, int]
-    result: GateResult | None
-    document: dict[str, Any] | None
-    rate_per_minute: float | None
-    last_event_ms: int | None
-    last_entry_ms: int | None
-    last_evaluation_at: float | None
-    evaluation_duration: float | None
-    evaluations_total: int
-    evaluation_errors_total: int
-    alerts: dict[str, bool]
-    reports_written_total: int
-    stream_length: int | None
-    post_window_truncated: bool | None
-    systemd_errors_total: dict[str, int] = field(default_factory=dict)
-    # {model: {"pre" | "post": Histogram}} of the latest evaluation (the status page draws them)
-    histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
-    # What the stream covers (XINFO STREAM) and the trimming risks (retention.assess_retention)
-    retention: Retention | None = None
-    # What is wrong with Redis in one line (redis_state.describe_redis_error); None while it answers
-    redis_condition: str | None = None
-    # TYPE of the stream key as last seen ("stream", "none" when missing, "string", ...); None: not yet
-    stream_type: str | None = None
-    # When the start-up systemctl query began, while it has not answered (clock seconds)
-    systemd_waiting_since: float | None = None
-    report_errors_total: int = 0
-    reports_removed_total: int = 0
-    # The node read now, failovers and rollbacks seen, the replica's link (docs/redis.md)
-    endpoint: Endpoint | None = None
-    failovers_total: int = 0
-    rollbacks_total: int = 0
-    replica: ReplicaStatus | None = None
-    verdict_changes_total: int = 0
+    tail: IngestorState
+    cutovers: CutoverState
+    evaluation: EvaluatorState
+    windows: WindowsState
     ledger: LedgerState | None = None  # None: no ledger configured
-    # Where the cutover comes from: systemd, docker, kubernetes or fixed (cutover.source)
-    cutover_source: str = "systemd"
 
 
 class GateCollector(Collector):
@@ -116,7 +70,7 @@ class GateCollector(Collector):
         except Exception:  # broad on purpose: a scrape must answer even if the daemon state is broken
             return _format([gauge("snapshot_up", SNAPSHOT_UP_DOC, 0)], openmetrics, end=True)
         live = [gauge("snapshot_up", SNAPSHOT_UP_DOC, 1), *live_families(snap), *self._runtime_families()]
-        result = snap.result
+        result = snap.evaluation.result
         if result is None:
             return _format(live, openmetrics, end=True)
         cached = self._gate_text.get(openmetrics)
@@ -134,8 +88,8 @@ class GateCollector(Collector):
         yield gauge("snapshot_up", SNAPSHOT_UP_DOC, 1)
         yield from live_families(snap)
         yield from self._runtime_families()
-        if snap.result is not None:
-            yield from gate_families(snap.result, snap.settings.gate)
+        if snap.evaluation.result is not None:
+            yield from gate_families(snap.evaluation.result, snap.settings.gate)
 
     def _runtime_families(self) -> list[Metric]:
         # ProcessCollector answers nothing (no exception) where /proc cannot be read.

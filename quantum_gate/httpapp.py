@@ -28,22 +28,23 @@ from quantum_gate.webconfig import WebConfig
 
 
 def health(snap: Snapshot, now: float) -> tuple[bool, str]:
-    if snap.systemd_waiting_since is not None:  # start-up: Redis is not asked before systemd answers
-        waited = max(now - snap.systemd_waiting_since, 0.0)
+    cutovers, tail, evaluation = snap.cutovers, snap.tail, snap.evaluation
+    if cutovers.systemd_waiting_since is not None:  # start-up: Redis is not asked before systemd answers
+        waited = max(now - cutovers.systemd_waiting_since, 0.0)
         limit = snap.settings.cutover.timeout_seconds
         tool = {"docker": "docker inspect", "kubernetes": "kubectl get"}.get(
-            snap.cutover_source, "systemctl show"
+            cutovers.source, "systemctl show"
         )
         return (
             False,
-            f"{snap.cutover_source} not answering ({tool} running for {waited:.0f}s, timeout {limit:g}s)",
+            f"{cutovers.source} not answering ({tool} running for {waited:.0f}s, timeout {limit:g}s)",
         )
-    if not snap.redis_up:
+    if not tail.redis_up:
         # no condition yet: the first connection has not been tried to the end
-        return False, f"redis {snap.redis_condition or 'not connected yet'}"
-    if snap.last_evaluation_at is None:
+        return False, f"redis {tail.redis_condition or 'not connected yet'}"
+    if evaluation.last_evaluation_at is None:
         return False, "no evaluation yet"
-    age = now - snap.last_evaluation_at
+    age = now - evaluation.last_evaluation_at
     limit = snap.settings.daemon.staleness_limit()
     if age > limit:
         return False, f"last evaluation {age:.0f}s ago (limit {limit:.0f}s)"
@@ -143,14 +144,15 @@ def gate_response(snap: Snapshot, path: str) -> tuple[int, str, bytes]:
     ``?require=not_fail`` (non-2xx only on FAIL) are for rollout webhooks that read the status code,
     such as Flagger's (docs/rollouts.md); 412 when the requirement is unmet, with the same body.
     The query was checked by ``query_problem`` (400 for anything else)."""
-    if snap.document is None:
+    document = snap.evaluation.document
+    if document is None:
         return 503, "application/json", b'{"error": "no evaluation yet"}\n'
     require = dict(parse_qsl(path.partition("?")[2])).get("require")
-    verdict = snap.document["verdict"]
+    verdict = document["verdict"]
     unmet = (require == "pass" and verdict != Verdict.PASS) or (
         require == "not_fail" and verdict == Verdict.FAIL
     )
-    return (412 if unmet else 200), "application/json", dumps(snap.document) + b"\n"
+    return (412 if unmet else 200), "application/json", dumps(document) + b"\n"
 
 
 # Only the files write_report names, so nothing else in (or outside) the folder can be asked for.

@@ -11,21 +11,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import redis
 import structlog
 
 from quantum_gate.backfill import Stopping
 from quantum_gate.config import Settings
-from quantum_gate.connection import Endpoint, open_client
+from quantum_gate.connection import open_client
 from quantum_gate.contract import Skip
 from quantum_gate.cutover import Cutover
 from quantum_gate.cutover_tracker import CutoverTracker
-from quantum_gate.failover import ReplicaStatus
+from quantum_gate.daemon_state import IngestorState
 from quantum_gate.redis_link import RedisLink, redis_detail
 from quantum_gate.redis_state import describe_redis_error
-from quantum_gate.retention import Retention
 from quantum_gate.shared_windows import SharedWindows
 from quantum_gate.stream import (
     RawEntry,
@@ -43,33 +41,6 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 XINFO_EVERY_SECONDS = 5.0
 
 EventsArrived = Callable[[Cutover | None, int, bool], None]
-
-
-@dataclass(frozen=True)
-class IngestorState:
-    """What the tail knows, for a snapshot: Redis, the stream, the position and the lifetime counts."""
-
-    ready: bool
-    redis_up: bool
-    redis_condition: str | None
-    stream_type: str | None
-    endpoint: Endpoint | None
-    failovers_total: int
-    rollbacks_total: int
-    replica: ReplicaStatus | None
-    last_id: StreamId | None
-    accepted_total: int
-    entries_read_total: int
-    refused_total: int
-    lost_total: int
-    resets_total: int
-    synced_added: int | None  # the stream's entries_added at the last XINFO reading in step with ours
-    last_event_ms: int | None
-    last_entry_ms: int | None
-    stream_length: int | None
-    post_window_truncated: bool | None
-    retention: Retention | None
-    skipped_total: dict[str, int] = field(default_factory=dict)
 
 
 class Ingestor:

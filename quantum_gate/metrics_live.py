@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
+from quantum_gate.config import AlertSettings, Settings
 from quantum_gate.contract import SkipReason
+from quantum_gate.daemon_state import CutoverState, EvaluatorState, IngestorState, WindowsState
 from quantum_gate.formatting import tidy
 from quantum_gate.ledger_writer import LedgerState
 from quantum_gate.metrics_families import counter, gauge
@@ -28,31 +30,31 @@ ALERTS = ("low_event_rate", "collapse")
 def live_families(snap: Snapshot) -> Iterator[Metric]:
     """The daemon's families, then the stream's, in the order a scrape has always listed them."""
     yield from _daemon(snap)
-    yield from _stream(snap)
+    yield from _stream(snap.tail, snap.windows, snap.settings)
 
 
-def _cutover_source(snap: Snapshot) -> Iterator[Metric]:
+def _cutover_source(cutovers: CutoverState) -> Iterator[Metric]:
     """systemd keeps its own names (alerts use them); every source also has the labelled pair."""
-    source = snap.cutover_source
+    source = cutovers.source
     if source in {"systemd", "fixed"}:  # as before sources existed
-        if snap.systemd_up is not None:
-            yield gauge("systemd_up", "1 when the last systemctl show answered", int(snap.systemd_up))
+        if cutovers.systemd_up is not None:
+            yield gauge("systemd_up", "1 when the last systemctl show answered", int(cutovers.systemd_up))
         errors = counter(
             "systemd_errors_total", "systemctl queries that failed, by reason", labels=("reason",)
         )
-        for reason, count in sorted(snap.systemd_errors_total.items()):
+        for reason, count in sorted(cutovers.systemd_errors.items()):
             errors.add_metric([reason], count)
         yield errors
-    if snap.systemd_up is not None:
+    if cutovers.systemd_up is not None:
         up = gauge("cutover_source_up", "1 when the cutover source last answered", labels=("source",))
-        up.add_metric([source], int(snap.systemd_up))
+        up.add_metric([source], int(cutovers.systemd_up))
         yield up
     failed = counter(
         "cutover_source_errors_total",
         "cutover source queries that failed, by source and reason",
         labels=("source", "reason"),
     )
-    for reason, count in sorted(snap.systemd_errors_total.items()):
+    for reason, count in sorted(cutovers.systemd_errors.items()):
         failed.add_metric([source, reason], count)
     yield failed
 
@@ -61,106 +63,125 @@ def _daemon(snap: Snapshot) -> Iterator[Metric]:
     info = gauge("build_info", "quantum-gate version", labels=("version",))
     info.add_metric([snap.version], 1)
     yield info
-    yield gauge("redis_up", "1 when the last Redis command succeeded", int(snap.redis_up))
-    yield from _redis_endpoint(snap)
-    yield from _cutover_source(snap)
-    yield gauge("cutover_known", "1 when a cutover is known", int(snap.cutover is not None))
-    if snap.cutover is not None:
+    yield gauge("redis_up", "1 when the last Redis command succeeded", int(snap.tail.redis_up))
+    yield from _redis_endpoint(snap.tail)
+    yield from _cutover_source(snap.cutovers)
+    yield from _cutover(snap.cutovers)
+    yield from _evaluations(snap.evaluation)
+    yield from _ledger(snap.ledger)
+    yield from _alerts(snap.evaluation, snap.settings.alerts)
+
+
+def _cutover(cutovers: CutoverState) -> Iterator[Metric]:
+    cutover = cutovers.cutover
+    yield gauge("cutover_known", "1 when a cutover is known", int(cutover is not None))
+    if cutover is not None:
         yield gauge(
             "cutover_timestamp_seconds",
             "cutover time (UTC epoch seconds)",
-            snap.cutover.stream_id.seconds,
+            cutover.stream_id.seconds,
         )
-        if snap.cutover.rollout is not None:
+        if cutover.rollout is not None:
             yield gauge(
                 "rollout_complete",
                 "1 when the Kubernetes rollout of the cutover is complete; 0 while old pods still run",
-                int(snap.cutover.rollout.complete),
+                int(cutover.rollout.complete),
             )
     yield counter(
-        "cutovers_total", "cutovers adopted, the first one found at start included", snap.cutovers_total
+        "cutovers_total", "cutovers adopted, the first one found at start included", cutovers.cutovers_total
+    )
+
+
+def _evaluations(evaluation: EvaluatorState) -> Iterator[Metric]:
+    yield gauge(
+        "last_evaluation_timestamp_seconds", "when the gate was last evaluated", evaluation.last_evaluation_at
     )
     yield gauge(
-        "last_evaluation_timestamp_seconds", "when the gate was last evaluated", snap.last_evaluation_at
+        "evaluation_duration_seconds", "duration of the last evaluation", evaluation.evaluation_duration
     )
-    yield gauge("evaluation_duration_seconds", "duration of the last evaluation", snap.evaluation_duration)
-    yield counter("evaluations_total", "gate evaluations run", snap.evaluations_total)
-    yield counter("evaluation_errors_total", "gate evaluations that raised", snap.evaluation_errors_total)
-    yield counter("reports_written_total", "gate reports written", snap.reports_written_total)
-    yield counter("report_errors_total", "gate reports that could not be written", snap.report_errors_total)
+    yield counter("evaluations_total", "gate evaluations run", evaluation.evaluations_total)
+    yield counter(
+        "evaluation_errors_total", "gate evaluations that raised", evaluation.evaluation_errors_total
+    )
+    yield counter("reports_written_total", "gate reports written", evaluation.reports_written_total)
+    yield counter(
+        "report_errors_total", "gate reports that could not be written", evaluation.report_errors_total
+    )
     yield counter(
         "reports_removed_total",
         "report files removed by the retention limits",
-        snap.reports_removed_total,
+        evaluation.reports_removed_total,
     )
     yield counter(
         "verdict_changes_total",
         "times the verdict changed from one evaluation to the next (flapping shows here)",
-        snap.verdict_changes_total,
+        evaluation.verdict_changes_total,
     )
-    yield from _ledger(snap.ledger)
+
+
+def _alerts(evaluation: EvaluatorState, settings: AlertSettings) -> Iterator[Metric]:
     alerts = gauge("alert_active", "1 while the daemon's own alert is raised", labels=("alert",))
     for alert in ALERTS:
-        alerts.add_metric([alert], int(snap.alerts.get(alert, False)))
+        alerts.add_metric([alert], int(evaluation.alerts.get(alert, False)))
     yield alerts
     yield gauge(
         "event_rate_threshold_per_minute",
         "the low event rate alert threshold",
-        snap.settings.alerts.low_rate_per_minute,
+        settings.low_rate_per_minute,
     )
     yield gauge(
         "stall_threshold_seconds",
         "no accepted event for this long means stalled",
-        snap.settings.alerts.stall_seconds,
+        settings.stall_seconds,
     )
 
 
-def _stream(snap: Snapshot) -> Iterator[Metric]:
-    yield counter("events_accepted_total", "entries accepted into the gate", snap.accepted_total)
+def _stream(tail: IngestorState, windows: WindowsState, settings: Settings) -> Iterator[Metric]:
+    yield counter("events_accepted_total", "entries accepted into the gate", tail.accepted_total)
     skipped = counter("events_skipped_total", "entries skipped, by reason", labels=("reason",))
     for reason in SkipReason:
-        skipped.add_metric([reason], snap.skipped_total.get(reason, 0))
+        skipped.add_metric([reason], tail.skipped_total.get(reason, 0))
     yield skipped
-    yield counter("entries_read_total", "stream entries read", snap.entries_read_total)
-    yield counter("events_lost_total", "entries trimmed before they could be read", snap.lost_total)
+    yield counter("entries_read_total", "stream entries read", tail.entries_read_total)
+    yield counter("events_lost_total", "entries trimmed before they could be read", tail.lost_total)
     yield counter(
-        "stream_resets_total", "stream deleted, recreated or emptied under the daemon", snap.resets_total
+        "stream_resets_total", "stream deleted, recreated or emptied under the daemon", tail.resets_total
     )
-    yield counter("model_keys_refused_total", "model keys refused by the caps", snap.refused_total)
+    yield counter("model_keys_refused_total", "model keys refused by the caps", tail.refused_total)
     events = gauge("window_events", "accepted events in the window", labels=("window",))
     capacity = gauge("window_capacity", "window size limit", labels=("window",))
     for window in ("pre", "post"):
-        events.add_metric([window], snap.window_events.get(window, 0))
-        capacity.add_metric([window], snap.window_capacity.get(window, 0))
+        events.add_metric([window], windows.events.get(window, 0))
+        capacity.add_metric([window], windows.capacity.get(window, 0))
     yield events
     yield capacity
-    yield gauge("min_events", "accepted post-cutover events the gate needs", snap.settings.gate.min_events)
-    if snap.rate_per_minute is not None:
+    yield gauge("min_events", "accepted post-cutover events the gate needs", settings.gate.min_events)
+    if windows.rate_per_minute is not None:
         yield gauge(
             "event_rate_per_minute",
             "accepted events per minute (stream-ID time)",
-            tidy(snap.rate_per_minute),
+            tidy(windows.rate_per_minute),
         )
-    if snap.last_event_ms is not None:
-        yield gauge("last_event_timestamp_seconds", "newest accepted event", snap.last_event_ms / 1000)
-    if snap.last_entry_ms is not None:
+    if tail.last_event_ms is not None:
+        yield gauge("last_event_timestamp_seconds", "newest accepted event", tail.last_event_ms / 1000)
+    if tail.last_entry_ms is not None:
         yield gauge(
-            "last_entry_timestamp_seconds", "newest stream entry of any kind", snap.last_entry_ms / 1000
+            "last_entry_timestamp_seconds", "newest stream entry of any kind", tail.last_entry_ms / 1000
         )
-    if snap.stream_type is not None:
+    if tail.stream_type is not None:
         yield gauge(
             "stream_exists",
             "1 when the stream key exists and is a stream",
-            int(snap.stream_type == "stream"),
+            int(tail.stream_type == "stream"),
         )
-    if snap.stream_length is not None:
-        yield gauge("stream_length", "XLEN of the stream", snap.stream_length)
-    yield from _retention(snap.retention)
-    if snap.post_window_truncated is not None:
+    if tail.stream_length is not None:
+        yield gauge("stream_length", "XLEN of the stream", tail.stream_length)
+    yield from _retention(tail.retention)
+    if tail.post_window_truncated is not None:
         yield gauge(
             "post_window_truncated",
             "1 when the stream no longer holds its first post-cutover entries",
-            int(snap.post_window_truncated),
+            int(tail.post_window_truncated),
         )
 
 
@@ -201,9 +222,9 @@ def _ledger(state: LedgerState | None) -> Iterator[Metric]:
     yield counter("ledger_errors_total", "ledger opens or writes that failed", state.errors_total)
 
 
-def _redis_endpoint(snap: Snapshot) -> Iterator[Metric]:
+def _redis_endpoint(tail: IngestorState) -> Iterator[Metric]:
     """Where the daemon reads (Sentinel, Cluster or a plain address), failovers, rollbacks, replica link."""
-    endpoint = snap.endpoint
+    endpoint = tail.endpoint
     info = gauge(
         "redis_endpoint_info",
         "the Redis node read now (role master, replica or direct)",
@@ -221,14 +242,14 @@ def _redis_endpoint(snap: Snapshot) -> Iterator[Metric]:
     yield counter(
         "redis_failovers_total",
         "reconnections that found Sentinel naming another node than before",
-        snap.failovers_total,
+        tail.failovers_total,
     )
     yield counter(
         "stream_rollbacks_total",
         "reconnections to a node whose stream ends before the last ID already counted",
-        snap.rollbacks_total,
+        tail.rollbacks_total,
     )
-    replica = snap.replica
+    replica = tail.replica
     if replica is not None:
         yield gauge(
             "redis_replica_link_up",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from quantum_gate.config import Settings
 from quantum_gate.cutover import Cutover
+from quantum_gate.daemon_state import WindowsState
 from quantum_gate.pipeline import new_windows, rate_from_windows
 from quantum_gate.windows import Window, frozen_pair
 
@@ -61,8 +62,10 @@ class SharedWindows:
             return None
         return rate_from_windows(self.post, self.pre, clock(), self.settings.windows.rate_horizon_seconds)
 
-    def sizes(self) -> dict[str, int]:
-        return {"post": len(self.post), "pre": len(self.pre)}
-
-    def capacities(self) -> dict[str, int]:
-        return {"post": self.post.capacity, "pre": self.pre.capacity}
+    def state(self, clock: Callable[[], float]) -> WindowsState:
+        """Under the lock: what a snapshot publishes of the windows (sizes, capacities, the rate now)."""
+        return WindowsState(
+            events={"post": len(self.post), "pre": len(self.pre)},
+            capacity={"post": self.post.capacity, "pre": self.pre.capacity},
+            rate_per_minute=self.rate(clock),
+        )

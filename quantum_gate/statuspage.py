@@ -100,19 +100,19 @@ def refresh_seconds(snap: Snapshot) -> int:
 
 
 def render_status_page(snap: Snapshot, now: float) -> str:
-    document = snap.document
+    document = snap.evaluation.document
     verdict = document["verdict"] if document else NO_EVALUATION
     refresh = refresh_seconds(snap)
     banners = []
-    if snap.systemd_waiting_since is not None:
+    if snap.cutovers.systemd_waiting_since is not None:
         banners.append("systemd is not answering yet: the cutover is unknown, Redis is not read yet.")
-    elif not snap.redis_up:
-        condition = snap.redis_condition or "unreachable"
+    elif not snap.tail.redis_up:
+        condition = snap.tail.redis_condition or "unreachable"
         said = f"is {condition}" if condition.startswith("unreachable") else f"is not usable: {condition}"
         banners.append(f"Redis {said}. The numbers below are from the last data read.")
     if (
-        snap.last_evaluation_at is not None
-        and now - snap.last_evaluation_at > snap.settings.daemon.staleness_limit()
+        snap.evaluation.last_evaluation_at is not None
+        and now - snap.evaluation.last_evaluation_at > snap.settings.daemon.staleness_limit()
     ):
         banners.append("The last evaluation is stale: do not trust this verdict.")
     body = [

@@ -31,39 +31,39 @@ def verdict_block(snap: Snapshot, document: dict[str, Any] | None) -> str:
 
 
 def facts_card(snap: Snapshot, now: float) -> str:
-    settings = snap.settings
+    settings, tail, cutovers, evaluation = snap.settings, snap.tail, snap.cutovers, snap.evaluation
     if settings.cutover.after:
         systemd = "not asked (cutover fixed with --after)"
-    elif snap.systemd_up is None:
+    elif cutovers.systemd_up is None:
         systemd = "not asked yet"
-    elif snap.systemd_up:
+    elif cutovers.systemd_up:
         systemd = "<span class=ok>answering</span>"
     else:
-        systemd = f"<span class=bad>unavailable</span>: {esc(snap.systemd_reason or 'unknown')}"
+        systemd = f"<span class=bad>unavailable</span>: {esc(cutovers.systemd_reason or 'unknown')}"
     evaluated = "never"
-    if snap.last_evaluation_at is not None:
-        age = now - snap.last_evaluation_at
+    if evaluation.last_evaluation_at is not None:
+        age = now - evaluation.last_evaluation_at
         stale = age > settings.daemon.staleness_limit()
         evaluated = (
-            f"{esc(utc_text(snap.last_evaluation_at))} "
+            f"{esc(utc_text(evaluation.last_evaluation_at))} "
             f"<span class={'bad' if stale else 'sub'}>"
             f"({duration_text(age)} ago{', STALE' if stale else ''})</span>"
         )
-    raised = [name for name, active in sorted(snap.alerts.items()) if active]
+    raised = [name for name, active in sorted(evaluation.alerts.items()) if active]
     alerts = (
         ", ".join(f"<span class=bad>{esc(name)}</span>" for name in raised) or "<span class=ok>none</span>"
     )
-    condition = f"<span id=redis-condition>{esc(snap.redis_condition or 'not connected yet')}</span>"
-    redis = "<span class=ok>up</span>" if snap.redis_up else f"<span class=bad>down</span>: {condition}"
-    reports = f"{snap.reports_written_total} <span class=sub>{esc(settings.daemon.report_dir)}</span>"
-    if snap.report_errors_total:
-        reports += f" <span class=bad>({snap.report_errors_total} could not be written)</span>"
+    condition = f"<span id=redis-condition>{esc(tail.redis_condition or 'not connected yet')}</span>"
+    redis = "<span class=ok>up</span>" if tail.redis_up else f"<span class=bad>down</span>: {condition}"
+    reports = f"{evaluation.reports_written_total} <span class=sub>{esc(settings.daemon.report_dir)}</span>"
+    if evaluation.report_errors_total:
+        reports += f" <span class=bad>({evaluation.report_errors_total} could not be written)</span>"
     rows = [
-        ("stream", f"<code>{esc(settings.redis.stream)}</code> {_stream_state(snap.stream_type)}"),
+        ("stream", f"<code>{esc(settings.redis.stream)}</code> {_stream_state(tail.stream_type)}"),
         ("Redis", f"{redis} <span class=sub>{esc(settings.redis.redacted_url())}</span>"),
-        (_SOURCE_NAMES.get(snap.cutover_source, "systemd"), systemd),
+        (_SOURCE_NAMES.get(cutovers.source, "systemd"), systemd),
         ("last evaluation", evaluated),
-        ("evaluations", f"{snap.evaluations_total} ({snap.evaluation_errors_total} failed)"),
+        ("evaluations", f"{evaluation.evaluations_total} ({evaluation.evaluation_errors_total} failed)"),
         ("alerts raised", alerts),
         ("reports written", reports),
     ]
@@ -85,12 +85,13 @@ _SOURCE_NAMES = {"docker": "Docker", "kubernetes": "Kubernetes"}
 
 
 def cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -> str:
-    cutover = snap.cutover
+    cutovers = snap.cutovers
+    cutover = cutovers.cutover
     if cutover is None:
-        why = snap.systemd_reason or "not found yet"
+        why = cutovers.systemd_reason or "not found yet"
         body = (
             "<p class=bad>Cutover unknown: the verdict is never PASS without one.</p>"
-            f"<dl>{dl_rows([('why', esc(why)), ('cutovers adopted', str(snap.cutovers_total))])}</dl>"
+            f"<dl>{dl_rows([('why', esc(why)), ('cutovers adopted', str(cutovers.cutovers_total))])}</dl>"
         )
         return f"<section class=card id=cutover><h2>Cutover</h2>{body}</section>"
     seconds = cutover.stream_id.seconds
@@ -115,7 +116,7 @@ def cutover_card(snap: Snapshot, document: dict[str, Any] | None, now: float) ->
         rows.append(("unit state", f"{esc(cutover.active_state or '-')}, NRestarts {restarts}"))
     rows += [
         ("stream ID", f"<code>{esc(cutover.stream_id)}</code>"),
-        ("cutovers adopted", f"{snap.cutovers_total} <span class=sub>since the daemon started</span>"),
+        ("cutovers adopted", f"{cutovers.cutovers_total} <span class=sub>since the daemon started</span>"),
     ]
     rows += [(key, esc(value)) for key, value in cutover.provenance]
     pending = ""
@@ -139,9 +140,10 @@ def progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
     """Counts, rate and ETA of the evaluation the verdict, the reasons and the models table come from,
     so the page never shows "125 of 200" next to "126". Only before the first evaluation does the card
     show the live windows (and says so)."""
+    tail, windows = snap.tail, snap.windows
     minimum = snap.settings.gate.min_events
-    events, baseline = snap.window_events.get("post", 0), snap.window_events.get("pre", 0)
-    rate, eta_seconds, since = snap.rate_per_minute, None, now
+    events, baseline = windows.events.get("post", 0), windows.events.get("pre", 0)
+    rate, eta_seconds, since = windows.rate_per_minute, None, now
     counted = "read so far; not evaluated yet"
     if document is not None:
         evaluated = document["progress"]
@@ -171,21 +173,21 @@ def progress_card(snap: Snapshot, document: dict[str, Any] | None, now: float) -
         ("baseline", f"<span id=baseline-events>{baseline}</span> events before the cutover"),
         (
             "read from the stream",
-            f"{snap.entries_read_total} entries since the daemon started "
+            f"{tail.entries_read_total} entries since the daemon started "
             "<span class=sub>each counted once, and still counted after trimming removes it</span>",
         ),
-        ("accepted", f"{snap.accepted_total} of them fed the gate <span class=sub>the rest: skipped</span>"),
+        ("accepted", f"{tail.accepted_total} of them fed the gate <span class=sub>the rest: skipped</span>"),
     ]
-    if snap.stream_length is not None:
+    if tail.stream_length is not None:
         rows.append(
             (
                 "stream length now",
-                f"{snap.stream_length} entries in Redis "
+                f"{tail.stream_length} entries in Redis "
                 "<span class=sub>(XLEN, every few seconds: what the producer's trimming left)</span>",
             )
         )
     warning = ""
-    if snap.post_window_truncated:
+    if tail.post_window_truncated:
         warning = (
             "<p class=warn>The stream was trimmed past the cutover: "
             "the first post-cutover events are gone.</p>"

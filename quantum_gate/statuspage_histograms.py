@@ -103,10 +103,10 @@ def _nice_ceiling(value: float) -> float:
 
 
 def histograms_section(snap: Snapshot, document: dict[str, Any] | None) -> str:
-    if not snap.histograms:
+    if not snap.evaluation.histograms:
         return ""
     cards = []
-    for model, sides in snap.histograms.items():
+    for model, sides in snap.evaluation.histograms.items():
         pre, post = sides.get("pre"), sides.get("post")
         counts = (
             f"<span class=swatch style='background:#2f6fdf'></span>post n={post.total if post else 0}"

@@ -219,15 +219,15 @@ def ensemble_table(document: dict[str, Any]) -> str:
 def skips_table(snap: Snapshot, document: dict[str, Any] | None) -> str:
     post = document["windows"]["post"]["skipped"] if document else {}
     pre = document["windows"]["pre"]["skipped"] if document else {}
-    reasons = sorted(set(snap.skipped_total) | set(post) | set(pre))
+    reasons = sorted(set(snap.tail.skipped_total) | set(post) | set(pre))
     extra = [
-        ("entries trimmed before they were read", snap.lost_total),
-        ("stream resets", snap.resets_total),
-        ("model keys refused by the caps", snap.refused_total),
+        ("entries trimmed before they were read", snap.tail.lost_total),
+        ("stream resets", snap.tail.resets_total),
+        ("model keys refused by the caps", snap.tail.refused_total),
     ]
     rows = (
         "".join(
-            f"<tr><td><code>{esc(reason)}</code></td><td>{snap.skipped_total.get(reason, 0)}</td>"
+            f"<tr><td><code>{esc(reason)}</code></td><td>{snap.tail.skipped_total.get(reason, 0)}</td>"
             f"<td>{post.get(reason, 0)}</td><td>{pre.get(reason, 0)}</td></tr>"
             for reason in reasons
         )

@@ -149,8 +149,9 @@ def test_the_page_shows_every_check_under_its_own_title_and_threshold(
     monkeypatch.setattr(check_table, "CHECK_SPECS", order)
     post, pre = build_windows({"xgb": "healthy", "lgbm": "pinned"})
     snap = snapshot(post, pre, settings=Settings(gate=DISTINCT))
-    assert snap.document is not None
-    assert [check["name"] for check in snap.document["models"]["xgb"]["checks"]] == [s.name for s in order]
+    document = snap.evaluation.document
+    assert document is not None
+    assert [check["name"] for check in document["models"]["xgb"]["checks"]] == [s.name for s in order]
     page = render_status_page(snap, NOW)
     table = page[page.index("<table id=checks>") : page.index("</table>", page.index("<table id=checks>"))]
     assert set(PAGE_COLUMNS) == set(CHECKS)

@@ -446,7 +446,7 @@ def test_status_page_shows_a_container_cutover_escaped() -> None:
     cutover = cutover_from_inspect(HOSTILE_UNIT, inspected)
     post, pre = build_windows({"xgb": "healthy"})
     settings = Settings.model_validate({"cutover": {"source": "docker"}})
-    snap = snapshot(post, pre, cutover=cutover, settings=settings, cutover_source="docker")
+    snap = snapshot(post, pre, cutover=cutover, settings=settings, source="docker")
     html = render_status_page(snap, NOW)
     page = Page(html)
     assert not {tag for tag, _ in page.tags} & {"script", "img", "iframe"}

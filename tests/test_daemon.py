@@ -192,7 +192,7 @@ def test_startup_makes_the_evaluation_job_before_the_tail_starts(
         daemon.stopping.set()
         daemon.main_loop()  # returns at once: asked to stop
         daemon.shutdown()
-    assert daemon.snapshot().window_events == {"post": 20, "pre": 0}
+    assert daemon.snapshot().windows.events == {"post": 20, "pre": 0}
 
 
 # ---- a restart of the unit -----------------------------------------------------------------------------

@@ -25,7 +25,8 @@ VERDICTS = {
 def snapshot_for(verdict: str) -> Snapshot:
     post, pre = build_windows(VERDICTS[verdict], post_events=100 if verdict == "INSUFFICIENT_DATA" else 240)
     snap = snapshot(post, pre)
-    assert snap.document is not None and snap.document["verdict"] == verdict
+    document = snap.evaluation.document
+    assert document is not None and document["verdict"] == verdict
     return snap
 
 

@@ -126,8 +126,8 @@ def test_daemon_keeps_tailing_past_far_future_ids_and_a_restart_builds_its_windo
         )
         daemon.evaluator.tick()
         snapshot = daemon.snapshot()
-        assert snapshot.redis_up
-        assert snapshot.skipped_total == {"stream_id_out_of_range": 4}  # the ID decides first
+        assert snapshot.tail.redis_up
+        assert snapshot.tail.skipped_total == {"stream_id_out_of_range": 4}  # the ID decides first
         assert daemon.evaluator.state().evaluation_errors_total == 0
         assert document_of(daemon)["windows"]["post"]["skipped"] == {"stream_id_out_of_range": 4}
         assert len(daemon.windows.post) == 20

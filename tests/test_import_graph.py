@@ -133,6 +133,7 @@ def test_no_cycle_among_module_level_imports() -> None:
         "httpapp",
         "statuspage",
         "demo_story",
+        "daemon_state",
         "gate",
         "windows",
         *SPLIT_OUT,
@@ -189,6 +190,29 @@ def test_only_the_daemon_and_its_parts_import_the_parts() -> None:
     graph = package_imports()
     importers = {module for module, targets in graph.items() if targets & set(DAEMON_PARTS)}
     assert importers <= {"daemon", *DAEMON_PARTS}
+
+
+# What the daemon publishes (``daemon_state``: the parts' frozen states, composed into the exporter's
+# Snapshot) is data below the parts that fill it: whoever reads it never reaches a part (Redis,
+# subprocesses, the scheduler).
+PUBLISHED_STATE_READERS = (
+    "exporter",
+    "metrics_live",
+    "httpapp",
+    "statuspage",
+    "statuspage_cards",
+    "statuspage_tables",
+    "statuspage_histograms",
+)
+
+
+def test_the_published_state_sits_below_the_parts_and_its_readers_reach_none() -> None:
+    graph = package_imports()
+    assert not graph["daemon_state"]  # data only: the package's types it names are for annotations
+    importers = {module for module, targets in graph.items() if "daemon_state" in targets}
+    assert {"ingestor", "cutover_tracker", "evaluator", "shared_windows", "exporter"} <= importers
+    for reader in PUBLISHED_STATE_READERS:
+        assert not reachable(graph, reader) & {*DAEMON_PARTS, "daemon", "cli"}, reader
 
 
 def test_apscheduler_is_contained_in_the_evaluator() -> None:

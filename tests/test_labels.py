@@ -158,8 +158,8 @@ def test_label_variants_reach_the_metrics_report_and_status_page() -> None:
     actions = {labels for (metric, labels) in samples if metric == "quantum_gate_model_action_share"}
     assert all(dict(labels)["action"] in {"BUY", "SELL", "HOLD"} for labels in actions)
 
-    assert snap.document is not None
-    markdown = render_markdown(snap.document)
+    assert snap.evaluation.document is not None
+    markdown = render_markdown(snap.evaluation.document)
     assert "## Action label spellings" in markdown
     assert "- labels: xgb (post) 225 of 300 votes spelled an action differently" in markdown
     page = Page(render_status_page(snap, NOW))
@@ -414,7 +414,8 @@ def test_sporadic_models_reach_the_metrics_and_status_page() -> None:
     for item in with_typo(healthy_events(300, POST_MS), at=7):
         post.add(item)
     snap = snapshot(post, pre)
-    assert snap.document is not None and snap.document["verdict"] == Verdict.PASS
+    document = snap.evaluation.document
+    assert document is not None and document["verdict"] == Verdict.PASS
     values = {
         (sample.name, sample.labels.get("model")): sample.value
         for family in make_registry(lambda: snap).collect()

@@ -153,15 +153,16 @@ def test_the_tail_thread_ingests_while_an_evaluation_is_in_flight(
                 lambda: daemon.ingestor.state().accepted_total == 125, 10, "ingestion during the evaluation"
             )
             assert not returned.is_set()  # it progressed while the evaluation was held
-            assert daemon.snapshot().accepted_total == 125  # and the HTTP snapshot does not wait either
+            assert daemon.snapshot().tail.accepted_total == 125  # and the HTTP snapshot does not wait either
         finally:
             release.set()
             ticking.join(20)
         assert not ticking.is_alive()
         snap = daemon.snapshot()
-    assert snap.evaluations_total == 1
-    assert snap.result is not None and snap.result.post.events == 40  # what the copy held when taken
-    assert snap.window_events["post"] == 65
+    assert snap.evaluation.evaluations_total == 1
+    result = snap.evaluation.result
+    assert result is not None and result.post.events == 40  # what the copy held when taken
+    assert snap.windows.events["post"] == 65
 
 
 def test_a_result_for_a_superseded_cutover_is_never_served(
@@ -193,10 +194,11 @@ def test_a_result_for_a_superseded_cutover_is_never_served(
         wait_until(lambda: daemon.ingestor.state().accepted_total == 250, 10, "the backlog")
         daemon.evaluator.tick()
         served = daemon.snapshot()
-        assert served.result is not None and served.result.verdict == "PASS"
+        assert served.evaluation.result is not None and served.evaluation.result.verdict == "PASS"
         monkeypatch.setattr(evaluator_module, "evaluate_document", moved_meanwhile)
         daemon.evaluator.tick()
         snap = daemon.snapshot()
-    assert snap.result is None and snap.document is None  # the old PASS withdrawn, the new result dropped
-    assert snap.evaluations_total == 1
+    # the old PASS withdrawn, the new result dropped
+    assert snap.evaluation.result is None and snap.evaluation.document is None
+    assert snap.evaluation.evaluations_total == 1
     assert daemon.evaluator.state().due is not None  # and the evaluation asked for again

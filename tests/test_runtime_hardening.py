@@ -498,7 +498,7 @@ def test_the_daemon_bounds_its_report_folder(tmp_path: Path) -> None:
     (tmp_path / "operator-notes.md").write_text("mine\n", encoding="utf-8")
     clock = 1_768_023_795.0
     files = ReportFiles(settings, lambda: clock)
-    document = json.loads(json.dumps(snapshot_for("PASS").document))
+    document = json.loads(json.dumps(snapshot_for("PASS").evaluation.document))
     written = []
     for second in range(4):
         document["evaluated_at_seconds"] = clock - 10 + second * 2.5

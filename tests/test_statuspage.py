@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from html.parser import HTMLParser
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from snapshotkit import published
 
 from quantum_gate.config import Settings
 from quantum_gate.contract import Event, Vote
@@ -120,8 +122,6 @@ def snapshot(
         document = gate_document(result, stream=settings.redis.stream)
         histograms = window_histograms(post, pre)
     fields: dict[str, Any] = {
-        "version": "0.1.0",
-        "settings": settings,
         "redis_up": True,
         "systemd_up": True,
         "systemd_reason": None,
@@ -133,8 +133,8 @@ def snapshot(
         "lost_total": 0,
         "resets_total": 0,
         "refused_total": 0,
-        "window_events": {"post": len(post) if post else 0, "pre": len(pre) if pre else 0},
-        "window_capacity": {"post": 2000, "pre": 2000},
+        "events": {"post": len(post) if post else 0, "pre": len(pre) if pre else 0},
+        "capacity": {"post": 2000, "pre": 2000},
         "result": result,
         "document": document,
         "rate_per_minute": 2.5,
@@ -151,7 +151,7 @@ def snapshot(
         "histograms": histograms,
     }
     fields.update(overrides)
-    return Snapshot(**fields)
+    return published(settings, **fields)
 
 
 # ---- the page ----------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_no_evaluation_and_no_cutover_yet() -> None:
         systemd_up=False,
         systemd_reason="'systemctl' not found on PATH",
     )
-    snap = Snapshot(**{**snap.__dict__, "cutover": None})
+    snap = dataclasses.replace(snap, cutovers=dataclasses.replace(snap.cutovers, cutover=None))
     page = Page(render_status_page(snap, NOW))
     assert page.by_id["verdict"] == "NO EVALUATION YET"
     text = " ".join(page.text)
@@ -330,12 +330,14 @@ def test_the_progress_card_counts_the_evaluation_the_reasons_and_models_come_fro
     """The tail reads on between evaluations: the live window is ahead of the evaluation the verdict,
     the reasons and the models table show. The card shows that evaluation's numbers too."""
     post, pre = build_windows({"lgbm": "healthy"}, post_events=evaluated)
-    snap = snapshot(post, pre, window_events={"post": live, "pre": 201}, rate_per_minute=9.0)
-    assert snap.document is not None
+    snap = snapshot(post, pre, events={"post": live, "pre": 201}, rate_per_minute=9.0)
+    assert snap.evaluation.document is not None
     html = render_status_page(snap, NOW)
     text = " ".join(Page(html).text)
     assert POST_EVENTS.findall(html) == [str(evaluated)]
-    assert snap.document["models"]["lgbm"]["post"]["samples"] == evaluated  # the models table's figure
+    assert (
+        snap.evaluation.document["models"]["lgbm"]["post"]["samples"] == evaluated
+    )  # the models table's figure
     if evaluated < 200:
         assert f"post window holds {evaluated} of 200 events" in text  # the reason's figure
     else:
@@ -346,7 +348,7 @@ def test_the_progress_card_counts_the_evaluation_the_reasons_and_models_come_fro
 
 
 def test_before_the_first_evaluation_the_card_says_its_counts_are_live() -> None:
-    snap = snapshot(None, None, evaluated=False, window_events={"post": 42, "pre": 7})
+    snap = snapshot(None, None, evaluated=False, events={"post": 42, "pre": 7})
     html = render_status_page(snap, NOW)
     assert POST_EVENTS.findall(html) == ["42"]
     assert "not evaluated yet" in html

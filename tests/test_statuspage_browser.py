@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from conftest import RedisServer, envelope, payload, require_tool
 from hardening_kit import DaemonProcess
+from snapshotkit import published
 
 from quantum_gate.config import Settings
 from quantum_gate.contract import Event, Vote
@@ -366,9 +367,7 @@ def layout_snapshot(state: str) -> Snapshot:
         n_restarts=2,
     )
     common: dict[str, Any] = {
-        "version": "0.1.0",
-        "settings": settings,
-        "systemd_errors_total": {},
+        "systemd_errors": {},
         "cutovers_total": 3,
         "accepted_total": 12_345,
         "skipped_total": {"no_model_breakdown": 412, "no_event_type": 96, "payload_not_json": 3},
@@ -376,7 +375,7 @@ def layout_snapshot(state: str) -> Snapshot:
         "lost_total": 0,
         "resets_total": 0,
         "refused_total": 0,
-        "window_capacity": {"post": 2000, "pre": 2000},
+        "capacity": {"post": 2000, "pre": 2000},
         "rate_per_minute": 146.25,
         "last_event_ms": CUTOVER_S * 1000 + 239_000,
         "last_entry_ms": CUTOVER_S * 1000 + 239_000,
@@ -388,14 +387,15 @@ def layout_snapshot(state: str) -> Snapshot:
         "post_window_truncated": False,
     }
     if state == "NO_EVALUATION":
-        return Snapshot(
+        return published(
+            settings,
             **common,
             redis_up=False,
             systemd_up=False,
             systemd_reason="systemctl show quantum-ai-engine.service failed: Failed to connect to bus: "
             "No such file or directory (is this a container without systemd?)",
             cutover=None,
-            window_events={"post": 0, "pre": 0},
+            events={"post": 0, "pre": 0},
             result=None,
             document=None,
             last_evaluation_at=None,
@@ -404,13 +404,14 @@ def layout_snapshot(state: str) -> Snapshot:
     post, pre = demo_like_windows(state)
     result = evaluate(post, pre, cutover, settings.gate, now=now - 1, rate_per_minute=146.25)
     assert result.verdict == state, result.reasons
-    return Snapshot(
+    return published(
+        settings,
         **common,
         redis_up=True,
         systemd_up=True,
         systemd_reason=None,
         cutover=cutover,
-        window_events={"post": len(post), "pre": len(pre)},
+        events={"post": len(post), "pre": len(pre)},
         result=result,
         document=gate_document(result, stream=settings.redis.stream),
         last_evaluation_at=now - 1,

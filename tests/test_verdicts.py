@@ -100,18 +100,21 @@ def test_documents_metrics_page_and_reports_are_byte_identical_to_plain_strings(
     models, post_events = SCENES[expected]
     post, pre = build_windows(models, post_events=post_events)
     typed = snapshot(post, pre)
-    assert typed.result is not None and typed.document is not None
-    assert typed.result.verdict is expected
-    assert all(type(report.verdict) is Verdict for report in typed.result.models.values())
-    legacy_result = with_plain_verdicts(typed.result)
+    assert typed.evaluation.result is not None and typed.evaluation.document is not None
+    assert typed.evaluation.result.verdict is expected
+    assert all(type(report.verdict) is Verdict for report in typed.evaluation.result.models.values())
+    legacy_result = with_plain_verdicts(typed.evaluation.result)
     legacy_document = gate_document(legacy_result, stream=typed.settings.redis.stream)
-    legacy = dataclasses.replace(typed, result=legacy_result, document=legacy_document)
+    evaluation = dataclasses.replace(typed.evaluation, result=legacy_result, document=legacy_document)
+    legacy = dataclasses.replace(typed, evaluation=evaluation)
     assert type(legacy_document["verdict"]) is str
 
-    assert dumps(typed.document) == dumps(legacy_document)
-    assert json.dumps(typed.document, sort_keys=True) == json.dumps(legacy_document, sort_keys=True)
-    assert render_markdown(typed.document) == render_markdown(legacy_document)
-    assert render_table(typed.document) == render_table(legacy_document)
+    assert dumps(typed.evaluation.document) == dumps(legacy_document)
+    assert json.dumps(typed.evaluation.document, sort_keys=True) == json.dumps(
+        legacy_document, sort_keys=True
+    )
+    assert render_markdown(typed.evaluation.document) == render_markdown(legacy_document)
+    assert render_table(typed.evaluation.document) == render_table(legacy_document)
     assert render_status_page(typed, NOW) == render_status_page(legacy, NOW)
     metrics = scrape(typed)
     assert metrics == scrape(legacy)
