@@ -229,7 +229,7 @@ class CutoverTracker:
             self.cutovers_total += 1
             self.pending = None if self.pending == new else self.pending
             self.capturing = new.identity() if configured else None
-            changed = self.ledger.history.adopt(new, self.clock(), self._provenance(new, None))
+            changed = self.ledger.history.adopt(new, self.clock(), _provenance(self.settings, new, None))
         self.ledger.record(changed)
         self.request_evaluation()
         if configured:
@@ -259,18 +259,11 @@ class CutoverTracker:
                 )
                 if current and deployment is not None:
                     self.deployment = (cutover.identity(), deployment)
-                provenance = self._provenance(cutover, deployment)
+                provenance = _provenance(self.settings, cutover, deployment)
                 changed = self.ledger.history.provenance_captured(cutover, provenance) if current else []
         self.ledger.record(changed)
         if current:
             self.request_evaluation()
-
-    def _provenance(self, cutover: Cutover, deployment: DeploymentInfo | None) -> dict[str, Any]:
-        report = self.settings.report
-        return {
-            "cutover": cutover.to_json(),
-            **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
-        }
 
     def _move_forward(self, client: redis.Redis, old: Cutover, new: Cutover) -> None:
         """The cutover moved forward: the post window keeps its events at or after the new one, the
@@ -300,3 +293,12 @@ class CutoverTracker:
 
 def _rollout_changed(before: Rollout | None, after: Rollout | None) -> bool:
     return before != after and after is not None
+
+
+def _provenance(settings: Settings, cutover: Cutover, deployment: DeploymentInfo | None) -> dict[str, Any]:
+    """The ledger row's provenance: the cutover document, the deployment's description, the notes."""
+    report = settings.report
+    return {
+        "cutover": cutover.to_json(),
+        **provenance_json(deployment, report.notes, None, configured=report.deployment_info),
+    }
