@@ -151,8 +151,14 @@ class Evaluator:
 
     def events_arrived(self, cutover: Cutover | None, post_events: int, fresh: bool) -> None:
         """The tail routed a batch: reaching ``gate.min_events`` asks for the automatic gate now; new
-        events otherwise are evaluated half an interval after the last evaluation started."""
-        reached = cutover is not None and post_events >= self.settings.gate.min_events
+        events otherwise are evaluated half an interval after the last evaluation started. A rollout
+        in progress holds the automatic gate, so reaching min_events then is not asked for at every
+        batch (back-to-back evaluations for the whole rollout): its completion asks (the watcher)."""
+        reached = (
+            cutover is not None
+            and post_events >= self.settings.gate.min_events
+            and not cutover.rollout_in_progress
+        )
         waiting = self.completed_for != (cutover.identity() if cutover else None)
         if reached and waiting:
             self.request()

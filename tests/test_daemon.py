@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from quantum_gate import ingestor as ingestor_module
+from quantum_gate.cutover import Cutover, Rollout
 from quantum_gate.daemon import Daemon
 from quantum_gate.exporter import make_registry
 from quantum_gate.gate_hook import run_hook
@@ -159,6 +161,25 @@ def test_a_request_made_before_the_evaluation_job_exists_is_honoured(tmp_path: P
         wait_until(lambda: daemon.evaluator.state().evaluations_total == 1, 10, "the early request")
     finally:
         daemon.evaluator.stop()
+
+
+def test_min_events_during_a_rollout_is_not_asked_for_at_every_batch(tmp_path: Path, stream_key: str) -> None:
+    """Reaching min_events asks for the automatic gate at once, but not while a rollout holds the gate:
+    that would evaluate back to back for the whole rollout; new events keep their half-interval pace."""
+    settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", stream_key, tmp_path, {})
+    evaluator = Daemon(settings).evaluator
+    rolling = Cutover(StreamId(1000, 0), source="kubernetes", rollout=Rollout(2, 1, 1, True))
+    done = replace(rolling, rollout=Rollout(2, 2, 0, True))
+    min_events = settings.gate.min_events
+    evaluator.events_arrived(rolling, min_events + 50, fresh=False)
+    assert evaluator.state().due is None  # not asked for
+    evaluator.events_arrived(rolling, min_events + 60, fresh=True)
+    assert evaluator.state().due is not None  # fresh events: the usual half-interval pace
+    evaluator.due = None
+    evaluator.requested.clear()
+    evaluator.events_arrived(done, min_events + 60, fresh=False)
+    due = evaluator.state().due
+    assert due is not None and due <= time.monotonic()  # complete: asked for now
 
 
 def test_startup_makes_the_evaluation_job_before_the_tail_starts(
