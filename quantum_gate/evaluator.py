@@ -151,16 +151,15 @@ class Evaluator:
 
     def events_arrived(self, cutover: Cutover | None, post_events: int, fresh: bool) -> None:
         """The tail routed a batch: reaching ``gate.min_events`` asks for the automatic gate now; new
-        events otherwise are evaluated half an interval after the last evaluation started. A rollout
-        in progress holds the automatic gate, so reaching min_events then is not asked for at every
-        batch (back-to-back evaluations for the whole rollout): its completion asks (the watcher)."""
-        reached = (
-            cutover is not None
-            and post_events >= self.settings.gate.min_events
-            and not cutover.rollout_in_progress
-        )
-        waiting = self.completed_for != (cutover.identity() if cutover else None)
-        if reached and waiting:
+        events otherwise are evaluated half an interval after the last evaluation started. While the
+        gate is held (a rollout in progress, deployment_info still running) reaching min_events is not
+        asked for at every batch (back-to-back evaluations): what releases the hold asks."""
+        reached = False
+        if cutover is not None and self.completed_for != cutover.identity():
+            with self.lock:
+                pending = self.inputs().deployment_pending
+            reached = self._gate_may_complete(cutover, post_events, deployment_pending=pending)
+        if reached:
             self.request()
         elif fresh and not self.requested.is_set():
             self.request(delay=self._half_interval_left())
@@ -251,9 +250,7 @@ class Evaluator:
             return
         gated = result.gated()
         ready = (
-            result.post.events >= self.settings.gate.min_events
-            and not cutover.rollout_in_progress  # the automatic gate waits for the rollout
-            and not deployment_pending  # and for the deployment's description (at most its timeout)
+            self._gate_may_complete(cutover, result.post.events, deployment_pending=deployment_pending)
             and bool(gated)
             and all(report.post.samples >= self.settings.gate.min_samples for report in gated)
         )
@@ -272,6 +269,15 @@ class Evaluator:
         elif self.completed_for == cutover.identity() and result.verdict != self.reported_verdict:
             self._write_report(document, cutover)
             self.reported_verdict = result.verdict
+
+    def _gate_may_complete(self, cutover: Cutover, post_events: int, *, deployment_pending: bool) -> bool:
+        """min_events reached and nothing holds the automatic gate: not a rollout in progress, not the
+        deployment's description still being captured (at most its timeout)."""
+        return (
+            post_events >= self.settings.gate.min_events
+            and not cutover.rollout_in_progress
+            and not deployment_pending
+        )
 
     def _count_verdict(self, result: GateResult) -> None:
         """A verdict change of the same cutover is a flap (counted); a new deployment is not."""
