@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from quantum_gate.histograms import Histogram, histogram
+from quantum_gate.histograms import Histogram, confidence_histogram
 from quantum_gate.modelstats import model_names
 from quantum_gate.vocabulary import BASE_ACTIONS, OTHER_LABEL
 from quantum_gate.windows import ModelColumns, Window
@@ -281,15 +281,13 @@ def histogram_json(hist: Histogram) -> dict[str, Any]:
 
 def histograms_document(post: Window, pre: Window, bins_per_unit: int) -> dict[str, Any]:
     bins, lo, hi = histogram_range(bins_per_unit)
-    empty = np.empty(0, dtype=np.float64)
-    models: dict[str, Any] = {}
-    for name in model_names(post, pre):
-        sides = {}
-        for side, window in (("pre", pre), ("post", post)):
-            columns = window.model(name)
-            values = columns.confidence if columns is not None else empty
-            sides[side] = histogram_json(histogram(values, bins, lo, hi))
-        models[name] = sides
+    models = {
+        name: {
+            side: histogram_json(confidence_histogram(window, name, bins, lo, hi))
+            for side, window in (("pre", pre), ("post", post))
+        }
+        for name in model_names(post, pre)
+    }
     edges = [round(lo + (hi - lo) * i / bins, 12) for i in range(bins + 1)]
     return {
         "bins": bins,

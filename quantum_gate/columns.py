@@ -59,6 +59,9 @@ class WindowColumns:
         # (``notes``). At most ``capacity`` are kept: the newest, whatever order they arrived in.
         self._notes: list[Note] = []
         self._summary: NoteSummary | None = None
+        # Moves on with every change a reader can see (staged events: when they are flushed), so a
+        # frozen copy of an unchanged window can be reused with what was computed from it.
+        self._revision = 0
         # The stage: per event its packed key, and (slot, side, symbol, fallback); per valid vote
         # (row, slot, action, variant, flags) and its confidence; per invalid model (row, slot).
         self._stage_limit = min(self.STAGE_EVENTS, capacity)
@@ -72,6 +75,17 @@ class WindowColumns:
     def __len__(self) -> int:
         return self._size
 
+    def revision(self) -> int:
+        """A number that changes whenever what the window holds changes (the stage flushed first)."""
+        if self._staged_keys:
+            self._flush()
+        return self._revision
+
+    def _changed(self) -> None:
+        """Something a reader sees changed: the notes' summary is stale, the revision moves on."""
+        self._summary = None
+        self._revision += 1
+
     def nbytes(self) -> int:
         arrays = (self._keys, self._side, self._symbol, self._fallback, self._conf, self._action)
         return sum(a.nbytes for a in (*arrays, self._variant, self._flags))
@@ -83,6 +97,7 @@ class WindowColumns:
         count = len(self._staged_keys)
         if not count:
             return
+        self._revision += 1
         events = np.array(self._staged_events, dtype=np.intp).reshape(count, 4)
         slots = events[:, 0]
         self._keys[slots] = self._staged_keys
@@ -155,7 +170,7 @@ class WindowColumns:
             self.vocabulary.evictions += 1
         self._size = count
         self._next = count % self.capacity
-        self._summary = None
+        self._changed()
 
     def _copy_in_order(self, twin: WindowColumns) -> None:
         """Give ``twin`` copies of these columns, rows and notes, oldest event first in slots [0, size)."""
@@ -177,6 +192,7 @@ class WindowColumns:
         # of a large, mostly empty window is never touched, so it costs address space, not RSS. Every
         # slot gets its NO_ACTION / zero flags when an event is flushed into it.
         used = min(self._size, self.capacity)
+        self._revision += 1
         self._conf = _grown(self._conf, np.nan, used)
         self._action = _grown(self._action, NO_ACTION, used)
         self._variant = _grown(self._variant, -1, used)
@@ -226,6 +242,8 @@ class WindowColumns:
 
     def _release_rows(self, codes: list[int]) -> None:
         """The vocabulary released these model codes: their rows (empty here) become free."""
+        if codes:
+            self._revision += 1
         for code in codes:
             row = self._row_of.pop(code, None)
             if row is not None:
@@ -239,6 +257,7 @@ class WindowColumns:
         """Re-express the action, variant and symbol codes of slots [0, size) in ``target``'s tables
         (the stage flushed, the model rows already moved)."""
         own, used = self.vocabulary, self._size
+        self._revision += 1
         voted = self._action[:, :used] != NO_ACTION
         _recode(self._action, own.actions, target.actions, used)
         _recode(self._side, own.actions, target.actions, used)
@@ -249,7 +268,7 @@ class WindowColumns:
 
     def _note(self, note: Note) -> None:
         self._notes.append(note)
-        self._summary = None
+        self._changed()
         if len(self._notes) > 2 * self.capacity:  # amortised: prune to ``capacity`` now and then
             self._prune_notes()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from quantum_gate.modelstats import model_names
+from quantum_gate.modelstats import ModelView, model_names
 from quantum_gate.windows import Window
 
 # The page's default: 22 bins 0.05 wide over [0, 1.1], so 1.0 is a bin edge and the known constants
@@ -59,13 +59,39 @@ def histogram(values: npt.NDArray[np.float64], bins: int, lo: float, hi: float) 
     )
 
 
+def sorted_histogram(ordered: npt.NDArray[np.float64], bins: int, lo: float, hi: float) -> Histogram:
+    """``histogram`` of values already sorted ascending, equal to it count for count, by one binary
+    search per edge instead of a pass over the values. Bin i holds ``edges[i] < v <= edges[i+1]``, the
+    first also everything up to ``edges[1]``, the last everything above ``edges[bins - 1]``: so the
+    bins' bounds are the counts of values <= each inner edge. NaN (which a hand-built window may hold;
+    it sorts last) takes the direct form."""
+    if ordered.size and np.isnan(ordered[-1]):
+        return histogram(ordered, bins, lo, hi)
+    if bins < 1:
+        raise ValueError("a histogram needs at least one bin")
+    if not hi > lo:
+        raise ValueError("a histogram needs hi > lo")
+    edges = _edges(lo, hi, bins)
+    inner = np.searchsorted(ordered, edges[1:bins], side="right")
+    bounds = np.concatenate(([0], inner, [ordered.size]))
+    return Histogram(
+        lo=lo,
+        hi=hi,
+        counts=tuple(int(count) for count in np.diff(bounds)),
+        below=int(np.searchsorted(ordered, lo, side="left")),
+        above=int(ordered.size - np.searchsorted(ordered, hi, side="right")),
+    )
+
+
 def confidence_histogram(
     window: Window, model: str, bins: int = PAGE_BINS, lo: float = PAGE_LO, hi: float = PAGE_HI
 ) -> Histogram:
-    """Bin counts of ``model``'s valid confidences in ``window`` (all zero when it never voted)."""
-    columns = window.model(model)
-    values = columns.confidence if columns is not None else np.empty(0, dtype=np.float64)
-    return histogram(values, bins, lo, hi)
+    """Bin counts of ``model``'s valid confidences in ``window`` (all zero when it never voted), from
+    the sorted confidences the evaluation already made of a frozen copy (``ModelView``, kept with it)."""
+    ordered = ModelView.of(window, model).ordered
+    if ordered is None:
+        return histogram(np.empty(0, dtype=np.float64), bins, lo, hi)
+    return sorted_histogram(ordered, bins, lo, hi)
 
 
 def window_histograms(

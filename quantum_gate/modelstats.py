@@ -93,6 +93,10 @@ class ModelView:
 
     @classmethod
     def of(cls, window: Window, model: str) -> ModelView:
+        return window.memoized(("view", model), lambda: cls._read(window, model))
+
+    @classmethod
+    def _read(cls, window: Window, model: str) -> ModelView:
         columns = window.model(model)
         if columns is None or not columns.confidence.size:
             return cls(columns, None)
@@ -101,6 +105,13 @@ class ModelView:
 
 def model_stats(
     window: Window, model: str, suspects: tuple[float, ...], view: ModelView | None = None
+) -> ModelStats:
+    """One model's statistics in ``window`` (``view``: its ``ModelView``, if the caller has it)."""
+    return window.memoized(("stats", model, suspects), lambda: _model_stats(window, model, suspects, view))
+
+
+def _model_stats(
+    window: Window, model: str, suspects: tuple[float, ...], view: ModelView | None
 ) -> ModelStats:
     view = view or ModelView.of(window, model)
     columns = view.columns
@@ -263,6 +274,10 @@ def _number_label(value: float) -> str:
 
 
 def ensemble_stats(window: Window) -> EnsembleStats:
+    return window.memoized("ensemble", lambda: _ensemble_stats(window))
+
+
+def _ensemble_stats(window: Window) -> EnsembleStats:
     events = len(window)
     if not events:
         return EnsembleStats(0, {}, None, None, None, None)

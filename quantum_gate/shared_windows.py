@@ -28,6 +28,8 @@ class SharedWindows:
         self.post, self.pre = self.new_pair()
         self.cutover: Cutover | None = None
         self._cutover_listeners: list[Callable[[], None]] = []
+        # (live baseline, its revision, the frozen copy of it the last evaluation read)
+        self._pre_copy: tuple[Window, int, Window] | None = None
 
     def new_pair(self) -> tuple[Window, Window]:
         """Fresh windows (a backfill fills them before they replace these): the post window's
@@ -49,11 +51,25 @@ class SharedWindows:
     def replace(self, post: Window, pre: Window, cutover: Cutover) -> None:
         """Under the lock: adopt windows rebuilt for ``cutover`` (a backfill)."""
         self.post, self.pre = post, pre
+        self._pre_copy = None  # the old baseline's copy: not read again, not kept
         self.set_cutover(cutover)
 
     def frozen(self) -> tuple[Window, Window]:
-        """Under the lock: copies of both windows the evaluation reads outside it."""
-        return frozen_pair(self.post, self.pre)
+        """Under the lock: copies of both windows the evaluation reads outside it.
+
+        The baseline rarely changes once a cutover is adopted, so the copy of an unchanged baseline
+        (the same window at the same revision) is handed out again, with the statistics the earlier
+        evaluations kept on it (``Window.memoized``): each tick then sorts and summarises only the
+        post window. Its label codes still read right in the post copy's newer vocabulary: codes are
+        never reassigned while a window (here the live baseline, unchanged) holds them."""
+        post, pre = self.post, self.pre
+        revision = pre.revision()
+        kept = self._pre_copy
+        if kept is not None and kept[0] is pre and kept[1] == revision:
+            return post.frozen_copy(post.vocabulary.frozen_copy()), kept[2]
+        post_copy, pre_copy = frozen_pair(post, pre)
+        self._pre_copy = (pre, revision, pre_copy)
+        return post_copy, pre_copy
 
     def rate(self, clock: Callable[[], float]) -> float | None:
         """The event rate now, by the pipeline's one definition (from the windows); unknown while no

@@ -17,8 +17,9 @@ Pure: no I/O, no clock. The daemon and ``check`` both fill windows through ``Win
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,8 @@ from quantum_gate.contract import Event, Skip, SkipReason
 from quantum_gate.notes import Note, WindowCounters
 from quantum_gate.streamids import INT64_MAX, SEQ_BITS, SEQ_MAX, StreamId
 from quantum_gate.vocabulary import OTHER_LABEL, Vocabulary
+
+_Computed = TypeVar("_Computed")
 
 
 @dataclass
@@ -47,6 +50,19 @@ class WindowViews(WindowColumns):
     until the window changes), and frozen copies to read outside the lock that guards the window."""
 
     name: str
+    # What was computed from a frozen copy (which never changes), kept with it; None on a live window.
+    _memo: dict[Hashable, Any] | None = None
+
+    def memoized(self, key: Hashable, compute: Callable[[], _Computed]) -> _Computed:
+        """``compute()``, kept with a frozen copy for as long as the copy lives (the daemon reuses the
+        copy of an unchanged baseline across evaluations, so its statistics are computed once);
+        computed afresh on every call on a live window, which may change in between."""
+        memo = self._memo
+        if memo is None:
+            return compute()
+        if key not in memo:
+            memo[key] = compute()
+        return cast(_Computed, memo[key])
 
     def keys(self) -> npt.NDArray[np.int64]:
         return self._chronological(self._keys)
@@ -63,6 +79,9 @@ class WindowViews(WindowColumns):
 
     def models(self) -> list[str]:
         """The models with a vote (valid or invalid) among the events the window holds now."""
+        return list(self.memoized("models", self._models))
+
+    def _models(self) -> list[str]:
         if not self._row_of:
             return []
         live = self._live_rows()
@@ -70,6 +89,10 @@ class WindowViews(WindowColumns):
         return [names[code] for code, row in self._row_of.items() if live[row]]
 
     def model(self, name: str) -> ModelColumns | None:
+        """``name``'s votes in window order; None when it holds none (valid or invalid)."""
+        return self.memoized(("model", name), lambda: self._model(name))
+
+    def _model(self, name: str) -> ModelColumns | None:
         code = self.vocabulary.models.lookup(name)
         row = self._row_of.get(code) if code is not None else None
         if row is None:
@@ -126,6 +149,7 @@ class WindowViews(WindowColumns):
         twin.counters = WindowCounters(Counter(self.counters.skipped), self.counters.refused_keys)
         self._copy_in_order(twin)
         twin._bind(vocabulary)
+        twin._memo = {}
         return twin
 
     def _bind(self, vocabulary: Vocabulary) -> None:
@@ -267,7 +291,7 @@ class Window(WindowViews):
         if dropped:
             self._compact(keep)
         self._notes = [note for note in self._notes if note.key >= packed_key]
-        self._summary = None
+        self._changed()
         return dropped
 
     def reverse(self) -> None:

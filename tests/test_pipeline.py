@@ -6,20 +6,35 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import RedisServer, envelope, payload
 from daemonkit import make_settings, tailing, wait_until, write_atomically
-from eventkit import CUTOVER, CUTOVER_MS, collapsed_entries, event, healthy_entries, healthy_events
+from eventkit import (
+    CUTOVER,
+    CUTOVER_MS,
+    collapsed_entries,
+    event,
+    healthy_entries,
+    healthy_events,
+    healthy_vote,
+)
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from quantum_gate import evaluator as evaluator_module
 from quantum_gate.config import Settings
 from quantum_gate.contract import Skip, SkipReason
 from quantum_gate.cutover import Cutover
 from quantum_gate.daemon import Daemon
+from quantum_gate.histograms import window_histograms
+from quantum_gate.modelstats import ModelView, ensemble_stats, model_stats
 from quantum_gate.pipeline import evaluate_document, rate_from_windows
+from quantum_gate.shared_windows import SharedWindows
 from quantum_gate.streamids import SEQ_BITS, StreamId
 from quantum_gate.windows import Window, frozen_pair, window_pair
 
@@ -72,6 +87,86 @@ def test_a_frozen_pair_does_not_follow_the_live_pair() -> None:
     assert frozen_post.keys().tolist() == keys.tolist()
     assert "patchtst" not in frozen_post.models()
     assert evaluate_document(frozen_post, frozen_pre, CUTOVER, SETTINGS, NOW)[1] == before
+
+
+def test_what_is_computed_from_a_frozen_copy_is_kept_with_it_and_never_from_a_live_window() -> None:
+    post, pre = busy_pair()
+    frozen_post, _ = frozen_pair(post, pre)
+    suspects = SETTINGS.gate.suspect_constants
+    assert ModelView.of(frozen_post, "xgb") is ModelView.of(frozen_post, "xgb")
+    assert model_stats(frozen_post, "xgb", suspects) is model_stats(frozen_post, "xgb", suspects)
+    assert ensemble_stats(frozen_post) is ensemble_stats(frozen_post)
+    assert ModelView.of(post, "xgb") is not ModelView.of(post, "xgb")  # a live window may change between
+    assert model_stats(post, "xgb", suspects) is not model_stats(post, "xgb", suspects)
+    assert model_stats(frozen_post, "xgb", (0.75,)) != model_stats(frozen_post, "xgb", (0.5,))  # keyed
+
+
+def test_the_copy_of_an_unchanged_baseline_is_handed_out_again_and_any_change_makes_a_new_one() -> None:
+    shared = SharedWindows(SETTINGS)
+    shared.post, shared.pre = busy_pair()
+    first_post, first_pre = shared.frozen()
+    second_post, second_pre = shared.frozen()
+    assert second_pre is first_pre  # unchanged baseline: the same copy, statistics and all
+    assert second_post is not first_post  # the post window is copied at every evaluation
+    changes: list[Callable[[Window], object]] = [
+        lambda pre: pre.add(event(CUTOVER_MS - 1_000, {"xgb": ("SELL", 0.61)})),
+        lambda pre: pre.note_skip(Skip(SkipReason.BAD_JSON), StreamId(CUTOVER_MS - 999, 0)),
+        lambda pre: pre.retain_from(int(pre.keys()[3])),
+        lambda pre: pre.reverse(),
+    ]
+    for change in changes:
+        change(shared.pre)
+        changed_pre = shared.frozen()[1]
+        assert changed_pre is not first_pre
+        assert shared.frozen()[1] is changed_pre
+        first_pre = changed_pre
+    shared.pre = Window("pre", 30, shared.post.vocabulary)  # a new baseline (a cutover's backfill)
+    assert shared.frozen()[1] is not first_pre
+    assert len(shared.frozen()[1]) == 0
+
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["post", "post", "pre", "skip_pre", "retain_pre", "reverse_pre", "new_pre"]),
+        st.integers(0, 2**16),
+    ),
+    max_size=40,
+)
+_MODELS = ("xgb", "lgbm", "nhits", "tft")  # four models against a cap of three: rows are released
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(_STEPS)
+def test_a_reused_baseline_copy_evaluates_exactly_like_a_fresh_copy(steps: list[tuple[str, int]]) -> None:
+    """The daemon evaluates the copy of an unchanged baseline again, with its kept statistics, next to
+    a fresh copy of the post window in a newer vocabulary. After any sequence of changes, the document
+    and the histograms equal those of fresh copies of both windows."""
+    shared = SharedWindows(SETTINGS)
+    shared.post, shared.pre = window_pair(12, 9, max_models=3, max_symbols=4)
+    ms = CUTOVER_MS - 60_000
+    for step, seed in steps:
+        ms += 1 + seed % 3
+        chosen = [model for bit, model in enumerate(_MODELS) if seed >> bit & 1] or ["xgb"]
+        votes = {model: healthy_vote(seed, offset) for offset, model in enumerate(chosen)}
+        symbol = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT")[seed % 5]
+        if step == "post":
+            shared.post.add(event(ms + 120_000, votes, symbol=symbol, side=("BUY", "SELL")[seed % 2]))
+        elif step == "pre":
+            shared.pre.add(event(ms, votes, symbol=symbol))
+        elif step == "skip_pre":
+            shared.pre.note_skip(Skip(SkipReason.BAD_JSON, invalid_models=("lgbm",)), StreamId(ms, 0))
+        elif step == "retain_pre" and len(shared.pre):
+            shared.pre.retain_from(int(shared.pre.keys()[seed % len(shared.pre)]))
+        elif step == "reverse_pre":
+            shared.pre.reverse()
+        elif step == "new_pre":
+            shared.pre = Window("pre", 9, shared.post.vocabulary)
+        kept_post, kept_pre = shared.frozen()
+        fresh_post, fresh_pre = frozen_pair(shared.post, shared.pre)
+        kept = evaluate_document(kept_post, kept_pre, CUTOVER, SETTINGS, NOW)
+        fresh = evaluate_document(fresh_post, fresh_pre, CUTOVER, SETTINGS, NOW)
+        assert kept[1] == fresh[1]
+        assert window_histograms(kept_post, kept_pre) == window_histograms(fresh_post, fresh_pre)
 
 
 def test_the_rate_is_the_windows_events_within_the_horizon() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from snapshotkit import published
 
 from quantum_gate.config import Settings
@@ -17,7 +19,13 @@ from quantum_gate.contract import Event, Vote
 from quantum_gate.cutover import Cutover
 from quantum_gate.exporter import Snapshot
 from quantum_gate.gate import evaluate
-from quantum_gate.histograms import PAGE_BINS, confidence_histogram, histogram, window_histograms
+from quantum_gate.histograms import (
+    PAGE_BINS,
+    confidence_histogram,
+    histogram,
+    sorted_histogram,
+    window_histograms,
+)
 from quantum_gate.report import gate_document
 from quantum_gate.statuspage import refresh_seconds, render_status_page
 from quantum_gate.streamids import StreamId
@@ -316,6 +324,27 @@ def test_histogram_of_a_window_per_model() -> None:
 def test_histogram_refuses_nonsense(bins: int, lo: float, hi: float) -> None:
     with pytest.raises(ValueError, match="histogram"):
         histogram(np.array([0.5]), bins, lo, hi)
+    with pytest.raises(ValueError, match="histogram"):
+        sorted_histogram(np.array([0.5]), bins, lo, hi)
+
+
+# Values on and around the page's edges (0.05 steps), the contract's range and beyond, and the floats a
+# hand-built window may hold (signed zeros, infinities, NaN).
+_EDGY = st.sampled_from([0.0, -0.0, 0.05, 0.5, 0.7, 0.75, 1.0, 1.05, 1.1, -0.1, 1.2, np.inf, -np.inf, np.nan])
+_VALUES = st.lists(st.one_of(_EDGY, st.floats(-0.5, 1.6), st.floats(allow_nan=True)), max_size=60)
+
+
+@given(_VALUES, st.integers(1, 30), st.sampled_from([(0.0, 1.1), (0.0, 1.0), (-0.2, 1.3), (0.5, 0.75)]))
+@example([0.05, 0.1, 1.1, 1.1000000001], PAGE_BINS, (0.0, 1.1))
+@example([], 3, (0.0, 1.0))
+def test_the_histogram_of_sorted_values_equals_the_direct_one(
+    values: list[float], bins: int, bounds: tuple[float, float]
+) -> None:
+    """The daemon bins the sorted confidences its evaluation already made (a binary search per edge);
+    the result is the direct pass's, count for count, below and above included."""
+    raw = np.array(values, dtype=np.float64)
+    lo, hi = bounds
+    assert sorted_histogram(np.sort(raw), bins, lo, hi) == histogram(raw, bins, lo, hi)
 
 
 # ---- numbers that agree (issue 10.6) -------------------------------------------------------------------
