@@ -209,6 +209,31 @@ def test_ks_2samp_asymptotic_sizes_match_scipy(n1: int, n2: int, kind: str, shif
     assert_ks_matches(first, second)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    first=st.lists(confidence, min_size=1, max_size=80),
+    second=st.lists(confidence, min_size=1, max_size=80),
+    grid_points=st.integers(1, 12),
+)
+def test_the_pruned_search_finds_the_full_merges_extremes(
+    first: list[float], second: list[float], grid_points: int
+) -> None:
+    """ks_statistic's pruned search (a coarse grid, then only the bins that can hold a larger
+    difference) returns the very floats the full merge finds, whatever the ties and the grid."""
+    ordered1, ordered2 = np.sort(np.array(first)), np.sort(np.array(second))
+    full = stats._merged_cdf_differences(ordered1, ordered2)
+    found = stats.pruned_cdf_extremes(ordered1, ordered2, grid_points=grid_points, max_share=1.0)
+    assert found == (float(np.max(full)), float(-np.min(full)))
+
+
+@pytest.mark.parametrize(("kind", "shift"), [("normal", 0.0), ("normal", 0.02), ("ties", 0.0), ("ties", 0.1)])
+def test_large_windows_take_the_pruned_search_and_keep_scipys_statistic(kind: str, shift: float) -> None:
+    first, second = sample(3, 100_000, kind, 0.0), sample(4, 90_000, kind, shift)
+    ordered1, ordered2 = np.sort(first), np.sort(second)
+    assert stats.pruned_cdf_extremes(ordered1, ordered2) is not None  # the pruned search answered
+    assert_ks_matches(first, second)
+
+
 # ---- the exact recursions, bit for bit against scipy's own ------------------------------------------
 
 
