@@ -59,9 +59,7 @@ class WindowColumns:
         # (``notes``). At most ``capacity`` are kept: the newest, whatever order they arrived in.
         self._notes: list[Note] = []
         self._summary: NoteSummary | None = None
-        # Moves on with every change a reader can see (staged events: when they are flushed), so a
-        # frozen copy of an unchanged window can be reused with what was computed from it.
-        self._revision = 0
+        self._revision = 0  # moves on with every change a reader can see (``WindowViews.revision``)
         # The stage: per event its packed key, and (slot, side, symbol, fallback); per valid vote
         # (row, slot, action, variant, flags) and its confidence; per invalid model (row, slot).
         self._stage_limit = min(self.STAGE_EVENTS, capacity)
@@ -74,12 +72,6 @@ class WindowColumns:
 
     def __len__(self) -> int:
         return self._size
-
-    def revision(self) -> int:
-        """A number that changes whenever what the window holds changes (the stage flushed first)."""
-        if self._staged_keys:
-            self._flush()
-        return self._revision
 
     def _changed(self) -> None:
         """Something a reader sees changed: the notes' summary is stale, the revision moves on."""

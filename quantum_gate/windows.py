@@ -64,6 +64,13 @@ class WindowViews(WindowColumns):
             memo[key] = compute()
         return cast(_Computed, memo[key])
 
+    def revision(self) -> int:
+        """A number that moves on whenever what the window holds changes (staged adds: when they are
+        flushed, which this does first), so a frozen copy of an unchanged window can be reused."""
+        if self._staged_keys:
+            self._flush()
+        return self._revision
+
     def keys(self) -> npt.NDArray[np.int64]:
         return self._chronological(self._keys)
 
