@@ -7,6 +7,7 @@ kept raw in every statistic and reported as a contract violation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,7 +204,7 @@ def _distribution(
             suspect_counts=tuple(float(np.count_nonzero(values == c)) for c in suspects),
             suspect_total=float(np.count_nonzero(np.isin(values, suspects))),
         )
-    p10, p90 = (float(v) for v in np.percentile(ordered, [10, 90]))
+    p10, p90 = percentile_of_sorted(ordered, 10 / 100), percentile_of_sorted(ordered, 90 / 100)
     starts = np.empty(ordered.size, dtype=np.bool_)
     starts[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
@@ -226,6 +227,24 @@ def _distribution(
         suspect_counts=tuple(float(n) for n in count_equal(wanted)),
         suspect_total=float(count_equal(np.unique(wanted)).sum()),
     )
+
+
+def percentile_of_sorted(ordered: npt.NDArray[np.float64], fraction: float) -> float:
+    """``np.percentile(ordered, 100 * fraction)`` (method "linear") of values sorted ascending, with no
+    NaN: the same float, by numpy's own arithmetic on the two order statistics around the virtual
+    index (numpy's ``_quantile`` and ``_lerp``), without the partition it runs over the whole array.
+    ``fraction`` is the percentage divided by 100, as numpy divides it."""
+    last = ordered.size - 1
+    virtual = last * fraction
+    if virtual >= last:  # numpy takes index -1 for both neighbours, and the weight from that -1
+        previous, following = -1, -1
+    else:
+        previous = math.floor(virtual)
+        following = previous + 1
+    low, high = float(ordered[previous]), float(ordered[following])
+    gamma = virtual - previous
+    step = high - low  # inf - inf is NaN here as in numpy (a hand-built window may hold infinities)
+    return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
 
 
 def _empty_stats(invalid: int, presence: float | None = None) -> ModelStats:

@@ -29,7 +29,7 @@ from quantum_gate.compare import compare
 from quantum_gate.config import GateSettings
 from quantum_gate.contract import Event, Vote
 from quantum_gate.gate import event_rate_per_minute, progress
-from quantum_gate.modelstats import ModelStats, ensemble_stats, model_stats
+from quantum_gate.modelstats import ModelStats, ensemble_stats, model_stats, percentile_of_sorted
 from quantum_gate.verdicts import Verdict
 from quantum_gate.vocabulary import Vocabulary
 from quantum_gate.windows import Window
@@ -579,3 +579,36 @@ def test_a_printed_value_reads_like_the_check_decided(
     as_percent = readable(nudged, comparator, threshold, digits=1, style="f", scale=100)
     with localcontext(prec=800):  # exact decimal arithmetic for the reading
         assert holds(Decimal(as_percent) / 100, comparator, line) == passed
+
+
+_PERCENTILE_VALUES = st.lists(
+    st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0, 0.5, 0.65, 0.75, 1.0]),
+    min_size=1,
+    max_size=300,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PERCENTILE_VALUES)
+def test_percentiles_of_sorted_values_are_numpys_to_the_bit(values: list[float]) -> None:
+    """P10 and P90 gate (their spread is a check): the two order statistics and numpy's own arithmetic
+    give the floats ``np.percentile`` gives, infinities and NaN results included."""
+    raw = np.array(values, dtype=np.float64)
+    ordered = np.sort(raw)
+    for percent in (10, 90):
+        with np.errstate(all="ignore"):  # infinities: numpy's inf - inf, silently NaN in Python too
+            expected = float(np.percentile(raw, percent))
+        found = percentile_of_sorted(ordered, percent / 100)
+        # Equal as numbers; the sign of a zero may differ where -0.0 and 0.0 both occur, since which
+        # of two equal values lands at an index depends on numpy's partition, not on the values.
+        assert found == expected or (math.isnan(found) and math.isnan(expected)), (percent, found, expected)
+
+
+@pytest.mark.parametrize("size", [2, 10, 11, 101, 99_999, 100_000, 100_001])
+def test_percentiles_of_large_sorted_windows_are_numpys(size: int) -> None:
+    raw = np.random.default_rng(size).random(size)
+    raw[::3] = 0.75  # a rule constant: many ties
+    ordered = np.sort(raw)
+    assert [percentile_of_sorted(ordered, p / 100) for p in (10, 90)] == [
+        float(v) for v in np.percentile(raw, [10, 90])
+    ]
