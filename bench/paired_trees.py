@@ -31,9 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
-from bench.run import BASE_MS, MODELS, markdown_table
+from bench.run import add_tick_events, markdown_table, synthetic_windows
 
 OLD_PACKAGE = "quantum_gate_old"
 
@@ -54,37 +52,13 @@ def _module(package: str, name: str) -> ModuleType:
     return importlib.import_module(f"{package}.{name}")
 
 
-def fill_windows(package: str, size: int, seed: int) -> tuple[Any, Any]:
-    """``bench.run.synthetic_windows``'s windows, built with ``package``'s own classes."""
-    contract, ids = _module(package, "contract"), _module(package, "streamids")
-    post, pre = _module(package, "windows").window_pair(size, size)
-    rng = np.random.default_rng(seed)
-    actions = ("BUY", "SELL", "HOLD")
-    for window, start in ((pre, BASE_MS), (post, BASE_MS + 10 * size + 1)):
-        confidences = rng.random((size, len(MODELS)))
-        confidences[:, 1] = np.where(rng.random(size) < 0.5, 0.75, confidences[:, 1])
-        codes = rng.integers(0, 3, (size, len(MODELS))).tolist()
-        fallback = (rng.random(size) < 0.3).tolist()
-        rows = confidences.tolist()
-        for i in range(size):
-            votes = tuple(
-                contract.Vote(model, actions[codes[i][m]], rows[i][m], model, False, False)
-                for m, model in enumerate(MODELS)
-            )
-            window.add(
-                contract.Event(ids.StreamId(start + 10 * i, 0), "BTCUSDT", "BUY", fallback[i], votes, (), 0)
-            )
-    return post, pre
-
-
 class Tree:
     """One tree's windows and the timed steps of its evaluation."""
 
     def __init__(self, package: str, size: int, seed: int) -> None:
         self.package = package
-        self.post, self.pre = fill_windows(package, size, seed)
+        self.post, self.pre = synthetic_windows(size, seed, package)
         self.settings = _module(package, "config").Settings()
-        self.newest = int(self.post.first_last_ms()[1])
         self._copy: Callable[[], tuple[Any, Any]]
         if package == "quantum_gate":
             shared = _module(package, "shared_windows").SharedWindows(self.settings)
@@ -94,13 +68,8 @@ class Tree:
             frozen_pair = _module(package, "windows").frozen_pair
             self._copy = lambda: frozen_pair(self.post, self.pre)
 
-    def add_new_events(self, round_number: int, count: int = 60) -> None:
-        contract, ids = _module(self.package, "contract"), _module(self.package, "streamids")
-        for index in range(count):
-            self.newest += 10
-            confidence = ((round_number * count + index) * 0.618034) % 1.0
-            votes = tuple(contract.Vote(model, "BUY", confidence, model, False, False) for model in MODELS)
-            self.post.add(contract.Event(ids.StreamId(self.newest, 0), "BTCUSDT", "BUY", False, votes, (), 0))
+    def add_new_events(self, round_number: int) -> None:
+        add_tick_events(self.post, round_number, self.package)
 
     def cold(self) -> float:
         """ms of ``gate.evaluate`` with the comparison on the live windows."""

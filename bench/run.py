@@ -21,6 +21,7 @@ with peak RSS from the kernel's accounting of that one child (``os.wait4``'s rus
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -491,13 +492,12 @@ def check_vs_drain(ctx: BenchContext) -> str:
 # ---- section: evaluation time against window size -----------------------------------------------------
 
 
-def synthetic_windows(size: int, seed: int) -> tuple[Any, Any]:
-    """A post and a pre window of ``size`` events each, 4-model breakdowns, filled through Window.add."""
-    from quantum_gate.contract import Event, Vote
-    from quantum_gate.streamids import StreamId
-    from quantum_gate.windows import window_pair
-
-    post, pre = window_pair(size, size)
+def synthetic_windows(size: int, seed: int, package: str = "quantum_gate") -> tuple[Any, Any]:
+    """A post and a pre window of ``size`` events each, 4-model breakdowns, filled through Window.add,
+    built with ``package``'s classes (``bench.paired_trees`` builds the same windows in another tree)."""
+    contract = importlib.import_module(f"{package}.contract")
+    ids = importlib.import_module(f"{package}.streamids")
+    post, pre = importlib.import_module(f"{package}.windows").window_pair(size, size)
     rng = np.random.default_rng(seed)
     actions = ("BUY", "SELL", "HOLD")
     for window, start in ((pre, BASE_MS), (post, BASE_MS + 10 * size + 1)):
@@ -509,10 +509,27 @@ def synthetic_windows(size: int, seed: int) -> tuple[Any, Any]:
         for i in range(size):
             row, acts = conf_list[i], codes[i]
             votes = tuple(
-                Vote(model, actions[acts[m]], row[m], model, False, False) for m, model in enumerate(MODELS)
+                contract.Vote(model, actions[acts[m]], row[m], model, False, False)
+                for m, model in enumerate(MODELS)
             )
-            window.add(Event(StreamId(start + 10 * i, 0), "BTCUSDT", "BUY", fallback[i], votes, (), 0))
+            window.add(
+                contract.Event(ids.StreamId(start + 10 * i, 0), "BTCUSDT", "BUY", fallback[i], votes, (), 0)
+            )
     return post, pre
+
+
+def add_tick_events(post: Any, round_number: int, package: str = "quantum_gate", count: int = 60) -> None:
+    """``count`` new events after the newest in ``post`` (a minute of a busy engine's decisions between
+    two daemon ticks), the same for every tree given the same ``round_number``."""
+    contract = importlib.import_module(f"{package}.contract")
+    ids = importlib.import_module(f"{package}.streamids")
+    newest = int(post.first_last_ms()[1])
+    for index in range(count):
+        confidence = ((round_number * count + index) * 0.618034) % 1.0
+        votes = tuple(contract.Vote(model, "BUY", confidence, model, False, False) for model in MODELS)
+        post.add(
+            contract.Event(ids.StreamId(newest + 10 * (index + 1), 0), "BTCUSDT", "BUY", False, votes, (), 0)
+        )
 
 
 def time_evaluate(post: Any, pre: Any, compare: bool, repeat: int) -> float:
@@ -534,23 +551,16 @@ def time_daemon_tick(post: Any, pre: Any, repeat: int) -> float:
     after new events reached the post window since the previous tick. The first tick after a cutover
     costs what ``time_evaluate`` measures; this is every tick after it."""
     from quantum_gate.config import Settings
-    from quantum_gate.contract import Event, Vote
     from quantum_gate.gate import evaluate
     from quantum_gate.shared_windows import SharedWindows
-    from quantum_gate.streamids import StreamId
 
     settings = Settings()
     shared = SharedWindows(settings)
     shared.post, shared.pre = post, pre
     evaluate(*shared.frozen(), None, settings.gate, now=time.time(), rate_per_minute=None)  # the first tick
-    newest = int(post.first_last_ms()[1])
     timings = []
     for tick in range(repeat):
-        for index in range(60):  # a minute of a busy engine's decisions since the previous tick
-            newest += 10
-            confidence = ((tick * 60 + index) * 0.618034) % 1.0
-            votes = tuple(Vote(model, "BUY", confidence, model, False, False) for model in MODELS)
-            post.add(Event(StreamId(newest, 0), "BTCUSDT", "BUY", False, votes, (), 0))
+        add_tick_events(post, tick)
         started = time.perf_counter()
         frozen_post, frozen_pre = shared.frozen()
         evaluate(frozen_post, frozen_pre, None, settings.gate, now=time.time(), rate_per_minute=None)

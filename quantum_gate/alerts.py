@@ -36,6 +36,7 @@ class Alerts:
                 if alert == "low_event_rate"
                 else {"models": result.collapsed_models()}
             )
-            log.warning("alert.raised", alert=alert, **details) if active else log.info(
-                "alert.cleared", alert=alert, **details
-            )
+            if active:
+                log.warning("alert.raised", alert=alert, **details)
+            else:
+                log.info("alert.cleared", alert=alert, **details)

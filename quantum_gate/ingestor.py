@@ -176,9 +176,8 @@ class Ingestor:
             newest: list[RawEntry] = client.xrevrange(self.settings.redis.stream, count=1)  # type: ignore[assignment]
             with self.lock:
                 self.progress.last_id = (entry_id(newest[0][0]) if newest else None) or StreamId(0, 0)
-                self.progress.backlog_end = (
-                    self.progress.last_id
-                )  # no cutover yet: its backfill counts up to here
+                # No cutover yet: its backfill counts up to here, the tail what comes after.
+                self.progress.backlog_end = self.progress.last_id
         if not self.ready.is_set():
             self.ready.set()
             self.request_evaluation()

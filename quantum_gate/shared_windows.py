@@ -51,7 +51,6 @@ class SharedWindows:
     def replace(self, post: Window, pre: Window, cutover: Cutover) -> None:
         """Under the lock: adopt windows rebuilt for ``cutover`` (a backfill)."""
         self.post, self.pre = post, pre
-        self._pre_copy = None  # the old baseline's copy: not read again, not kept
         self.set_cutover(cutover)
 
     def frozen(self) -> tuple[Window, Window]:
